@@ -1,0 +1,365 @@
+//! A domain's guardian settings, their defaults and the rules for changing them.
+
+use super::error::ValidationError;
+use super::ids::DomainName;
+use chrono::{DateTime, Utc};
+
+/// The kind of school; it sets the default of guardian access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstitutionType {
+    /// Primary and secondary: guardian access on by default.
+    PrimarySecondary,
+    /// Higher education: guardian access off by default.
+    HigherEducation,
+}
+
+impl InstitutionType {
+    /// Guardian access for a domain of this type that never chose otherwise.
+    pub fn default_guardian_access(self) -> bool {
+        match self {
+            Self::PrimarySecondary => true,
+            Self::HigherEducation => false,
+        }
+    }
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PrimarySecondary => "PRIMARY_SECONDARY",
+            Self::HigherEducation => "HIGHER_EDUCATION",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::PrimarySecondary, Self::HigherEducation]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
+}
+
+/// Who may invite and remove guardians.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhoCanManage {
+    /// Administrators and the student's verified teachers.
+    VerifiedTeachers,
+    /// Administrators only.
+    DomainAdminsOnly,
+}
+
+impl WhoCanManage {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifiedTeachers => "VERIFIED_TEACHERS",
+            Self::DomainAdminsOnly => "DOMAIN_ADMINS_ONLY",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::VerifiedTeachers, Self::DomainAdminsOnly]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
+}
+
+/// The language of the emails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    /// English.
+    En,
+    /// Dutch.
+    Nl,
+}
+
+impl Locale {
+    /// The language tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Nl => "nl",
+        }
+    }
+
+    /// Parses a language tag (`en`, `nl`, case-insensitive).
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "en" => Ok(Self::En),
+            "nl" => Ok(Self::Nl),
+            _ => Err(ValidationError::invalid(
+                "default_locale",
+                "locale must be \"en\" or \"nl\"",
+            )),
+        }
+    }
+}
+
+/// Inclusive bounds of the numeric settings (api.md).
+pub const TTL_DAYS: (i32, i32) = (1, 120);
+/// Bounds of `max_guardians_per_student`.
+pub const GUARDIANS_PER_STUDENT: (i32, i32) = (1, 20);
+/// Bounds of `max_students_per_guardian`.
+pub const STUDENTS_PER_GUARDIAN: (i32, i32) = (1, 100);
+/// How many partner domains a domain may allowlist.
+pub const MAX_ALLOWLISTED_DOMAINS: usize = 100;
+
+/// The guardian settings of one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainSettings {
+    /// The domain they belong to.
+    pub domain: DomainName,
+    /// The kind of school.
+    pub institution_type: InstitutionType,
+    /// Whether guardians may be invited, accept, and get email.
+    pub guardian_access_enabled: bool,
+    /// Who may manage guardians.
+    pub who_can_manage: WhoCanManage,
+    /// Partner domains whose students may join this domain's courses.
+    pub allowlisted_domains: Vec<DomainName>,
+    /// How long invitations stay acceptable.
+    pub invitation_ttl_days: i32,
+    /// ACCEPTED + PENDING per student.
+    pub max_guardians_per_student: i32,
+    /// Students per guardian address.
+    pub max_students_per_guardian: i32,
+    /// Language of the emails.
+    pub default_locale: Locale,
+    /// Incremented by every stored change; 0 for defaults never stored. The etag is derived from it.
+    pub version: i64,
+    /// When last stored; `None` for defaults never stored.
+    pub update_time: Option<DateTime<Utc>>,
+}
+
+impl DomainSettings {
+    /// What a domain with nothing stored gets: primary/secondary, access on, verified teachers.
+    pub fn defaults(domain: DomainName) -> Self {
+        Self {
+            domain,
+            institution_type: InstitutionType::PrimarySecondary,
+            guardian_access_enabled: InstitutionType::PrimarySecondary.default_guardian_access(),
+            who_can_manage: WhoCanManage::VerifiedTeachers,
+            allowlisted_domains: Vec::new(),
+            invitation_ttl_days: TTL_DAYS.1,
+            max_guardians_per_student: GUARDIANS_PER_STUDENT.1,
+            max_students_per_guardian: 20,
+            default_locale: Locale::En,
+            version: 0,
+            update_time: None,
+        }
+    }
+
+    /// The opaque etag clients send back: the version in quotes, as HTTP does.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+
+    /// Applies a patch and returns the settings to store, enforcing the institution-type rule:
+    /// when the type changes and the patch does not set guardian access, access follows the new
+    /// type's default.
+    pub fn apply(&self, patch: SettingsPatch) -> Result<Self, ValidationError> {
+        let mut next = self.clone();
+        if let Some(kind) = patch.institution_type {
+            if kind != self.institution_type && patch.guardian_access_enabled.is_none() {
+                next.guardian_access_enabled = kind.default_guardian_access();
+            }
+            next.institution_type = kind;
+        }
+        if let Some(enabled) = patch.guardian_access_enabled {
+            next.guardian_access_enabled = enabled;
+        }
+        if let Some(who) = patch.who_can_manage {
+            next.who_can_manage = who;
+        }
+        if let Some(domains) = patch.allowlisted_domains {
+            next.allowlisted_domains = normalise_allowlist(&self.domain, domains)?;
+        }
+        if let Some(days) = patch.invitation_ttl_days {
+            next.invitation_ttl_days = in_range("invitation_ttl_days", days, TTL_DAYS)?;
+        }
+        if let Some(n) = patch.max_guardians_per_student {
+            next.max_guardians_per_student =
+                in_range("max_guardians_per_student", n, GUARDIANS_PER_STUDENT)?;
+        }
+        if let Some(n) = patch.max_students_per_guardian {
+            next.max_students_per_guardian =
+                in_range("max_students_per_guardian", n, STUDENTS_PER_GUARDIAN)?;
+        }
+        if let Some(locale) = patch.default_locale {
+            next.default_locale = locale;
+        }
+        Ok(next)
+    }
+}
+
+/// The fields an update changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsPatch {
+    /// New institution type.
+    pub institution_type: Option<InstitutionType>,
+    /// New guardian access.
+    pub guardian_access_enabled: Option<bool>,
+    /// New management policy.
+    pub who_can_manage: Option<WhoCanManage>,
+    /// New allowlist (replaces the old one).
+    pub allowlisted_domains: Option<Vec<DomainName>>,
+    /// New invitation lifetime.
+    pub invitation_ttl_days: Option<i32>,
+    /// New per-student limit.
+    pub max_guardians_per_student: Option<i32>,
+    /// New per-guardian limit.
+    pub max_students_per_guardian: Option<i32>,
+    /// New email language.
+    pub default_locale: Option<Locale>,
+}
+
+fn in_range(field: &str, value: i32, (min, max): (i32, i32)) -> Result<i32, ValidationError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ValidationError::invalid(
+            field,
+            format!("{field} must be between {min} and {max}"),
+        ))
+    }
+}
+
+fn normalise_allowlist(
+    own: &DomainName,
+    mut domains: Vec<DomainName>,
+) -> Result<Vec<DomainName>, ValidationError> {
+    domains.sort();
+    domains.dedup();
+    if domains.len() > MAX_ALLOWLISTED_DOMAINS {
+        return Err(ValidationError::invalid(
+            "allowlisted_domains",
+            format!("at most {MAX_ALLOWLISTED_DOMAINS} domains may be allowlisted"),
+        ));
+    }
+    if domains.contains(own) {
+        return Err(ValidationError::invalid(
+            "allowlisted_domains",
+            "a domain cannot allowlist itself",
+        ));
+    }
+    Ok(domains)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> DomainSettings {
+        DomainSettings::defaults(DomainName::parse("school.example").unwrap())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = defaults();
+        assert_eq!(s.institution_type, InstitutionType::PrimarySecondary);
+        assert!(s.guardian_access_enabled);
+        assert_eq!(s.who_can_manage, WhoCanManage::VerifiedTeachers);
+        assert_eq!(s.invitation_ttl_days, 120);
+        assert_eq!(s.max_guardians_per_student, 20);
+        assert_eq!(s.max_students_per_guardian, 20);
+        assert_eq!(s.default_locale, Locale::En);
+        assert_eq!(s.etag(), "\"0\"");
+    }
+
+    #[test]
+    fn changing_institution_type_moves_access_to_its_default() {
+        let higher = defaults()
+            .apply(SettingsPatch {
+                institution_type: Some(InstitutionType::HigherEducation),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!higher.guardian_access_enabled);
+        let back = higher
+            .apply(SettingsPatch {
+                institution_type: Some(InstitutionType::PrimarySecondary),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(back.guardian_access_enabled);
+    }
+
+    #[test]
+    fn explicit_access_wins_over_the_type_default() {
+        let s = defaults()
+            .apply(SettingsPatch {
+                institution_type: Some(InstitutionType::HigherEducation),
+                guardian_access_enabled: Some(true),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(s.guardian_access_enabled);
+    }
+
+    #[test]
+    fn unchanged_type_keeps_a_chosen_access() {
+        let off = defaults()
+            .apply(SettingsPatch {
+                guardian_access_enabled: Some(false),
+                ..Default::default()
+            })
+            .unwrap();
+        let same_type = off
+            .apply(SettingsPatch {
+                institution_type: Some(InstitutionType::PrimarySecondary),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!same_type.guardian_access_enabled);
+    }
+
+    #[test]
+    fn numeric_settings_are_bounded_inclusively() {
+        let cases: [(fn(i32) -> SettingsPatch, (i32, i32)); 3] = [
+            (
+                |v| SettingsPatch {
+                    invitation_ttl_days: Some(v),
+                    ..Default::default()
+                },
+                TTL_DAYS,
+            ),
+            (
+                |v| SettingsPatch {
+                    max_guardians_per_student: Some(v),
+                    ..Default::default()
+                },
+                GUARDIANS_PER_STUDENT,
+            ),
+            (
+                |v| SettingsPatch {
+                    max_students_per_guardian: Some(v),
+                    ..Default::default()
+                },
+                STUDENTS_PER_GUARDIAN,
+            ),
+        ];
+        for (patch, (min, max)) in cases {
+            assert!(defaults().apply(patch(min)).is_ok());
+            assert!(defaults().apply(patch(max)).is_ok());
+            assert!(defaults().apply(patch(min - 1)).is_err());
+            assert!(defaults().apply(patch(max + 1)).is_err());
+        }
+    }
+
+    #[test]
+    fn allowlist_is_deduplicated_and_cannot_name_itself() {
+        let d = |s: &str| DomainName::parse(s).unwrap();
+        let s = defaults()
+            .apply(SettingsPatch {
+                allowlisted_domains: Some(vec![d("b.example"), d("a.example"), d("b.example")]),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(s.allowlisted_domains, vec![d("a.example"), d("b.example")]);
+        let own = defaults().apply(SettingsPatch {
+            allowlisted_domains: Some(vec![d("school.example")]),
+            ..Default::default()
+        });
+        assert!(own.is_err());
+    }
+}

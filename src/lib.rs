@@ -1,0 +1,8 @@
+//! guardian-service: the system of record for the links between students and their guardians.
+//!
+//! Layers, each depending only on those before it: [`domain`] (pure rules) <- [`store`]
+//! (persistence) <- [`app`] (use cases) <- [`grpc`] (the v1 contract over tonic).
+
+pub mod domain;
+pub mod store;
+pub mod testing;

@@ -1,0 +1,833 @@
+//! The one conformance suite: every case runs against Postgres and SQLite, each on a fresh
+//! database. A behaviour that differs between the two backends is a bug and becomes a case here.
+
+use super::*;
+use crate::domain::*;
+use chrono::{TimeDelta, TimeZone};
+use std::collections::BTreeSet;
+
+/// Declares each case once per backend.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _db) = crate::testing::postgres_store().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _dir) = crate::testing::sqlite_store().await.expect("sqlite store");
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    settings_are_absent_until_stored_then_versioned,
+    settings_writes_with_a_stale_version_conflict,
+    users_round_trip_update_page_and_delete,
+    user_email_is_unique_across_users,
+    courses_replace_membership_and_answer_who_teaches_whom,
+    invitations_round_trip_by_id_and_token,
+    one_pending_invitation_per_student_and_address,
+    one_accepted_link_per_student_and_guardian,
+    updates_are_compare_and_set_on_the_version,
+    concurrent_updates_from_one_version_let_exactly_one_win,
+    listings_observe_expiry_at_the_given_instant,
+    keyset_paging_sees_each_existing_item_once_despite_concurrent_inserts,
+    links_are_found_by_student_guardian_domain_and_email,
+    events_append_and_page_in_order,
+    outbox_claims_are_disjoint_and_outcomes_recorded,
+    idempotency_records_are_unique_and_purged_by_age,
+    dropping_a_transaction_rolls_it_back,
+);
+
+fn t0() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap() + TimeDelta::microseconds(123_456)
+}
+
+fn domain(name: &str) -> DomainName {
+    DomainName::parse(name).unwrap()
+}
+
+fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+fn email(address: &str) -> Email {
+    Email::parse(address).unwrap()
+}
+
+fn student(id: &str) -> User {
+    User {
+        user_id: uid(id),
+        domain: domain("school.example"),
+        email: email(&format!("{id}@school.example")),
+        role: Role::Student,
+        verified_teacher: false,
+        display_name: format!("Student {id}"),
+        locale: None,
+    }
+}
+
+fn pending(student: &str, address: &str) -> Invitation {
+    let now = t0();
+    Invitation {
+        id: InvitationId::generate(),
+        domain: domain("school.example"),
+        student_id: uid(student),
+        invited_email: email(address),
+        state: InvitationState::Pending,
+        inviter_id: "teacher-1".into(),
+        guardian: None,
+        token_hash: uuid::Uuid::new_v4().simple().to_string(),
+        create_time: now,
+        update_time: now,
+        expire_time: now + TimeDelta::days(120),
+        accept_time: None,
+        version: 1,
+    }
+}
+
+fn accepted(mut inv: Invitation, guardian: &str) -> Invitation {
+    inv.state = InvitationState::Accepted;
+    inv.guardian = Some(GuardianProfile {
+        guardian_id: uid(guardian),
+        email: inv.invited_email.clone(),
+        display_name: "A Parent".into(),
+    });
+    inv.accept_time = Some(t0());
+    inv
+}
+
+async fn insert(store: &Arc<dyn Store>, inv: &Invitation) -> StoreResult<()> {
+    let mut s = store.session().await.unwrap();
+    s.insert_invitation(inv).await
+}
+
+async fn settings_are_absent_until_stored_then_versioned(store: Arc<dyn Store>) {
+    let d = domain("school.example");
+    let mut s = store.session().await.unwrap();
+    assert_eq!(s.get_settings(&d).await.unwrap(), None);
+    let mut wanted = DomainSettings::defaults(d.clone());
+    wanted.who_can_manage = WhoCanManage::DomainAdminsOnly;
+    wanted.allowlisted_domains = vec![domain("a.example"), domain("b.example")];
+    wanted.default_locale = Locale::Nl;
+    wanted.update_time = Some(t0());
+    let stored = s.put_settings(&wanted, 0).await.unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(
+        stored,
+        DomainSettings {
+            version: 1,
+            ..wanted.clone()
+        }
+    );
+    assert_eq!(s.get_settings(&d).await.unwrap(), Some(stored.clone()));
+    let mut next = stored.clone();
+    next.guardian_access_enabled = false;
+    let again = s.put_settings(&next, 1).await.unwrap();
+    assert_eq!(again.version, 2);
+    assert!(!again.guardian_access_enabled);
+}
+
+async fn settings_writes_with_a_stale_version_conflict(store: Arc<dyn Store>) {
+    let d = domain("school.example");
+    let mut s = store.session().await.unwrap();
+    let defaults = DomainSettings::defaults(d.clone());
+    s.put_settings(&defaults, 0).await.unwrap();
+    // A second "first write" and a write from an old version both lose.
+    assert!(matches!(
+        s.put_settings(&defaults, 0).await,
+        Err(StoreError::Conflict)
+    ));
+    s.put_settings(&defaults, 1).await.unwrap();
+    assert!(matches!(
+        s.put_settings(&defaults, 1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_settings(&d).await.unwrap().unwrap().version, 2);
+}
+
+async fn users_round_trip_update_page_and_delete(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    for i in 0..25 {
+        s.upsert_user(&student(&format!("s{i:02}")), t0())
+            .await
+            .unwrap();
+    }
+    let mut teacher = student("t1");
+    teacher.role = Role::Teacher;
+    teacher.verified_teacher = true;
+    teacher.locale = Some(Locale::Nl);
+    s.upsert_user(&teacher, t0()).await.unwrap();
+    assert_eq!(s.get_user(&uid("t1")).await.unwrap(), Some(teacher.clone()));
+    assert_eq!(
+        s.get_user_by_email(&teacher.email).await.unwrap(),
+        Some(teacher.clone())
+    );
+
+    let mut renamed = teacher.clone();
+    renamed.display_name = "Ms T".into();
+    renamed.verified_teacher = false;
+    s.upsert_user(&renamed, t0()).await.unwrap();
+    assert_eq!(s.get_user(&uid("t1")).await.unwrap(), Some(renamed));
+
+    let d = domain("school.example");
+    let mut seen = Vec::new();
+    let mut after: Option<UserId> = None;
+    loop {
+        let page = s
+            .list_users(&d, Some(Role::Student), after.as_ref(), 10)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|u| u.user_id.clone());
+        seen.extend(page.into_iter().map(|u| u.user_id));
+    }
+    assert_eq!(seen.len(), 25);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(s.list_users(&d, None, None, 100).await.unwrap().len(), 26);
+    assert!(
+        s.list_users(&domain("other.example"), None, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(s.delete_user(&uid("s00")).await.unwrap());
+    assert!(!s.delete_user(&uid("s00")).await.unwrap());
+    assert_eq!(s.get_user(&uid("s00")).await.unwrap(), None);
+}
+
+async fn user_email_is_unique_across_users(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    s.upsert_user(&student("s1"), t0()).await.unwrap();
+    let mut clash = student("s2");
+    clash.email = student("s1").email;
+    let err = s.upsert_user(&clash, t0()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(UniqueKey::UserEmail)),
+        "{err:?}"
+    );
+    assert_eq!(s.get_user(&uid("s2")).await.unwrap(), None);
+}
+
+async fn courses_replace_membership_and_answer_who_teaches_whom(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    let course = Course {
+        course_id: CourseId::parse("math-1").unwrap(),
+        domain: domain("school.example"),
+        teacher_ids: vec![uid("t1")],
+        student_ids: vec![uid("s1"), uid("s2")],
+    };
+    s.upsert_course(&course, t0()).await.unwrap();
+    assert_eq!(
+        s.get_course(&course.course_id).await.unwrap(),
+        Some(course.clone())
+    );
+    let teaching = s.courses_teaching(&uid("t1"), &uid("s2")).await.unwrap();
+    assert_eq!(
+        teaching,
+        vec![(course.course_id.clone(), domain("school.example"))]
+    );
+    assert!(
+        s.courses_teaching(&uid("s1"), &uid("s2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let replaced = Course {
+        teacher_ids: vec![uid("t2")],
+        student_ids: vec![uid("s2")],
+        ..course.clone()
+    };
+    s.upsert_course(&replaced, t0()).await.unwrap();
+    assert_eq!(
+        s.get_course(&course.course_id).await.unwrap(),
+        Some(replaced)
+    );
+    assert!(
+        s.courses_teaching(&uid("t1"), &uid("s2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.courses_teaching(&uid("t2"), &uid("s2"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    assert!(s.delete_course(&course.course_id).await.unwrap());
+    assert!(!s.delete_course(&course.course_id).await.unwrap());
+    assert!(
+        s.courses_teaching(&uid("t2"), &uid("s2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn invitations_round_trip_by_id_and_token(store: Arc<dyn Store>) {
+    let inv = pending("s1", "Parent@Example.org");
+    insert(&store, &inv).await.unwrap();
+    let mut s = store.session().await.unwrap();
+    assert_eq!(s.get_invitation(inv.id).await.unwrap(), Some(inv.clone()));
+    assert_eq!(
+        s.get_invitation_by_token_hash(&inv.token_hash)
+            .await
+            .unwrap(),
+        Some(inv.clone())
+    );
+    assert_eq!(
+        s.get_invitation(InvitationId::generate()).await.unwrap(),
+        None
+    );
+    assert_eq!(s.get_invitation_by_token_hash("nope").await.unwrap(), None);
+    let mut same_token = pending("s2", "other@example.org");
+    same_token.token_hash = inv.token_hash.clone();
+    let err = s.insert_invitation(&same_token).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(UniqueKey::InvitationToken)),
+        "{err:?}"
+    );
+    let mut same_id = pending("s3", "third@example.org");
+    same_id.id = inv.id;
+    let err = s.insert_invitation(&same_id).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(UniqueKey::InvitationId)),
+        "{err:?}"
+    );
+}
+
+async fn one_pending_invitation_per_student_and_address(store: Arc<dyn Store>) {
+    let first = pending("s1", "parent@example.org");
+    insert(&store, &first).await.unwrap();
+    let err = insert(&store, &pending("s1", "PARENT@example.org"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(UniqueKey::PendingInvitation)),
+        "{err:?}"
+    );
+    // Another student, or another address, is no clash.
+    insert(&store, &pending("s2", "parent@example.org"))
+        .await
+        .unwrap();
+    insert(&store, &pending("s1", "other@example.org"))
+        .await
+        .unwrap();
+    // Once the first is no longer pending, the address may be invited again.
+    let mut s = store.session().await.unwrap();
+    let mut cancelled = first.clone();
+    cancelled.state = InvitationState::Removed(RemovalReason::Cancelled);
+    s.update_invitation(&cancelled, first.version)
+        .await
+        .unwrap();
+    insert(&store, &pending("s1", "parent@example.org"))
+        .await
+        .unwrap();
+}
+
+async fn one_accepted_link_per_student_and_guardian(store: Arc<dyn Store>) {
+    insert(&store, &accepted(pending("s1", "a@example.org"), "g1"))
+        .await
+        .unwrap();
+    let err = insert(&store, &accepted(pending("s1", "b@example.org"), "g1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(UniqueKey::GuardianLink)),
+        "{err:?}"
+    );
+    // Accepting a second invitation as the same guardian collides on update too.
+    let second = pending("s1", "c@example.org");
+    insert(&store, &second).await.unwrap();
+    let mut s = store.session().await.unwrap();
+    let err = s
+        .update_invitation(&accepted(second.clone(), "g1"), second.version)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(UniqueKey::GuardianLink)),
+        "{err:?}"
+    );
+}
+
+async fn updates_are_compare_and_set_on_the_version(store: Arc<dyn Store>) {
+    let inv = pending("s1", "p@example.org");
+    insert(&store, &inv).await.unwrap();
+    let mut s = store.session().await.unwrap();
+    let mut next = accepted(inv.clone(), "g1");
+    next.update_time = t0() + TimeDelta::minutes(5);
+    let stored = s.update_invitation(&next, 1).await.unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.state, InvitationState::Accepted);
+    assert_eq!(stored.guardian, next.guardian);
+    assert_eq!(stored.update_time, next.update_time);
+    // The same expectation again finds the row changed: zero rows, a conflict.
+    let mut cancel = inv.clone();
+    cancel.state = InvitationState::Removed(RemovalReason::Cancelled);
+    assert!(matches!(
+        s.update_invitation(&cancel, 1).await,
+        Err(StoreError::Conflict)
+    ));
+    // A missing row is a conflict as well: there is nothing in the expected version.
+    let ghost = pending("s9", "x@example.org");
+    assert!(matches!(
+        s.update_invitation(&ghost, 1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.get_invitation(inv.id).await.unwrap().unwrap().state,
+        InvitationState::Accepted
+    );
+}
+
+async fn concurrent_updates_from_one_version_let_exactly_one_win(store: Arc<dyn Store>) {
+    let inv = pending("s1", "p@example.org");
+    insert(&store, &inv).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        let mut next = inv.clone();
+        next.state = if i % 2 == 0 {
+            InvitationState::Removed(RemovalReason::Cancelled)
+        } else {
+            InvitationState::Removed(RemovalReason::Declined)
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            let result = tx.update_invitation(&next, 1).await;
+            if result.is_ok() {
+                tx.commit().await?;
+            }
+            result.map(|_| ())
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(StoreError::Conflict) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    let mut s = store.session().await.unwrap();
+    assert_eq!(s.get_invitation(inv.id).await.unwrap().unwrap().version, 2);
+}
+
+async fn listings_observe_expiry_at_the_given_instant(store: Arc<dyn Store>) {
+    let live = pending("s1", "live@example.org");
+    let mut old = pending("s1", "old@example.org");
+    old.expire_time = t0() + TimeDelta::days(1);
+    let gone = accepted(pending("s1", "acc@example.org"), "g1");
+    for inv in [&live, &old, &gone] {
+        insert(&store, inv).await.unwrap();
+    }
+    let mut s = store.session().await.unwrap();
+    let ids = |list: Vec<Invitation>| list.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let filter = |states, now| InvitationFilter {
+        scope: InvitationScope::Student(uid("s1")),
+        invited_email: None,
+        states,
+        now,
+        after: None,
+        limit: 50,
+    };
+    let before = t0() + TimeDelta::hours(1);
+    let after_expiry = t0() + TimeDelta::days(1);
+    let p = s
+        .list_invitations(&filter(StateFilter::pending_only(), before))
+        .await
+        .unwrap();
+    assert_eq!(ids(p), vec![live.id, old.id]);
+    // At the expiry instant the old one is no longer PENDING but EXPIRED.
+    let p = s
+        .list_invitations(&filter(StateFilter::pending_only(), after_expiry))
+        .await
+        .unwrap();
+    assert_eq!(ids(p), vec![live.id]);
+    let expired = StateFilter::default().with(InvitationState::Expired);
+    let e = s
+        .list_invitations(&filter(expired, after_expiry))
+        .await
+        .unwrap();
+    assert_eq!(ids(e), vec![old.id]);
+    let all = s
+        .list_invitations(&filter(StateFilter::all(), after_expiry))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        s.count_active_for_student(&uid("s1"), before)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.count_active_for_student(&uid("s1"), after_expiry)
+            .await
+            .unwrap(),
+        2
+    );
+    let mut by_email = filter(StateFilter::all(), before);
+    by_email.invited_email = Some(email("OLD@example.org"));
+    assert_eq!(
+        ids(s.list_invitations(&by_email).await.unwrap()),
+        vec![old.id]
+    );
+    let mut by_domain = filter(StateFilter::all(), before);
+    by_domain.scope = InvitationScope::Domain(domain("school.example"));
+    assert_eq!(s.list_invitations(&by_domain).await.unwrap().len(), 3);
+}
+
+async fn keyset_paging_sees_each_existing_item_once_despite_concurrent_inserts(
+    store: Arc<dyn Store>,
+) {
+    let mut existing = BTreeSet::new();
+    for i in 0..120 {
+        let inv = pending("s1", &format!("p{i}@example.org"));
+        existing.insert(inv.id);
+        insert(&store, &inv).await.unwrap();
+    }
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..60 {
+                insert(&store, &pending("s1", &format!("late{i}@example.org")))
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let mut s = store.session().await.unwrap();
+        let page = s
+            .list_invitations(&InvitationFilter {
+                scope: InvitationScope::Student(uid("s1")),
+                invited_email: None,
+                states: StateFilter::pending_only(),
+                now: t0(),
+                after,
+                limit: 7,
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|i| i.id);
+        seen.extend(page.into_iter().map(|i| i.id));
+    }
+    writer.await.unwrap();
+    let unique: BTreeSet<_> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "an item was served twice");
+    assert!(
+        existing.is_subset(&unique),
+        "an item that existed before paging was missed"
+    );
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+async fn links_are_found_by_student_guardian_domain_and_email(store: Arc<dyn Store>) {
+    let a = accepted(pending("s1", "invited@example.org"), "g1");
+    let mut b = accepted(pending("s2", "g1-other@example.org"), "g1");
+    b.guardian.as_mut().unwrap().email = email("own@example.org");
+    let c = accepted(pending("s1", "second@example.org"), "g2");
+    let open = pending("s1", "waiting@example.org");
+    for inv in [&a, &b, &c, &open] {
+        insert(&store, inv).await.unwrap();
+    }
+    let mut s = store.session().await.unwrap();
+    assert!(s.is_linked_by_id(&uid("s1"), &uid("g1")).await.unwrap());
+    assert!(!s.is_linked_by_id(&uid("s3"), &uid("g1")).await.unwrap());
+    // By email: the invited address and the guardian's own address both count; pending does not.
+    assert!(
+        s.is_linked_by_email(&uid("s1"), &email("invited@example.org"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.is_linked_by_email(&uid("s2"), &email("own@example.org"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.is_linked_by_email(&uid("s1"), &email("waiting@example.org"))
+            .await
+            .unwrap()
+    );
+
+    let list = |scope| LinkFilter {
+        scope,
+        invited_email: None,
+        after: None,
+        limit: 50,
+    };
+    let of_s1 = s
+        .list_links(&list(LinkScope::Student(uid("s1"))))
+        .await
+        .unwrap();
+    assert_eq!(
+        of_s1.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![a.id, c.id]
+    );
+    let of_g1 = s
+        .list_links(&list(LinkScope::Guardian(uid("g1"))))
+        .await
+        .unwrap();
+    assert_eq!(
+        of_g1.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    let all = s
+        .list_links(&list(LinkScope::Domain(domain("school.example"))))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let mut filtered = list(LinkScope::Student(uid("s1")));
+    filtered.invited_email = Some(email("second@example.org"));
+    assert_eq!(s.list_links(&filtered).await.unwrap()[0].id, c.id);
+    let mut paged = list(LinkScope::Student(uid("s1")));
+    paged.after = Some(a.id);
+    assert_eq!(s.list_links(&paged).await.unwrap()[0].id, c.id);
+}
+
+async fn events_append_and_page_in_order(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    let inv = InvitationId::generate();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let event = AuditEvent {
+            event_id: 0,
+            domain: domain("school.example"),
+            student_id: uid(if i % 2 == 0 { "s1" } else { "s2" }),
+            invitation_id: inv,
+            action: format!("invitation.step{i}"),
+            actor_id: "admin-1".into(),
+            request_id: (i == 0).then(|| "req-1".to_string()),
+            create_time: t0(),
+        };
+        ids.push(s.append_event(&event).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let d = domain("school.example");
+    let first = s.list_events(&d, None, 0, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].request_id.as_deref(), Some("req-1"));
+    let rest = s
+        .list_events(&d, None, first[1].event_id, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 3);
+    let s1 = s.list_events(&d, Some(&uid("s1")), 0, 10).await.unwrap();
+    assert_eq!(s1.len(), 3);
+    assert!(
+        s.list_events(&domain("other.example"), None, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn message(n: usize) -> OutboxMessage {
+    OutboxMessage {
+        message_id: format!("{}-{n:03}", uuid::Uuid::now_v7()),
+        invitation_id: Some(InvitationId::generate()),
+        recipient: email("parent@example.org"),
+        subject: "Invitation".into(),
+        body_text: "text".into(),
+        body_html: "<p>html</p>".into(),
+        status: DeliveryStatus::Queued,
+        attempts: 0,
+        next_attempt_time: t0(),
+        last_error: None,
+        create_time: t0(),
+        sent_time: None,
+    }
+}
+
+async fn outbox_claims_are_disjoint_and_outcomes_recorded(store: Arc<dyn Store>) {
+    let messages: Vec<_> = (0..40).map(message).collect();
+    {
+        let mut s = store.session().await.unwrap();
+        for m in &messages {
+            s.enqueue_message(m).await.unwrap();
+        }
+        let err = s.enqueue_message(&messages[0]).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::AlreadyExists(UniqueKey::OutboxMessage)),
+            "{err:?}"
+        );
+    }
+    let now = t0() + TimeDelta::seconds(1);
+    let lease = now + TimeDelta::minutes(1);
+    let mut claimers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let claimed = tx.claim_due_messages(now, lease, 15).await.unwrap();
+            tx.commit().await.unwrap();
+            claimed
+                .into_iter()
+                .map(|m| m.message_id)
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    let unique: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(unique.len(), all.len(), "a message was claimed twice");
+    assert_eq!(unique.len(), 40);
+    // Leased messages are not due again until the lease ends.
+    let mut s = store.session().await.unwrap();
+    assert!(
+        s.claim_due_messages(now, lease, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let first = &messages[0];
+    // Due again before the other messages' leases end, so only this one is claimed.
+    let retry_at = now + TimeDelta::seconds(30);
+    s.record_delivery(
+        &first.message_id,
+        DeliveryStatus::Queued,
+        retry_at,
+        Some("421 busy"),
+        now,
+    )
+    .await
+    .unwrap();
+    let again = s.get_message(&first.message_id).await.unwrap().unwrap();
+    assert_eq!((again.status, again.attempts), (DeliveryStatus::Queued, 1));
+    assert_eq!(again.last_error.as_deref(), Some("421 busy"));
+    let due = s
+        .claim_due_messages(retry_at, retry_at + TimeDelta::seconds(10), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|m| &m.message_id).collect::<Vec<_>>(),
+        vec![&first.message_id]
+    );
+    s.record_delivery(
+        &first.message_id,
+        DeliveryStatus::Sent,
+        retry_at,
+        None,
+        retry_at,
+    )
+    .await
+    .unwrap();
+    let sent = s.get_message(&first.message_id).await.unwrap().unwrap();
+    assert_eq!(
+        (sent.status, sent.attempts, sent.sent_time),
+        (DeliveryStatus::Sent, 2, Some(retry_at))
+    );
+    assert_eq!(
+        s.latest_delivery_status(first.invitation_id.unwrap())
+            .await
+            .unwrap(),
+        Some(DeliveryStatus::Sent)
+    );
+    assert_eq!(
+        s.latest_delivery_status(InvitationId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn idempotency_records_are_unique_and_purged_by_age(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    let record = IdempotencyRecord {
+        principal: "svc-1".into(),
+        request_id: "6f1c2a9e-0000-4000-8000-000000000001".into(),
+        method: "CreateGuardianInvitation".into(),
+        request_hash: "abc".into(),
+        response: vec![1, 2, 3, 0, 255],
+        create_time: t0(),
+    };
+    s.put_idempotency(&record).await.unwrap();
+    assert_eq!(
+        s.get_idempotency("svc-1", &record.request_id)
+            .await
+            .unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        s.get_idempotency("svc-2", &record.request_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let err = s.put_idempotency(&record).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(UniqueKey::IdempotencyKey)),
+        "{err:?}"
+    );
+    let newer = IdempotencyRecord {
+        request_id: "second".into(),
+        create_time: t0() + TimeDelta::hours(25),
+        ..record.clone()
+    };
+    s.put_idempotency(&newer).await.unwrap();
+    assert_eq!(
+        s.purge_idempotency(t0() + TimeDelta::hours(24))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.get_idempotency("svc-1", &record.request_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        s.get_idempotency("svc-1", "second")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn dropping_a_transaction_rolls_it_back(store: Arc<dyn Store>) {
+    let inv = pending("s1", "p@example.org");
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.lock_student(&uid("s1")).await.unwrap();
+        tx.insert_invitation(&inv).await.unwrap();
+        tx.upsert_user(&student("s1"), t0()).await.unwrap();
+    }
+    let mut s = store.session().await.unwrap();
+    assert_eq!(s.get_invitation(inv.id).await.unwrap(), None);
+    assert_eq!(s.get_user(&uid("s1")).await.unwrap(), None);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_invitation(&inv).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(s.get_invitation(inv.id).await.unwrap().is_some());
+}

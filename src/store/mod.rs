@@ -1,0 +1,256 @@
+//! Persistence: the repository traits the use cases talk to, their error contract, and the two
+//! backends (Postgres for production, SQLite embedded) held to one conformance suite.
+//!
+//! A use case opens a [`Session`] (autocommit reads) or a [`Transaction`] (load, decide, write
+//! atomically), and calls the repository methods on it. Every invariant that concurrency could
+//! break (one PENDING per student and address, legal transitions) is decided by the database:
+//! unique indexes and compare-and-set updates, never a read-then-write in Rust.
+
+#[macro_use]
+mod shared;
+mod error;
+mod model;
+pub mod postgres;
+mod rows;
+mod shared_support;
+pub mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+pub use error::{StoreError, StoreResult, UniqueKey};
+pub use model::{InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter};
+
+use crate::domain::{
+    AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
+    IdempotencyRecord, Invitation, InvitationId, OutboxMessage, Role, User, UserId,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Domain settings. Absent settings mean "defaults" (the use case supplies them).
+#[async_trait]
+pub trait SettingsRepo {
+    /// The stored settings of `domain`, or `None` if it never stored any.
+    async fn get_settings(&mut self, domain: &DomainName) -> StoreResult<Option<DomainSettings>>;
+
+    /// Stores `settings` as version `expected_version + 1`, but only if the stored version is
+    /// still `expected_version` (0: nothing stored yet). Errors: [`StoreError::Conflict`] when
+    /// another writer got there first.
+    async fn put_settings(
+        &mut self,
+        settings: &DomainSettings,
+        expected_version: i64,
+    ) -> StoreResult<DomainSettings>;
+}
+
+/// Users and courses, pushed in by other systems.
+#[async_trait]
+pub trait DirectoryRepo {
+    /// Creates or replaces a user. Errors: [`StoreError::AlreadyExists`] with
+    /// [`UniqueKey::UserEmail`] when another user has the address.
+    async fn upsert_user(&mut self, user: &User, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes a user; `false` if there was none.
+    async fn delete_user(&mut self, user_id: &UserId) -> StoreResult<bool>;
+    /// One user by id.
+    async fn get_user(&mut self, user_id: &UserId) -> StoreResult<Option<User>>;
+    /// One user by address.
+    async fn get_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>>;
+    /// Users of a domain with ids after `after`, by id, at most `limit`.
+    async fn list_users(
+        &mut self,
+        domain: &DomainName,
+        role: Option<Role>,
+        after: Option<&UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+    /// Creates a course or replaces it and its membership.
+    async fn upsert_course(&mut self, course: &Course, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes a course; `false` if there was none.
+    async fn delete_course(&mut self, course_id: &CourseId) -> StoreResult<bool>;
+    /// One course with its membership.
+    async fn get_course(&mut self, course_id: &CourseId) -> StoreResult<Option<Course>>;
+    /// The courses (with their domains) in which `teacher` teaches `student`.
+    async fn courses_teaching(
+        &mut self,
+        teacher: &UserId,
+        student: &UserId,
+    ) -> StoreResult<Vec<(CourseId, DomainName)>>;
+}
+
+/// Invitations and the guardian links they become.
+#[async_trait]
+pub trait InvitationRepo {
+    /// Stores a new invitation. Errors: [`StoreError::AlreadyExists`] with
+    /// [`UniqueKey::PendingInvitation`] (a PENDING one exists for the student and address),
+    /// [`UniqueKey::GuardianLink`] or [`UniqueKey::InvitationToken`].
+    async fn insert_invitation(&mut self, invitation: &Invitation) -> StoreResult<()>;
+    /// One invitation by id.
+    async fn get_invitation(&mut self, id: InvitationId) -> StoreResult<Option<Invitation>>;
+    /// The invitation whose token hashes to `token_hash`.
+    async fn get_invitation_by_token_hash(
+        &mut self,
+        token_hash: &str,
+    ) -> StoreResult<Option<Invitation>>;
+    /// Compare-and-set: writes every mutable field of `next` (state, guardian, token, times) and
+    /// bumps the version, only if the stored row still has `expected_version`. Errors:
+    /// [`StoreError::Conflict`] when it changed in between (zero rows updated),
+    /// [`StoreError::AlreadyExists`] as for insert when the new state collides.
+    async fn update_invitation(
+        &mut self,
+        next: &Invitation,
+        expected_version: i64,
+    ) -> StoreResult<Invitation>;
+    /// Invitations matching `filter`, in id (= creation) order, after `filter.after`.
+    async fn list_invitations(&mut self, filter: &InvitationFilter)
+    -> StoreResult<Vec<Invitation>>;
+    /// ACCEPTED links matching `filter`, ordered by (student, invitation) for reverse lookups
+    /// and by invitation id otherwise.
+    async fn list_links(&mut self, filter: &LinkFilter) -> StoreResult<Vec<Invitation>>;
+    /// Whether an ACCEPTED link joins `student` and the guardian with this account id.
+    async fn is_linked_by_id(&mut self, student: &UserId, guardian: &UserId) -> StoreResult<bool>;
+    /// Whether an ACCEPTED link joins `student` and a guardian whose profile or invited
+    /// address is `email`.
+    async fn is_linked_by_email(&mut self, student: &UserId, email: &Email) -> StoreResult<bool>;
+    /// ACCEPTED plus not-yet-expired PENDING invitations of a student.
+    async fn count_active_for_student(
+        &mut self,
+        student: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+}
+
+/// The audit trail.
+#[async_trait]
+pub trait EventRepo {
+    /// Appends an event; returns its id.
+    async fn append_event(&mut self, event: &AuditEvent) -> StoreResult<i64>;
+    /// Events of a domain (optionally one student) with ids after `after`, oldest first.
+    async fn list_events(
+        &mut self,
+        domain: &DomainName,
+        student: Option<&UserId>,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Emails waiting to be delivered.
+#[async_trait]
+pub trait OutboxRepo {
+    /// Queues a message. Errors: [`StoreError::AlreadyExists`] with [`UniqueKey::OutboxMessage`]
+    /// for a message id already queued.
+    async fn enqueue_message(&mut self, message: &OutboxMessage) -> StoreResult<()>;
+    /// Claims up to `limit` QUEUED messages due at `now` by moving their next attempt to
+    /// `lease_until`, so no other dispatcher takes them meanwhile. Safe to call from many
+    /// dispatchers at once: each message is claimed by one.
+    async fn claim_due_messages(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Records a delivery attempt's outcome: SENT, QUEUED again with a new due time, or FAILED.
+    async fn record_delivery(
+        &mut self,
+        message_id: &str,
+        status: DeliveryStatus,
+        next_attempt_time: DateTime<Utc>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// One message by id.
+    async fn get_message(&mut self, message_id: &str) -> StoreResult<Option<OutboxMessage>>;
+    /// The status of the newest message about an invitation.
+    async fn latest_delivery_status(
+        &mut self,
+        invitation_id: InvitationId,
+    ) -> StoreResult<Option<DeliveryStatus>>;
+}
+
+/// First responses to client request ids.
+#[async_trait]
+pub trait IdempotencyRepo {
+    /// The record for (principal, request id), if any.
+    async fn get_idempotency(
+        &mut self,
+        principal: &str,
+        request_id: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Stores a record. Errors: [`StoreError::AlreadyExists`] with
+    /// [`UniqueKey::IdempotencyKey`] when a concurrent request stored the same key first.
+    async fn put_idempotency(&mut self, record: &IdempotencyRecord) -> StoreResult<()>;
+    /// Deletes records created before `before`; returns how many.
+    async fn purge_idempotency(&mut self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Everything a use case can do on one connection.
+pub trait Session:
+    SettingsRepo + DirectoryRepo + InvitationRepo + EventRepo + OutboxRepo + IdempotencyRepo + Send
+{
+}
+
+/// A [`Session`] inside a transaction: nothing it wrote is visible to others until commit, and
+/// dropping it without commit rolls back.
+#[async_trait]
+pub trait Transaction: Session {
+    /// Serialises writers of one student's records until commit (a row lock on Postgres; SQLite
+    /// transactions already hold the database's write lock).
+    async fn lock_student(&mut self, student: &UserId) -> StoreResult<()>;
+    /// Makes the writes durable and visible.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Which backend a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// Embedded SQLite.
+    Sqlite,
+}
+
+/// A connected, migrated store.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// A connection for autocommit reads (and single-statement writes).
+    async fn session(&self) -> StoreResult<Box<dyn Session>>;
+    /// A transaction for load-decide-write use cases.
+    async fn begin(&self) -> StoreResult<Box<dyn Transaction>>;
+    /// Answers when the database is reachable.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations, under the database's own lock so that any number of
+    /// replicas may start at once.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Whether every migration this build knows has been applied.
+    async fn is_migrated(&self) -> StoreResult<bool>;
+    /// Closes the pool, waiting for connections in use to return.
+    async fn close(&self);
+}
+
+/// Connection settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `postgres://...`, `sqlite://path` or `sqlite::memory:`.
+    pub url: String,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before the store reports it unavailable.
+    pub acquire_timeout: std::time::Duration,
+}
+
+/// Connects to the store the URL names (without migrating it).
+pub async fn connect(options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
+    if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(options).await?))
+    } else if options.url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(options).await?))
+    } else {
+        Err(StoreError::Config(
+            "database URL must start with postgres://, postgresql:// or sqlite:".into(),
+        ))
+    }
+}

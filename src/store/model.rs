@@ -1,0 +1,99 @@
+//! Query shapes the repositories accept.
+
+use crate::domain::{DomainName, Email, InvitationId, InvitationState, UserId};
+use chrono::{DateTime, Utc};
+
+/// Whose invitations a listing covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvitationScope {
+    /// One student's.
+    Student(UserId),
+    /// Every student's of a domain (`student_id = "-"`).
+    Domain(DomainName),
+}
+
+/// Which observed states a listing returns. Expiry is applied at `now`: a PENDING row past its
+/// expiry counts as EXPIRED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateFilter {
+    /// PENDING and not expired.
+    pub pending: bool,
+    /// ACCEPTED.
+    pub accepted: bool,
+    /// EXPIRED, or PENDING past expiry.
+    pub expired: bool,
+    /// REMOVED for any reason.
+    pub removed: bool,
+}
+
+impl StateFilter {
+    /// The contract's default: PENDING only.
+    pub fn pending_only() -> Self {
+        Self {
+            pending: true,
+            ..Self::default()
+        }
+    }
+
+    /// Every state.
+    pub fn all() -> Self {
+        Self {
+            pending: true,
+            accepted: true,
+            expired: true,
+            removed: true,
+        }
+    }
+
+    /// Adds a state to the filter.
+    pub fn with(mut self, state: InvitationState) -> Self {
+        match state {
+            InvitationState::Pending => self.pending = true,
+            InvitationState::Accepted => self.accepted = true,
+            InvitationState::Expired => self.expired = true,
+            InvitationState::Removed(_) => self.removed = true,
+        }
+        self
+    }
+}
+
+/// A page of invitations.
+#[derive(Debug, Clone)]
+pub struct InvitationFilter {
+    /// Whose.
+    pub scope: InvitationScope,
+    /// Only those sent to this address.
+    pub invited_email: Option<Email>,
+    /// Which states.
+    pub states: StateFilter,
+    /// The instant expiry is judged at.
+    pub now: DateTime<Utc>,
+    /// Keyset position: only ids greater than this.
+    pub after: Option<InvitationId>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Whose guardian links a listing covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkScope {
+    /// One student's guardians.
+    Student(UserId),
+    /// Every link in a domain.
+    Domain(DomainName),
+    /// Every student of one guardian (the reverse lookup).
+    Guardian(UserId),
+}
+
+/// A page of guardian links.
+#[derive(Debug, Clone)]
+pub struct LinkFilter {
+    /// Whose.
+    pub scope: LinkScope,
+    /// Only links made from invitations to this address.
+    pub invited_email: Option<Email>,
+    /// Keyset position: only invitation ids greater than this.
+    pub after: Option<InvitationId>,
+    /// Page size.
+    pub limit: u32,
+}

@@ -1,0 +1,119 @@
+//! The production store on PostgreSQL. Invariants are decided by the database: partial unique
+//! indexes, compare-and-set updates, `FOR UPDATE` row locks on the student and
+//! `FOR UPDATE SKIP LOCKED` for work that many replicas share.
+
+use super::error::{StoreError, StoreResult};
+use super::shared_support::{all_applied, embedded_versions};
+use super::{Backend, ConnectOptions, Session, Store, Transaction};
+use crate::domain::UserId;
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Postgres};
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pool of connections to one Postgres database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// A connection or transaction of the Postgres store.
+#[derive(Debug)]
+pub struct PgSession<C> {
+    conn: C,
+}
+
+impl_session_repos!(
+    PgSession,
+    PgConnection,
+    claim_sql = "UPDATE outbox SET next_attempt_time = $2 WHERE message_id IN ( \
+                 SELECT message_id FROM outbox WHERE status = 'QUEUED' \
+                 AND next_attempt_time <= $1 ORDER BY next_attempt_time, message_id \
+                 LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *"
+);
+
+impl PostgresStore {
+    /// Builds the pool. Connections are opened on first use, so the server can start (and
+    /// report NOT_SERVING) while the database is still coming up.
+    pub async fn connect(options: &ConnectOptions) -> StoreResult<Self> {
+        let connect = PgConnectOptions::from_str(&options.url)
+            .map_err(|e| StoreError::Config(format!("bad Postgres URL: {e}")))?
+            .application_name("guardian-service");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect);
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool, for tools that seed data in bulk.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn session(&self) -> StoreResult<Box<dyn Session>> {
+        let conn = self.pool.acquire().await?;
+        Ok(Box::new(PgSession { conn }))
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn Transaction>> {
+        let conn = self.pool.begin().await?;
+        Ok(Box::new(PgSession { conn }))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+    }
+
+    async fn is_migrated(&self) -> StoreResult<bool> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(all_applied(&embedded_versions(&MIGRATOR), &applied))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Transaction for PgSession<sqlx::Transaction<'static, Postgres>> {
+    async fn lock_student(&mut self, student: &UserId) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE")
+            .bind(student.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.conn.commit().await?;
+        Ok(())
+    }
+}

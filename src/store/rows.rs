@@ -1,0 +1,252 @@
+//! Row shapes shared by both backends and their conversion into domain records. Rows are
+//! private to the store; a stored value that does not parse is [`StoreError::Corrupt`].
+
+use super::error::{StoreError, StoreResult};
+use crate::domain::{
+    AuditEvent, DeliveryStatus, DomainName, DomainSettings, Email, GuardianProfile,
+    IdempotencyRecord, InstitutionType, Invitation, InvitationId, InvitationState, Locale,
+    OutboxMessage, Role, User, UserId, WhoCanManage,
+};
+use chrono::{DateTime, Utc};
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("unreadable {what}"))
+}
+
+fn email(raw: &str) -> StoreResult<Email> {
+    Email::parse(raw).map_err(|_| corrupt("email address"))
+}
+
+fn invitation_id(raw: &str) -> StoreResult<InvitationId> {
+    InvitationId::parse(raw).map_err(|_| corrupt("invitation id"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SettingsRow {
+    domain: String,
+    institution_type: String,
+    guardian_access_enabled: bool,
+    who_can_manage: String,
+    allowlisted_domains: String,
+    invitation_ttl_days: i32,
+    max_guardians_per_student: i32,
+    max_students_per_guardian: i32,
+    default_locale: String,
+    version: i64,
+    update_time: DateTime<Utc>,
+}
+
+impl TryFrom<SettingsRow> for DomainSettings {
+    type Error = StoreError;
+    fn try_from(row: SettingsRow) -> StoreResult<Self> {
+        Ok(Self {
+            domain: DomainName::from_trusted(row.domain),
+            institution_type: InstitutionType::from_name(&row.institution_type)
+                .ok_or_else(|| corrupt("institution type"))?,
+            guardian_access_enabled: row.guardian_access_enabled,
+            who_can_manage: WhoCanManage::from_name(&row.who_can_manage)
+                .ok_or_else(|| corrupt("who_can_manage"))?,
+            allowlisted_domains: row
+                .allowlisted_domains
+                .split_whitespace()
+                .map(|d| DomainName::from_trusted(d.to_owned()))
+                .collect(),
+            invitation_ttl_days: row.invitation_ttl_days,
+            max_guardians_per_student: row.max_guardians_per_student,
+            max_students_per_guardian: row.max_students_per_guardian,
+            default_locale: Locale::parse(&row.default_locale).map_err(|_| corrupt("locale"))?,
+            version: row.version,
+            update_time: Some(row.update_time),
+        })
+    }
+}
+
+/// The stored form of an allowlist.
+pub(crate) fn allowlist_text(settings: &DomainSettings) -> String {
+    settings
+        .allowlisted_domains
+        .iter()
+        .map(DomainName::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    user_id: String,
+    domain: String,
+    email: String,
+    role: String,
+    verified_teacher: bool,
+    display_name: String,
+    locale: Option<String>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(row: UserRow) -> StoreResult<Self> {
+        Ok(Self {
+            user_id: UserId::from_trusted(row.user_id),
+            domain: DomainName::from_trusted(row.domain),
+            email: email(&row.email)?,
+            role: Role::from_name(&row.role).ok_or_else(|| corrupt("role"))?,
+            verified_teacher: row.verified_teacher,
+            display_name: row.display_name,
+            locale: row
+                .locale
+                .map(|l| Locale::parse(&l).map_err(|_| corrupt("locale")))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvitationRow {
+    invitation_id: String,
+    domain: String,
+    student_id: String,
+    invited_email: String,
+    state: String,
+    removal_reason: Option<String>,
+    inviter_id: String,
+    guardian_id: Option<String>,
+    guardian_email: Option<String>,
+    guardian_display_name: Option<String>,
+    token_hash: String,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    expire_time: DateTime<Utc>,
+    accept_time: Option<DateTime<Utc>>,
+    version: i64,
+}
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = StoreError;
+    fn try_from(row: InvitationRow) -> StoreResult<Self> {
+        let guardian = match (row.guardian_id, row.guardian_email) {
+            (Some(id), Some(address)) => Some(GuardianProfile {
+                guardian_id: UserId::from_trusted(id),
+                email: email(&address)?,
+                display_name: row.guardian_display_name.unwrap_or_default(),
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("guardian profile")),
+        };
+        Ok(Self {
+            id: invitation_id(&row.invitation_id)?,
+            domain: DomainName::from_trusted(row.domain),
+            student_id: UserId::from_trusted(row.student_id),
+            invited_email: email(&row.invited_email)?,
+            state: InvitationState::from_parts(&row.state, row.removal_reason.as_deref())
+                .ok_or_else(|| corrupt("invitation state"))?,
+            inviter_id: row.inviter_id,
+            guardian,
+            token_hash: row.token_hash,
+            create_time: row.create_time,
+            update_time: row.update_time,
+            expire_time: row.expire_time,
+            accept_time: row.accept_time,
+            version: row.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    event_id: i64,
+    domain: String,
+    student_id: String,
+    invitation_id: String,
+    action: String,
+    actor_id: String,
+    request_id: Option<String>,
+    create_time: DateTime<Utc>,
+}
+
+impl TryFrom<EventRow> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(row: EventRow) -> StoreResult<Self> {
+        Ok(Self {
+            event_id: row.event_id,
+            domain: DomainName::from_trusted(row.domain),
+            student_id: UserId::from_trusted(row.student_id),
+            invitation_id: invitation_id(&row.invitation_id)?,
+            action: row.action,
+            actor_id: row.actor_id,
+            request_id: row.request_id,
+            create_time: row.create_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    message_id: String,
+    invitation_id: Option<String>,
+    recipient: String,
+    subject: String,
+    body_text: String,
+    body_html: String,
+    status: String,
+    attempts: i32,
+    next_attempt_time: DateTime<Utc>,
+    last_error: Option<String>,
+    create_time: DateTime<Utc>,
+    sent_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<OutboxRow> for OutboxMessage {
+    type Error = StoreError;
+    fn try_from(row: OutboxRow) -> StoreResult<Self> {
+        Ok(Self {
+            message_id: row.message_id,
+            invitation_id: row
+                .invitation_id
+                .as_deref()
+                .map(invitation_id)
+                .transpose()?,
+            recipient: email(&row.recipient)?,
+            subject: row.subject,
+            body_text: row.body_text,
+            body_html: row.body_html,
+            status: DeliveryStatus::from_name(&row.status)
+                .ok_or_else(|| corrupt("delivery status"))?,
+            attempts: row.attempts,
+            next_attempt_time: row.next_attempt_time,
+            last_error: row.last_error,
+            create_time: row.create_time,
+            sent_time: row.sent_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct IdempotencyRow {
+    principal: String,
+    request_id: String,
+    method: String,
+    request_hash: String,
+    response: Vec<u8>,
+    create_time: DateTime<Utc>,
+}
+
+impl From<IdempotencyRow> for IdempotencyRecord {
+    fn from(row: IdempotencyRow) -> Self {
+        Self {
+            principal: row.principal,
+            request_id: row.request_id,
+            method: row.method,
+            request_hash: row.request_hash,
+            response: row.response,
+            create_time: row.create_time,
+        }
+    }
+}
+
+/// Converts every row, failing on the first unreadable one.
+pub(crate) fn convert_all<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}

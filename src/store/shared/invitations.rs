@@ -1,0 +1,227 @@
+//! Shared SQL of [`crate::store::InvitationRepo`]. Expiry is judged in SQL at the caller's `now`
+//! so that no read shows PENDING past `expire_time`, whether or not the sweeper ran.
+
+macro_rules! impl_invitation_repo {
+    ($session:ident, $conn:ty) => {
+        #[async_trait::async_trait]
+        impl<C> $crate::store::InvitationRepo for $session<C>
+        where
+            C: std::ops::DerefMut<Target = $conn> + Send,
+        {
+            async fn insert_invitation(
+                &mut self,
+                inv: &$crate::domain::Invitation,
+            ) -> $crate::store::StoreResult<()> {
+                let guardian = inv.guardian.as_ref();
+                sqlx::query(concat!(
+                    "INSERT INTO invitations (",
+                    invitation_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                ))
+                .bind(inv.id.to_text())
+                .bind(inv.domain.as_str())
+                .bind(inv.student_id.as_str())
+                .bind(inv.invited_email.as_str())
+                .bind(inv.state.name())
+                .bind(inv.state.removal_reason().map(|r| r.as_str()))
+                .bind(&inv.inviter_id)
+                .bind(guardian.map(|g| g.guardian_id.as_str()))
+                .bind(guardian.map(|g| g.email.as_str()))
+                .bind(guardian.map(|g| g.display_name.as_str()))
+                .bind(&inv.token_hash)
+                .bind(inv.create_time)
+                .bind(inv.update_time)
+                .bind(inv.expire_time)
+                .bind(inv.accept_time)
+                .bind(inv.version)
+                .execute(&mut *self.conn)
+                .await
+                .map_err(|e| $crate::store::shared_support::invitation_unique(e, inv))?;
+                Ok(())
+            }
+
+            async fn get_invitation(
+                &mut self,
+                id: $crate::domain::InvitationId,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::Invitation>> {
+                let row: Option<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    invitation_columns!(),
+                    " FROM invitations WHERE invitation_id = $1"
+                ))
+                .bind(id.to_text())
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn get_invitation_by_token_hash(
+                &mut self,
+                token_hash: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::Invitation>> {
+                let row: Option<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    invitation_columns!(),
+                    " FROM invitations WHERE token_hash = $1"
+                ))
+                .bind(token_hash)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn update_invitation(
+                &mut self,
+                next: &$crate::domain::Invitation,
+                expected_version: i64,
+            ) -> $crate::store::StoreResult<$crate::domain::Invitation> {
+                let guardian = next.guardian.as_ref();
+                let row: Option<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
+                    "UPDATE invitations SET state = $2, removal_reason = $3, guardian_id = $4, \
+                     guardian_email = $5, guardian_display_name = $6, token_hash = $7, \
+                     update_time = $8, expire_time = $9, accept_time = $10, \
+                     version = version + 1 WHERE invitation_id = $1 AND version = $11 RETURNING ",
+                    invitation_columns!()
+                ))
+                .bind(next.id.to_text())
+                .bind(next.state.name())
+                .bind(next.state.removal_reason().map(|r| r.as_str()))
+                .bind(guardian.map(|g| g.guardian_id.as_str()))
+                .bind(guardian.map(|g| g.email.as_str()))
+                .bind(guardian.map(|g| g.display_name.as_str()))
+                .bind(&next.token_hash)
+                .bind(next.update_time)
+                .bind(next.expire_time)
+                .bind(next.accept_time)
+                .bind(expected_version)
+                .fetch_optional(&mut *self.conn)
+                .await
+                .map_err(|e| $crate::store::shared_support::invitation_unique(e, next))?;
+                row.ok_or($crate::store::StoreError::Conflict)?.try_into()
+            }
+
+            async fn list_invitations(
+                &mut self,
+                filter: &$crate::store::InvitationFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
+                use $crate::store::InvitationScope;
+                // One statement per scope so that each uses its own index.
+                macro_rules! by {
+                    ($column:literal) => {
+                        concat!(
+                            "SELECT ",
+                            invitation_columns!(),
+                            " FROM invitations WHERE ",
+                            $column,
+                            " = $1 AND invitation_id > $2 \
+                             AND (($3 AND state = 'PENDING' AND expire_time > $4) \
+                               OR ($5 AND state = 'ACCEPTED') \
+                               OR ($6 AND (state = 'EXPIRED' OR (state = 'PENDING' AND expire_time <= $4))) \
+                               OR ($7 AND state = 'REMOVED')) \
+                             AND ($8 IS NULL OR invited_email = $8) \
+                             ORDER BY invitation_id LIMIT $9"
+                        )
+                    };
+                }
+                let (sql, key) = match &filter.scope {
+                    InvitationScope::Student(id) => (by!("student_id"), id.as_str()),
+                    InvitationScope::Domain(domain) => (by!("domain"), domain.as_str()),
+                };
+                let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as(sql)
+                    .bind(key)
+                    .bind(filter.after.map(|a| a.to_text()).unwrap_or_default())
+                    .bind(filter.states.pending)
+                    .bind(filter.now)
+                    .bind(filter.states.accepted)
+                    .bind(filter.states.expired)
+                    .bind(filter.states.removed)
+                    .bind(filter.invited_email.as_ref().map(|e| e.as_str()))
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&mut *self.conn)
+                    .await?;
+                $crate::store::rows::convert_all(rows)
+            }
+
+            async fn list_links(
+                &mut self,
+                filter: &$crate::store::LinkFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
+                use $crate::store::LinkScope;
+                macro_rules! by {
+                    ($column:literal) => {
+                        concat!(
+                            "SELECT ",
+                            invitation_columns!(),
+                            " FROM invitations WHERE ",
+                            $column,
+                            " = $1 AND state = 'ACCEPTED' AND invitation_id > $2 \
+                             AND ($3 IS NULL OR invited_email = $3) \
+                             ORDER BY invitation_id LIMIT $4"
+                        )
+                    };
+                }
+                let (sql, key) = match &filter.scope {
+                    LinkScope::Student(id) => (by!("student_id"), id.as_str()),
+                    LinkScope::Domain(domain) => (by!("domain"), domain.as_str()),
+                    LinkScope::Guardian(id) => (by!("guardian_id"), id.as_str()),
+                };
+                let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as(sql)
+                    .bind(key)
+                    .bind(filter.after.map(|a| a.to_text()).unwrap_or_default())
+                    .bind(filter.invited_email.as_ref().map(|e| e.as_str()))
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&mut *self.conn)
+                    .await?;
+                $crate::store::rows::convert_all(rows)
+            }
+
+            async fn is_linked_by_id(
+                &mut self,
+                student: &$crate::domain::UserId,
+                guardian: &$crate::domain::UserId,
+            ) -> $crate::store::StoreResult<bool> {
+                let hit: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM invitations WHERE student_id = $1 AND guardian_id = $2 \
+                     AND state = 'ACCEPTED'",
+                )
+                .bind(student.as_str())
+                .bind(guardian.as_str())
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                Ok(hit.is_some())
+            }
+
+            async fn is_linked_by_email(
+                &mut self,
+                student: &$crate::domain::UserId,
+                email: &$crate::domain::Email,
+            ) -> $crate::store::StoreResult<bool> {
+                let hit: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM invitations WHERE student_id = $1 AND state = 'ACCEPTED' \
+                     AND (guardian_email = $2 OR invited_email = $2) LIMIT 1",
+                )
+                .bind(student.as_str())
+                .bind(email.as_str())
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                Ok(hit.is_some())
+            }
+
+            async fn count_active_for_student(
+                &mut self,
+                student: &$crate::domain::UserId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<i64> {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invitations WHERE student_id = $1 \
+                     AND (state = 'ACCEPTED' OR (state = 'PENDING' AND expire_time > $2))",
+                )
+                .bind(student.as_str())
+                .bind(now)
+                .fetch_one(&mut *self.conn)
+                .await?;
+                Ok(count)
+            }
+        }
+    };
+}

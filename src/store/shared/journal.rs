@@ -1,0 +1,219 @@
+//! Shared SQL of the append-mostly tables: [`crate::store::EventRepo`],
+//! [`crate::store::OutboxRepo`] and [`crate::store::IdempotencyRepo`].
+
+macro_rules! impl_journal_repos {
+    ($session:ident, $conn:ty, $claim_sql:expr) => {
+        #[async_trait::async_trait]
+        impl<C> $crate::store::EventRepo for $session<C>
+        where
+            C: std::ops::DerefMut<Target = $conn> + Send,
+        {
+            async fn append_event(
+                &mut self,
+                e: &$crate::domain::AuditEvent,
+            ) -> $crate::store::StoreResult<i64> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO guardian_events (domain, student_id, invitation_id, action, \
+                     actor_id, request_id, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING event_id",
+                )
+                .bind(e.domain.as_str())
+                .bind(e.student_id.as_str())
+                .bind(e.invitation_id.to_text())
+                .bind(&e.action)
+                .bind(&e.actor_id)
+                .bind(e.request_id.as_deref())
+                .bind(e.create_time)
+                .fetch_one(&mut *self.conn)
+                .await?;
+                Ok(id)
+            }
+
+            async fn list_events(
+                &mut self,
+                domain: &$crate::domain::DomainName,
+                student: Option<&$crate::domain::UserId>,
+                after: i64,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AuditEvent>> {
+                let rows: Vec<$crate::store::rows::EventRow> = sqlx::query_as(
+                    "SELECT * FROM guardian_events WHERE domain = $1 \
+                     AND ($2 IS NULL OR student_id = $2) AND event_id > $3 \
+                     ORDER BY event_id LIMIT $4",
+                )
+                .bind(domain.as_str())
+                .bind(student.map(|s| s.as_str()))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.conn)
+                .await?;
+                $crate::store::rows::convert_all(rows)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl<C> $crate::store::OutboxRepo for $session<C>
+        where
+            C: std::ops::DerefMut<Target = $conn> + Send,
+        {
+            async fn enqueue_message(
+                &mut self,
+                m: &$crate::domain::OutboxMessage,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO outbox (message_id, invitation_id, recipient, subject, \
+                     body_text, body_html, status, attempts, next_attempt_time, last_error, \
+                     create_time, sent_time) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&m.message_id)
+                .bind(m.invitation_id.map(|i| i.to_text()))
+                .bind(m.recipient.as_str())
+                .bind(&m.subject)
+                .bind(&m.body_text)
+                .bind(&m.body_html)
+                .bind(m.status.as_str())
+                .bind(m.attempts)
+                .bind(m.next_attempt_time)
+                .bind(m.last_error.as_deref())
+                .bind(m.create_time)
+                .bind(m.sent_time)
+                .execute(&mut *self.conn)
+                .await
+                .map_err(|e| {
+                    $crate::store::StoreError::unique_as(e, $crate::store::UniqueKey::OutboxMessage)
+                })?;
+                Ok(())
+            }
+
+            async fn claim_due_messages(
+                &mut self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease_until: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::OutboxMessage>> {
+                let rows: Vec<$crate::store::rows::OutboxRow> = sqlx::query_as($claim_sql)
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *self.conn)
+                    .await?;
+                let mut messages: Vec<$crate::domain::OutboxMessage> =
+                    $crate::store::rows::convert_all(rows)?;
+                // RETURNING has no order; deliver oldest first.
+                messages.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+                Ok(messages)
+            }
+
+            async fn record_delivery(
+                &mut self,
+                message_id: &str,
+                status: $crate::domain::DeliveryStatus,
+                next_attempt_time: chrono::DateTime<chrono::Utc>,
+                error: Option<&str>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let sent_time = (status == $crate::domain::DeliveryStatus::Sent).then_some(now);
+                sqlx::query(
+                    "UPDATE outbox SET status = $2, attempts = attempts + 1, \
+                     next_attempt_time = $3, last_error = $4, sent_time = $5 \
+                     WHERE message_id = $1",
+                )
+                .bind(message_id)
+                .bind(status.as_str())
+                .bind(next_attempt_time)
+                .bind(error)
+                .bind(sent_time)
+                .execute(&mut *self.conn)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_message(
+                &mut self,
+                message_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::OutboxMessage>> {
+                let row: Option<$crate::store::rows::OutboxRow> =
+                    sqlx::query_as("SELECT * FROM outbox WHERE message_id = $1")
+                        .bind(message_id)
+                        .fetch_optional(&mut *self.conn)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn latest_delivery_status(
+                &mut self,
+                invitation_id: $crate::domain::InvitationId,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::DeliveryStatus>> {
+                let status: Option<String> = sqlx::query_scalar(
+                    "SELECT status FROM outbox WHERE invitation_id = $1 \
+                     ORDER BY create_time DESC, message_id DESC LIMIT 1",
+                )
+                .bind(invitation_id.to_text())
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                status
+                    .map(|s| {
+                        $crate::domain::DeliveryStatus::from_name(&s).ok_or_else(|| {
+                            $crate::store::StoreError::Corrupt("unreadable delivery status".into())
+                        })
+                    })
+                    .transpose()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl<C> $crate::store::IdempotencyRepo for $session<C>
+        where
+            C: std::ops::DerefMut<Target = $conn> + Send,
+        {
+            async fn get_idempotency(
+                &mut self,
+                principal: &str,
+                request_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::IdempotencyRecord>> {
+                let row: Option<$crate::store::rows::IdempotencyRow> = sqlx::query_as(
+                    "SELECT * FROM idempotency_keys WHERE principal = $1 AND request_id = $2",
+                )
+                .bind(principal)
+                .bind(request_id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn put_idempotency(
+                &mut self,
+                r: &$crate::domain::IdempotencyRecord,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (principal, request_id, method, request_hash, \
+                     response, create_time) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&r.principal)
+                .bind(&r.request_id)
+                .bind(&r.method)
+                .bind(&r.request_hash)
+                .bind(&r.response)
+                .bind(r.create_time)
+                .execute(&mut *self.conn)
+                .await
+                .map_err(|e| {
+                    $crate::store::StoreError::unique_as(e, $crate::store::UniqueKey::IdempotencyKey)
+                })?;
+                Ok(())
+            }
+
+            async fn purge_idempotency(
+                &mut self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM idempotency_keys WHERE create_time < $1")
+                    .bind(before)
+                    .execute(&mut *self.conn)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}

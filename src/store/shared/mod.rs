@@ -1,0 +1,38 @@
+//! SQL that is the same on Postgres and SQLite, written once and expanded for each backend's
+//! connection type. A macro rather than generic code: sqlx's per-database trait bounds would
+//! have to be repeated on every function, while the SQL text and row mapping are identical.
+//! Backend-specific statements (row locks, SKIP LOCKED) are passed in by each backend.
+
+#[macro_use]
+mod directory;
+#[macro_use]
+mod invitations;
+#[macro_use]
+mod journal;
+#[macro_use]
+mod settings;
+
+/// The columns of an invitation row, in [`crate::store::rows::InvitationRow`]'s order.
+macro_rules! invitation_columns {
+    () => {
+        "invitation_id, domain, student_id, invited_email, state, removal_reason, inviter_id, \
+         guardian_id, guardian_email, guardian_display_name, token_hash, create_time, \
+         update_time, expire_time, accept_time, version"
+    };
+}
+
+/// Implements every repository trait and [`crate::store::Session`] for `$session<C>`, where `C`
+/// derefs to the backend's connection (a pooled connection or an open transaction).
+/// `$claim_sql` claims due outbox messages (binds: now, lease_until, limit).
+macro_rules! impl_session_repos {
+    ($session:ident, $conn:ty, claim_sql = $claim_sql:expr) => {
+        impl_settings_repo!($session, $conn);
+        impl_directory_repo!($session, $conn);
+        impl_invitation_repo!($session, $conn);
+        impl_journal_repos!($session, $conn, $claim_sql);
+        impl<C> $crate::store::Session for $session<C> where
+            C: std::ops::DerefMut<Target = $conn> + Send
+        {
+        }
+    };
+}

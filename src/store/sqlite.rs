@@ -1,0 +1,137 @@
+//! The embedded store on SQLite, so that the service runs with no database server. Writers
+//! take the database lock at `BEGIN IMMEDIATE`, which serialises every transaction that could
+//! race; readers go on in parallel under WAL.
+
+use super::error::{StoreError, StoreResult};
+use super::shared_support::{all_applied, embedded_versions};
+use super::{Backend, ConnectOptions, Session, Store, Transaction};
+use crate::domain::UserId;
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqliteConnection};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for the lock before the store reports [`StoreError::Retry`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pool of connections to one SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// A connection or transaction of the SQLite store.
+#[derive(Debug)]
+pub struct SqliteSession<C> {
+    conn: C,
+}
+
+// No SKIP LOCKED: the claiming transaction holds the write lock, so two dispatchers claim one
+// after the other and the second sees the first one's lease.
+impl_session_repos!(
+    SqliteSession,
+    SqliteConnection,
+    claim_sql = "UPDATE outbox SET next_attempt_time = $2 WHERE message_id IN ( \
+                 SELECT message_id FROM outbox WHERE status = 'QUEUED' \
+                 AND next_attempt_time <= $1 ORDER BY next_attempt_time, message_id \
+                 LIMIT $3) RETURNING *"
+);
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file, or a private in-memory database for
+    /// `sqlite::memory:`.
+    pub async fn connect(options: &ConnectOptions) -> StoreResult<Self> {
+        let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
+        let mut connect = SqliteConnectOptions::from_str(&options.url)
+            .map_err(|e| StoreError::Config(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+        if in_memory {
+            // Each connection to :memory: is its own database: keep exactly one, forever.
+            pool = pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            connect = connect
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            pool = pool.max_connections(options.max_connections);
+        }
+        let pool = pool
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn session(&self) -> StoreResult<Box<dyn Session>> {
+        let conn = self.pool.acquire().await?;
+        Ok(Box::new(SqliteSession { conn }))
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn Transaction>> {
+        let conn = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteSession { conn }))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+    }
+
+    async fn is_migrated(&self) -> StoreResult<bool> {
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(all_applied(&embedded_versions(&MIGRATOR), &applied))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
+    async fn lock_student(&mut self, _student: &UserId) -> StoreResult<()> {
+        // BEGIN IMMEDIATE already holds the database's write lock for this transaction.
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.conn.commit().await?;
+        Ok(())
+    }
+}

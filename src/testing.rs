@@ -1,0 +1,169 @@
+//! Support for tests and benchmarks: throwaway databases on a real Postgres server and SQLite.
+//! Kept in the library so that unit tests, integration tests and the bench tool share it.
+
+use crate::store::{self, ConnectOptions, Store, StoreResult};
+use sqlx::{Connection, PgConnection};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The server tests use: `DATABASE_URL` (any database on it; it is only used to create and drop
+/// others), else the local default.
+pub fn postgres_admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database created for one test and dropped when this value is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// URL of the new database.
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a unique name.
+    pub async fn create() -> Self {
+        let admin_url = postgres_admin_url();
+        let name = format!("guardians_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("tests need Postgres at DATABASE_URL or 127.0.0.1:5432: {e}")
+        });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let url = replace_database(&admin_url, &name);
+        Self {
+            url,
+            name,
+            admin_url,
+        }
+    }
+
+    /// Connection options for this database with a pool of `max_connections`.
+    pub fn options(&self, max_connections: u32) -> ConnectOptions {
+        ConnectOptions {
+            url: self.url.clone(),
+            max_connections,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop in a thread of its own: Drop cannot await, and the test's runtime may be ending.
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// `url` with its database name replaced.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    // The path starts at the first '/' after "scheme://host".
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A fresh, migrated Postgres store and the database that holds it.
+pub async fn postgres_store() -> (Arc<dyn Store>, TestDatabase) {
+    let db = TestDatabase::create().await;
+    let store = store::connect(&db.options(16)).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, db)
+}
+
+/// A fresh, migrated SQLite store in a temporary file (a file rather than `:memory:` so that
+/// the pool has several connections, as in production use).
+pub async fn sqlite_store() -> StoreResult<(Arc<dyn Store>, TempDir)> {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}/guardians.db", dir.path.display());
+    let store = store::connect(&ConnectOptions {
+        url,
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(10),
+    })
+    .await?;
+    store.migrate().await?;
+    Ok((store, dir))
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// Creates a new, empty directory under the system's temporary folder.
+    pub fn new() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("guardians-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self { path }
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn database_name_is_replaced_keeping_host_and_options() {
+        assert_eq!(
+            replace_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/db?sslmode=disable", "t2"),
+            "postgres://u@h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h", "t3"),
+            "postgres://u@h/t3"
+        );
+    }
+}
