@@ -315,7 +315,8 @@ mod tests {
 
     #[test]
     fn numeric_settings_are_bounded_inclusively() {
-        let cases: [(fn(i32) -> SettingsPatch, (i32, i32)); 3] = [
+        type PatchOf = fn(i32) -> SettingsPatch;
+        let cases: [(PatchOf, (i32, i32)); 3] = [
             (
                 |v| SettingsPatch {
                     invitation_ttl_days: Some(v),
