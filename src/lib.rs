@@ -3,6 +3,12 @@
 //! Layers, each depending only on those before it: [`domain`] (pure rules) <- [`store`]
 //! (persistence) <- [`app`] (use cases) <- [`grpc`] (the v1 contract over tonic).
 
+pub mod app;
+pub mod config;
 pub mod domain;
+pub mod grpc;
+pub mod proto;
+pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod testing;

@@ -126,6 +126,21 @@ impl InvitationEvent {
     ];
 }
 
+impl InvitationEvent {
+    /// The audit trail's name for this event.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            Self::Accept => "invitation.accepted",
+            Self::Decline => "invitation.declined",
+            Self::Cancel => "invitation.cancelled",
+            Self::Resend => "invitation.resent",
+            Self::Expire => "invitation.expired",
+            Self::DeleteGuardian => "guardian.removed",
+            Self::RemoveStudent => "student.removed",
+        }
+    }
+}
+
 /// A transition the lifecycle does not allow; both are FAILED_PRECONDITION to a caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransitionError {

@@ -1,0 +1,182 @@
+//! The directory: users and courses pushed in by other systems.
+
+use super::{App, AppError, AppResult, Missing, page_token};
+use crate::domain::{
+    AuditEvent, Course, CourseId, DomainName, InvitationEvent, Role, User, UserId, paging,
+    transition,
+};
+use crate::store::{InvitationFilter, InvitationScope, StateFilter};
+
+/// Most users one UpsertUsers call takes.
+pub const MAX_USERS_PER_CALL: usize = 1000;
+/// Most members (teachers plus students) of one course.
+pub const MAX_COURSE_MEMBERS: usize = 10_000;
+
+/// A page request of users.
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    /// Whose users.
+    pub domain: DomainName,
+    /// Only this role.
+    pub role: Option<Role>,
+    /// The raw requested page size.
+    pub page_size: i32,
+    /// The previous page's token, or empty.
+    pub page_token: String,
+}
+
+/// A page of users.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// The users, by id.
+    pub users: Vec<User>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+}
+
+impl App {
+    /// Creates or replaces users, all or none.
+    pub async fn upsert_users(&self, users: Vec<User>) -> AppResult<Vec<User>> {
+        if users.len() > MAX_USERS_PER_CALL {
+            return Err(crate::domain::ValidationError::invalid(
+                "users",
+                format!("at most {MAX_USERS_PER_CALL} users per call"),
+            )
+            .into());
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        for (i, user) in users.iter().enumerate() {
+            match tx.upsert_user(user, now).await {
+                Ok(()) => {}
+                Err(crate::store::StoreError::AlreadyExists(_)) => {
+                    return Err(crate::domain::ValidationError::invalid(
+                        &format!("users[{i}].email"),
+                        "another user already has this email address",
+                    )
+                    .into());
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        tx.commit().await?;
+        Ok(users)
+    }
+
+    /// Deletes users; a deleted student's PENDING and ACCEPTED records become
+    /// REMOVED(STUDENT_REMOVED), each with its audit event. Returns how many users existed.
+    pub async fn delete_users(&self, ids: &[UserId], actor: &str) -> AppResult<usize> {
+        let mut deleted = 0;
+        // One transaction per user keeps each lock short; each user's removal is atomic.
+        for id in ids {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            tx.lock_student(id).await?;
+            let Some(user) = tx.get_user(id).await? else {
+                continue;
+            };
+            if user.role == Role::Student {
+                let active = StateFilter {
+                    pending: true,
+                    accepted: true,
+                    ..StateFilter::default()
+                };
+                let mut after = None;
+                loop {
+                    let page = tx
+                        .list_invitations(&InvitationFilter {
+                            scope: InvitationScope::Student(id.clone()),
+                            invited_email: None,
+                            states: active,
+                            now,
+                            after,
+                            limit: 100,
+                        })
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id);
+                    for invitation in page {
+                        let event = InvitationEvent::RemoveStudent;
+                        let mut next = invitation.clone();
+                        next.state = transition(invitation.observed_state(now), event)?;
+                        next.update_time = now;
+                        tx.update_invitation(&next, invitation.version).await?;
+                        tx.append_event(&AuditEvent {
+                            event_id: 0,
+                            domain: invitation.domain.clone(),
+                            student_id: invitation.student_id.clone(),
+                            invitation_id: invitation.id,
+                            action: event.audit_action().into(),
+                            actor_id: actor.into(),
+                            request_id: None,
+                            create_time: now,
+                        })
+                        .await?;
+                    }
+                }
+            }
+            tx.delete_user(id).await?;
+            tx.commit().await?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// One user.
+    pub async fn get_user(&self, id: &UserId) -> AppResult<User> {
+        let mut session = self.store.session().await?;
+        session
+            .get_user(id)
+            .await?
+            .ok_or(AppError::NotFound(Missing::User))
+    }
+
+    /// A page of a domain's users, by id.
+    pub async fn list_users(&self, query: UserQuery) -> AppResult<UserPage> {
+        let size = paging::page_size(query.page_size)?;
+        let role = query.role.map(Role::as_str).unwrap_or("");
+        let filters = [query.domain.as_str(), role];
+        let after = page_token::decode(&query.page_token, &filters)?
+            .map(|k| UserId::parse(&k).map_err(|_| AppError::InvalidPageToken))
+            .transpose()?;
+        let mut session = self.store.session().await?;
+        let mut users = session
+            .list_users(&query.domain, query.role, after.as_ref(), size + 1)
+            .await?;
+        let next_page_token = if users.len() > size as usize {
+            users.truncate(size as usize);
+            users
+                .last()
+                .map(|u| page_token::encode(u.user_id.as_str(), &filters))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(UserPage {
+            users,
+            next_page_token,
+        })
+    }
+
+    /// Creates or replaces a course and its membership.
+    pub async fn upsert_course(&self, course: Course) -> AppResult<Course> {
+        if course.teacher_ids.len() + course.student_ids.len() > MAX_COURSE_MEMBERS {
+            return Err(crate::domain::ValidationError::invalid(
+                "course",
+                format!("a course has at most {MAX_COURSE_MEMBERS} members"),
+            )
+            .into());
+        }
+        let mut tx = self.store.begin().await?;
+        tx.upsert_course(&course, self.clock.now()).await?;
+        tx.commit().await?;
+        Ok(course)
+    }
+
+    /// Deletes a course; deleting one that does not exist succeeds (the outcome is the same).
+    pub async fn delete_course(&self, id: &CourseId) -> AppResult<()> {
+        let mut session = self.store.session().await?;
+        session.delete_course(id).await?;
+        Ok(())
+    }
+}

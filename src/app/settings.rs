@@ -1,0 +1,74 @@
+//! Reading and changing a domain's guardian settings.
+
+use super::{App, AppError, AppResult};
+use crate::domain::{DomainName, DomainSettings, SettingsPatch};
+use crate::store::StoreError;
+
+/// A requested change of settings.
+#[derive(Debug, Clone)]
+pub struct SettingsUpdate {
+    /// The domain to change.
+    pub domain: DomainName,
+    /// The fields to change.
+    pub patch: SettingsPatch,
+    /// Change only if the stored settings still have this etag.
+    pub etag: Option<String>,
+}
+
+/// How often an update without etag re-reads and re-applies after losing a race.
+const UPDATE_ATTEMPTS: usize = 5;
+
+impl App {
+    /// The settings in force for `domain`: stored ones, or the defaults. Served from the
+    /// replica's short-lived cache when fresh.
+    pub async fn domain_settings(&self, domain: &DomainName) -> AppResult<DomainSettings> {
+        if let Some(cached) = self.settings_cache.get(domain) {
+            return Ok(cached);
+        }
+        let settings = self.read_settings(domain).await?;
+        self.settings_cache.put(settings.clone());
+        Ok(settings)
+    }
+
+    /// The settings as stored right now, bypassing the cache (for reads that must see a write
+    /// that just happened, such as GetDomainSettings).
+    pub async fn read_settings(&self, domain: &DomainName) -> AppResult<DomainSettings> {
+        let mut session = self.store.session().await?;
+        Ok(session
+            .get_settings(domain)
+            .await?
+            .unwrap_or_else(|| DomainSettings::defaults(domain.clone())))
+    }
+
+    /// Applies an update with the institution-type rule. With an etag, a stale one is
+    /// `ETAG_MISMATCH`; without, a lost race is retried on the newer settings.
+    pub async fn update_settings(&self, update: SettingsUpdate) -> AppResult<DomainSettings> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.read_settings(&update.domain).await?;
+            if update
+                .etag
+                .as_deref()
+                .is_some_and(|etag| etag != current.etag())
+            {
+                return Err(AppError::EtagMismatch);
+            }
+            let mut next = current.apply(update.patch.clone())?;
+            next.update_time = Some(self.clock.now());
+            let mut session = self.store.session().await?;
+            match session.put_settings(&next, current.version).await {
+                Ok(stored) => {
+                    self.settings_cache.put(stored.clone());
+                    return Ok(stored);
+                }
+                Err(StoreError::Conflict) if update.etag.is_some() => {
+                    return Err(AppError::EtagMismatch);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(AppError::Unavailable(
+            "settings kept changing concurrently; retry".into(),
+        ))
+    }
+}

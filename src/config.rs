@@ -1,0 +1,106 @@
+//! Configuration of `guardian-service serve`: every setting is a flag and a `GUARDIANS_*`
+//! environment variable (api.md, "Configuration").
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Settings of the server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// gRPC listen address.
+    #[arg(long, env = "GUARDIANS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// `postgres://...`, `sqlite://path` or `sqlite::memory:`.
+    #[arg(
+        long,
+        env = "GUARDIANS_DATABASE_URL",
+        default_value = "sqlite://guardians.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of database connections this replica opens.
+    #[arg(long, env = "GUARDIANS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a free database connection before failing UNAVAILABLE.
+    #[arg(long, env = "GUARDIANS_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// Deadline of every RPC on the server side (a client's shorter grpc-timeout wins).
+    #[arg(long, env = "GUARDIANS_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "GUARDIANS_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Most RPCs in flight on one client connection; further ones wait.
+    #[arg(
+        long,
+        env = "GUARDIANS_CONCURRENCY_PER_CONNECTION",
+        default_value_t = 256
+    )]
+    pub concurrency_per_connection: usize,
+
+    /// Apply pending migrations at start-up. Turn off where a separate job migrates.
+    #[arg(long, env = "GUARDIANS_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_migrate: bool,
+
+    /// After SIGTERM, how long to report NOT_SERVING before refusing new RPCs, so that load
+    /// balancers stop sending first.
+    #[arg(long, env = "GUARDIANS_SHUTDOWN_GRACE", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// The defaults, as with no flags and no environment, for `database_url`.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: database_url.into(),
+            db_max_connections: 16,
+            db_acquire_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            max_message_bytes: 8 * 1024 * 1024,
+            concurrency_per_connection: 256,
+            auto_migrate: true,
+            shutdown_grace: Duration::ZERO,
+        }
+    }
+}
+
+/// Parses `250ms`, `10s`, `5m`, `1h` (or a bare number of seconds).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration such as 500ms, 10s, 5m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        "d" => Ok(Duration::from_secs(n * 86_400)),
+        _ => Err(format!("unknown unit in {raw:?}; use ms, s, m, h or d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+}

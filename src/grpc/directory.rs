@@ -1,0 +1,227 @@
+//! DirectoryService: proto <-> domain for users and courses, and the handlers.
+
+use super::convert::{missing, parse_field};
+use crate::app::{App, UserQuery};
+use crate::domain::{
+    Course, CourseId, DomainName, Email, Locale, Role, User, UserId, ValidationError,
+    user::MAX_DISPLAY_NAME_CHARS,
+};
+use crate::proto::{self, directory_service_server::DirectoryService};
+use tonic::{Request, Response, Status};
+
+/// The directory service over the use cases.
+#[derive(Debug, Clone)]
+pub struct DirectoryApi {
+    app: App,
+}
+
+impl DirectoryApi {
+    /// Serves `app`.
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+/// The subject recorded in the audit trail for directory changes until callers are known.
+const DIRECTORY_ACTOR: &str = "directory";
+
+#[tonic::async_trait]
+impl DirectoryService for DirectoryApi {
+    async fn upsert_users(
+        &self,
+        request: Request<proto::UpsertUsersRequest>,
+    ) -> Result<Response<proto::UpsertUsersResponse>, Status> {
+        let proto::UpsertUsersRequest { users } = request.into_inner();
+        let users = users
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| user_from_proto(&format!("users[{i}]"), u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stored = self.app.upsert_users(users).await?;
+        Ok(Response::new(proto::UpsertUsersResponse {
+            users: stored.iter().map(user_to_proto).collect(),
+        }))
+    }
+
+    async fn delete_users(
+        &self,
+        request: Request<proto::DeleteUsersRequest>,
+    ) -> Result<Response<proto::DeleteUsersResponse>, Status> {
+        let proto::DeleteUsersRequest { user_ids } = request.into_inner();
+        let ids = user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| parse_field(&format!("user_ids[{i}]"), id, UserId::parse))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deleted = self.app.delete_users(&ids, DIRECTORY_ACTOR).await?;
+        Ok(Response::new(proto::DeleteUsersResponse {
+            deleted_count: deleted as i32,
+        }))
+    }
+
+    async fn upsert_course(
+        &self,
+        request: Request<proto::UpsertCourseRequest>,
+    ) -> Result<Response<proto::UpsertCourseResponse>, Status> {
+        let proto::UpsertCourseRequest { course } = request.into_inner();
+        let course = course_from_proto(course.ok_or_else(|| missing("course"))?)?;
+        let stored = self.app.upsert_course(course).await?;
+        Ok(Response::new(proto::UpsertCourseResponse {
+            course: Some(course_to_proto(&stored)),
+        }))
+    }
+
+    async fn delete_course(
+        &self,
+        request: Request<proto::DeleteCourseRequest>,
+    ) -> Result<Response<proto::DeleteCourseResponse>, Status> {
+        let proto::DeleteCourseRequest { course_id } = request.into_inner();
+        let id = parse_field("course_id", &course_id, CourseId::parse)?;
+        self.app.delete_course(&id).await?;
+        Ok(Response::new(proto::DeleteCourseResponse {}))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<proto::GetUserRequest>,
+    ) -> Result<Response<proto::GetUserResponse>, Status> {
+        let proto::GetUserRequest { user_id } = request.into_inner();
+        let id = parse_field("user_id", &user_id, UserId::parse)?;
+        let user = self.app.get_user(&id).await?;
+        Ok(Response::new(proto::GetUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<proto::ListUsersRequest>,
+    ) -> Result<Response<proto::ListUsersResponse>, Status> {
+        let proto::ListUsersRequest {
+            domain,
+            role,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let domain = parse_field("domain", &domain, DomainName::parse)?;
+        let role = match proto::UserRole::try_from(role) {
+            Ok(proto::UserRole::Unspecified) => None,
+            Ok(r) => Some(role_from_proto(r)),
+            Err(_) => return Err(ValidationError::invalid("role", "unknown role").into()),
+        };
+        let page = self
+            .app
+            .list_users(UserQuery {
+                domain,
+                role,
+                page_size,
+                page_token,
+            })
+            .await?;
+        Ok(Response::new(proto::ListUsersResponse {
+            users: page.users.iter().map(user_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+}
+
+fn role_from_proto(role: proto::UserRole) -> Role {
+    match role {
+        proto::UserRole::Student => Role::Student,
+        proto::UserRole::Teacher => Role::Teacher,
+        // Unspecified is refused before this is called.
+        proto::UserRole::Admin | proto::UserRole::Unspecified => Role::Admin,
+    }
+}
+
+fn user_from_proto(prefix: &str, u: proto::User) -> Result<User, ValidationError> {
+    let proto::User {
+        user_id,
+        domain,
+        email,
+        role,
+        verified_teacher,
+        display_name,
+        locale,
+    } = u;
+    let role = match proto::UserRole::try_from(role) {
+        Ok(proto::UserRole::Unspecified) | Err(_) => {
+            return Err(ValidationError::invalid(
+                &format!("{prefix}.role"),
+                "role must be STUDENT, TEACHER or ADMIN",
+            ));
+        }
+        Ok(r) => role_from_proto(r),
+    };
+    let display_name = display_name.trim().to_owned();
+    if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ValidationError::invalid(
+            &format!("{prefix}.display_name"),
+            format!("display_name is longer than {MAX_DISPLAY_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(User {
+        user_id: parse_field(&format!("{prefix}.user_id"), &user_id, UserId::parse)?,
+        domain: parse_field(&format!("{prefix}.domain"), &domain, DomainName::parse)?,
+        email: parse_field(&format!("{prefix}.email"), &email, Email::parse)?,
+        role,
+        verified_teacher: verified_teacher && role == Role::Teacher,
+        display_name,
+        locale: if locale.trim().is_empty() {
+            None
+        } else {
+            Some(parse_field(
+                &format!("{prefix}.locale"),
+                &locale,
+                Locale::parse,
+            )?)
+        },
+    })
+}
+
+/// The proto form of a user.
+pub fn user_to_proto(u: &User) -> proto::User {
+    proto::User {
+        user_id: u.user_id.to_string(),
+        domain: u.domain.to_string(),
+        email: u.email.to_string(),
+        role: match u.role {
+            Role::Student => proto::UserRole::Student,
+            Role::Teacher => proto::UserRole::Teacher,
+            Role::Admin => proto::UserRole::Admin,
+        } as i32,
+        verified_teacher: u.verified_teacher,
+        display_name: u.display_name.clone(),
+        locale: u.locale.map(|l| l.as_str().to_owned()).unwrap_or_default(),
+    }
+}
+
+fn course_from_proto(c: proto::Course) -> Result<Course, ValidationError> {
+    let proto::Course {
+        course_id,
+        domain,
+        teacher_ids,
+        student_ids,
+    } = c;
+    let ids = |field: &str, raw: &[String]| {
+        raw.iter()
+            .enumerate()
+            .map(|(i, id)| parse_field(&format!("course.{field}[{i}]"), id, UserId::parse))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Course {
+        course_id: parse_field("course.course_id", &course_id, CourseId::parse)?,
+        domain: parse_field("course.domain", &domain, DomainName::parse)?,
+        teacher_ids: ids("teacher_ids", &teacher_ids)?,
+        student_ids: ids("student_ids", &student_ids)?,
+    })
+}
+
+fn course_to_proto(c: &Course) -> proto::Course {
+    proto::Course {
+        course_id: c.course_id.to_string(),
+        domain: c.domain.to_string(),
+        teacher_ids: c.teacher_ids.iter().map(ToString::to_string).collect(),
+        student_ids: c.student_ids.iter().map(ToString::to_string).collect(),
+    }
+}

@@ -1,0 +1,12 @@
+//! The v1 contract over tonic: one module per service, proto <-> domain conversion next to its
+//! handlers, and the one error -> status table in [`status`].
+
+mod convert;
+mod directory;
+mod guardians;
+mod settings;
+pub mod status;
+
+pub use directory::DirectoryApi;
+pub use guardians::GuardiansApi;
+pub use settings::SettingsApi;

@@ -1,0 +1,206 @@
+//! SettingsService: proto <-> domain for settings, and the handlers.
+
+use super::convert::{missing, parse_field, timestamp};
+use crate::app::{App, SettingsUpdate};
+use crate::domain::{
+    DomainName, DomainSettings, InstitutionType, Locale, SettingsPatch, ValidationError,
+    WhoCanManage,
+};
+use crate::proto::{self, settings_service_server::SettingsService};
+use tonic::{Request, Response, Status};
+
+/// The settings service over the use cases.
+#[derive(Debug, Clone)]
+pub struct SettingsApi {
+    app: App,
+}
+
+impl SettingsApi {
+    /// Serves `app`.
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl SettingsService for SettingsApi {
+    async fn get_domain_settings(
+        &self,
+        request: Request<proto::GetDomainSettingsRequest>,
+    ) -> Result<Response<proto::GetDomainSettingsResponse>, Status> {
+        let proto::GetDomainSettingsRequest { domain } = request.into_inner();
+        let domain = parse_field("domain", &domain, DomainName::parse)?;
+        let settings = self.app.read_settings(&domain).await?;
+        Ok(Response::new(proto::GetDomainSettingsResponse {
+            settings: Some(to_proto(&settings)),
+        }))
+    }
+
+    async fn update_domain_settings(
+        &self,
+        request: Request<proto::UpdateDomainSettingsRequest>,
+    ) -> Result<Response<proto::UpdateDomainSettingsResponse>, Status> {
+        let update = parse_update(request.into_inner())?;
+        let settings = self.app.update_settings(update).await?;
+        Ok(Response::new(proto::UpdateDomainSettingsResponse {
+            settings: Some(to_proto(&settings)),
+        }))
+    }
+}
+
+/// The proto form of settings.
+pub fn to_proto(s: &DomainSettings) -> proto::DomainSettings {
+    proto::DomainSettings {
+        domain: s.domain.to_string(),
+        institution_type: match s.institution_type {
+            InstitutionType::PrimarySecondary => proto::InstitutionType::PrimarySecondary,
+            InstitutionType::HigherEducation => proto::InstitutionType::HigherEducation,
+        } as i32,
+        guardian_access_enabled: s.guardian_access_enabled,
+        who_can_manage: match s.who_can_manage {
+            WhoCanManage::VerifiedTeachers => proto::WhoCanManage::VerifiedTeachers,
+            WhoCanManage::DomainAdminsOnly => proto::WhoCanManage::DomainAdminsOnly,
+        } as i32,
+        allowlisted_domains: s
+            .allowlisted_domains
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        invitation_ttl_days: s.invitation_ttl_days,
+        max_guardians_per_student: s.max_guardians_per_student,
+        max_students_per_guardian: s.max_students_per_guardian,
+        default_locale: s.default_locale.as_str().to_owned(),
+        etag: s.etag(),
+        update_time: s.update_time.map(timestamp),
+    }
+}
+
+/// The fields a mask may name.
+const WRITABLE: [&str; 8] = [
+    "institution_type",
+    "guardian_access_enabled",
+    "who_can_manage",
+    "allowlisted_domains",
+    "invitation_ttl_days",
+    "max_guardians_per_student",
+    "max_students_per_guardian",
+    "default_locale",
+];
+
+fn parse_update(
+    req: proto::UpdateDomainSettingsRequest,
+) -> Result<SettingsUpdate, ValidationError> {
+    let proto::UpdateDomainSettingsRequest {
+        settings,
+        update_mask,
+        etag,
+    } = req;
+    let settings = settings.ok_or_else(|| missing("settings"))?;
+    let proto::DomainSettings {
+        domain,
+        institution_type,
+        guardian_access_enabled,
+        who_can_manage,
+        allowlisted_domains,
+        invitation_ttl_days,
+        max_guardians_per_student,
+        max_students_per_guardian,
+        default_locale,
+        etag: settings_etag,
+        update_time: _,
+    } = settings;
+    let domain = parse_field("settings.domain", &domain, DomainName::parse)?;
+    let paths: Vec<String> = match update_mask {
+        Some(mask) if mask.paths.iter().any(|p| p == "*") => {
+            WRITABLE.iter().map(|p| p.to_string()).collect()
+        }
+        Some(mask) if !mask.paths.is_empty() => mask.paths,
+        // AIP-134: without a mask, the populated fields are the ones to change.
+        _ => {
+            let populated = [
+                institution_type != 0,
+                guardian_access_enabled,
+                who_can_manage != 0,
+                !allowlisted_domains.is_empty(),
+                invitation_ttl_days != 0,
+                max_guardians_per_student != 0,
+                max_students_per_guardian != 0,
+                !default_locale.is_empty(),
+            ];
+            WRITABLE
+                .iter()
+                .zip(populated)
+                .filter(|(_, set)| *set)
+                .map(|(p, _)| p.to_string())
+                .collect()
+        }
+    };
+    let mut patch = SettingsPatch::default();
+    for path in &paths {
+        let field = format!("settings.{path}");
+        match path.as_str() {
+            "institution_type" => {
+                patch.institution_type =
+                    Some(match proto::InstitutionType::try_from(institution_type) {
+                        Ok(proto::InstitutionType::PrimarySecondary) => {
+                            InstitutionType::PrimarySecondary
+                        }
+                        Ok(proto::InstitutionType::HigherEducation) => {
+                            InstitutionType::HigherEducation
+                        }
+                        Ok(proto::InstitutionType::Unspecified) | Err(_) => {
+                            return Err(ValidationError::invalid(
+                                &field,
+                                "institution_type must be PRIMARY_SECONDARY or HIGHER_EDUCATION",
+                            ));
+                        }
+                    });
+            }
+            "guardian_access_enabled" => {
+                patch.guardian_access_enabled = Some(guardian_access_enabled)
+            }
+            "who_can_manage" => {
+                patch.who_can_manage = Some(match proto::WhoCanManage::try_from(who_can_manage) {
+                    Ok(proto::WhoCanManage::VerifiedTeachers) => WhoCanManage::VerifiedTeachers,
+                    Ok(proto::WhoCanManage::DomainAdminsOnly) => WhoCanManage::DomainAdminsOnly,
+                    Ok(proto::WhoCanManage::Unspecified) | Err(_) => {
+                        return Err(ValidationError::invalid(
+                            &field,
+                            "who_can_manage must be VERIFIED_TEACHERS or DOMAIN_ADMINS_ONLY",
+                        ));
+                    }
+                });
+            }
+            "allowlisted_domains" => {
+                let parsed = allowlisted_domains
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| parse_field(&format!("{field}[{i}]"), d, DomainName::parse))
+                    .collect::<Result<Vec<_>, _>>()?;
+                patch.allowlisted_domains = Some(parsed);
+            }
+            "invitation_ttl_days" => patch.invitation_ttl_days = Some(invitation_ttl_days),
+            "max_guardians_per_student" => {
+                patch.max_guardians_per_student = Some(max_guardians_per_student)
+            }
+            "max_students_per_guardian" => {
+                patch.max_students_per_guardian = Some(max_students_per_guardian)
+            }
+            "default_locale" => {
+                patch.default_locale = Some(parse_field(&field, &default_locale, Locale::parse)?);
+            }
+            other => {
+                return Err(ValidationError::invalid(
+                    "update_mask",
+                    format!("{other:?} is not a writable field of DomainSettings"),
+                ));
+            }
+        }
+    }
+    let etag = [etag, settings_etag].into_iter().find(|e| !e.is_empty());
+    Ok(SettingsUpdate {
+        domain,
+        patch,
+        etag,
+    })
+}

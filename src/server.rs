@@ -1,0 +1,183 @@
+//! The server: the three services, health and reflection on one listener, with readiness that
+//! follows the database, bounded messages, a request deadline and graceful shutdown.
+
+use crate::app::App;
+use crate::config::ServeConfig;
+use crate::domain::SystemClock;
+use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
+use crate::proto::{
+    self, directory_service_server::DirectoryServiceServer,
+    guardian_service_server::GuardianServiceServer, settings_service_server::SettingsServiceServer,
+};
+use crate::store::{self, ConnectOptions, Store, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// The services whose health is reported, besides the whole server ("").
+const SERVICES: [&str; 4] = [
+    "",
+    "guardians.v1.GuardianService",
+    "guardians.v1.SettingsService",
+    "guardians.v1.DirectoryService",
+];
+
+/// How often readiness re-checks the database.
+const READINESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be set up.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gRPC transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not load the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves on `listener` until `shutdown` resolves, then reports NOT_SERVING, waits the grace
+/// period, stops taking RPCs, lets those in flight finish, and closes the database pool.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = store::connect(&ConnectOptions {
+        url: config.database_url.clone(),
+        max_connections: config.db_max_connections,
+        acquire_timeout: config.db_acquire_timeout,
+    })
+    .await?;
+    let app = App::new(store.clone(), Arc::new(SystemClock));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::NotServing).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let readiness = tokio::spawn(follow_readiness(
+        store.clone(),
+        health.clone(),
+        config.auto_migrate,
+        stop_rx,
+    ));
+
+    // Both reflection versions: grpcurl 1.8 speaks only v1alpha, buf curl speaks v1.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let max = config.max_message_bytes;
+
+    let grace = config.shutdown_grace;
+    let health_on_stop = health.clone();
+    let drain = async move {
+        shutdown.await;
+        tracing::info!("shutting down: reporting NOT_SERVING");
+        let _ = stop_tx.send(true);
+        set_health(&health_on_stop, ServingStatus::NotServing).await;
+        tokio::time::sleep(grace).await;
+    };
+
+    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
+    let result = tonic::transport::Server::builder()
+        .timeout(config.request_timeout)
+        .concurrency_limit_per_connection(config.concurrency_per_connection)
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            GuardianServiceServer::new(GuardiansApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            SettingsServiceServer::new(SettingsApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            DirectoryServiceServer::new(DirectoryApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .await;
+    readiness.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(result?)
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for service in SERVICES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Reports SERVING while the database answers and is migrated (migrating first when allowed),
+/// NOT_SERVING otherwise, until told to stop.
+async fn follow_readiness(
+    store: Arc<dyn Store>,
+    health: HealthReporter,
+    auto_migrate: bool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last: Option<bool> = None;
+    loop {
+        let ready = check_ready(store.as_ref(), auto_migrate).await;
+        if *stop.borrow() {
+            return;
+        }
+        if last != Some(ready) {
+            if ready {
+                tracing::info!("database ready: SERVING");
+            } else {
+                tracing::warn!("database not ready: NOT_SERVING");
+            }
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&health, status).await;
+            last = Some(ready);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(READINESS_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn check_ready(store: &dyn Store, auto_migrate: bool) -> bool {
+    match store.is_migrated().await {
+        Ok(true) => true,
+        Ok(false) if auto_migrate => match store.migrate().await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, "migration failed");
+                false
+            }
+        },
+        Ok(false) => {
+            tracing::warn!("database is not migrated; run `guardian-service migrate`");
+            false
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "database unreachable");
+            false
+        }
+    }
+}
