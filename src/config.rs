@@ -53,6 +53,10 @@ pub struct ServeConfig {
     /// balancers stop sending first.
     #[arg(long, env = "GUARDIANS_SHUTDOWN_GRACE", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// After that, how long RPCs in flight may take to finish before the server stops anyway.
+    #[arg(long, env = "GUARDIANS_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -68,6 +72,7 @@ impl ServeConfig {
             concurrency_per_connection: 256,
             auto_migrate: true,
             shutdown_grace: Duration::ZERO,
+            drain_timeout: Duration::from_secs(20),
         }
     }
 }

@@ -81,16 +81,27 @@ pub async fn serve(
 
     let grace = config.shutdown_grace;
     let health_on_stop = health.clone();
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = async move {
         shutdown.await;
         tracing::info!("shutting down: reporting NOT_SERVING");
         let _ = stop_tx.send(true);
         set_health(&health_on_stop, ServingStatus::NotServing).await;
         tokio::time::sleep(grace).await;
+        let _ = draining_tx.send(());
+    };
+    // Streams that never end by themselves (health Watch) would hold the drain open forever:
+    // past the drain timeout the server stops regardless.
+    let drain_timeout = config.drain_timeout;
+    let drain_deadline = async move {
+        match draining_rx.await {
+            Ok(()) => tokio::time::sleep(drain_timeout).await,
+            Err(_) => std::future::pending().await,
+        }
     };
 
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
-    let result = tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.concurrency_per_connection)
         .tcp_nodelay(true)
@@ -112,8 +123,14 @@ pub async fn serve(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
-        .await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
+    let result = tokio::select! {
+        result = server => result,
+        () = drain_deadline => {
+            tracing::warn!(timeout = ?drain_timeout, "RPCs still open after the drain timeout; stopping");
+            Ok(())
+        }
+    };
     readiness.abort();
     store.close().await;
     tracing::info!("stopped");

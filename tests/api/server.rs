@@ -1,0 +1,187 @@
+//! The server shell: health, reflection, limits, the embedded store, unreachable databases.
+
+use crate::helpers::{reason, spawn_app, spawn_sqlite_app, spawn_unready, spawn_with, wait_for};
+use guardian_service::config::ServeConfig;
+use guardian_service::proto::{
+    CreateGuardianInvitationRequest, GetDomainSettingsRequest, UpsertUsersRequest, User, UserRole,
+};
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+#[tokio::test]
+async fn reflection_lists_every_service_in_both_versions() {
+    let app = spawn_app().await;
+    use tonic_reflection::pb::v1 as r1;
+    use tonic_reflection::pb::v1alpha as r0;
+    let mut v1 = r1::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = r1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut replies = v1
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.next().await.unwrap().unwrap();
+    let Some(r1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("unexpected reflection reply");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in [
+        "guardians.v1.GuardianService",
+        "guardians.v1.SettingsService",
+        "guardians.v1.DirectoryService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.contains(&service.to_string()),
+            "{service} missing from {names:?}"
+        );
+    }
+    let mut v0 = r0::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = r0::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            r0::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "guardians.v1.SettingsService".into(),
+            ),
+        ),
+    };
+    let mut replies = v0
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.next().await.unwrap().unwrap();
+    assert!(matches!(
+        reply.message_response,
+        Some(r0::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+    ));
+}
+
+#[tokio::test]
+async fn rpcs_of_later_work_answer_unimplemented_naming_what_is_missing() {
+    let app = spawn_app().await;
+    let err = app
+        .guardians()
+        .create_guardian_invitation(CreateGuardianInvitationRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(
+        err.message().contains("invitation workflow"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn the_embedded_sqlite_store_serves_the_same_api() {
+    let app = spawn_sqlite_app().await;
+    let users = vec![User {
+        user_id: "s1".into(),
+        domain: "school.example".into(),
+        email: "s1@school.example".into(),
+        role: UserRole::Student as i32,
+        ..Default::default()
+    }];
+    app.directory()
+        .upsert_users(UpsertUsersRequest { users })
+        .await
+        .unwrap();
+    let s = app
+        .settings()
+        .get_domain_settings(GetDomainSettingsRequest {
+            domain: "school.example".into(),
+        })
+        .await
+        .unwrap();
+    assert!(s.into_inner().settings.unwrap().guardian_access_enabled);
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let app_db = guardian_service::testing::TestDatabase::create().await;
+    let config = ServeConfig {
+        max_message_bytes: 4096,
+        ..ServeConfig::for_database(app_db.url.clone())
+    };
+    let app = spawn_with(config).await;
+    let users = (0..200)
+        .map(|i| User {
+            user_id: format!("student-{i}"),
+            domain: "school.example".into(),
+            email: format!("student-{i}@school.example"),
+            role: UserRole::Student as i32,
+            ..Default::default()
+        })
+        .collect();
+    let err = app
+        .directory()
+        .upsert_users(UpsertUsersRequest { users })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_not_serving_and_fails_fast_with_unavailable() {
+    // Nothing listens on port 9 of loopback (discard is not run here).
+    let config = ServeConfig {
+        db_acquire_timeout: Duration::from_millis(300),
+        ..ServeConfig::for_database("postgres://postgres@127.0.0.1:9/none")
+    };
+    let mut app = spawn_unready(config).await;
+    wait_for(&mut app, ServingStatus::NotServing).await;
+    let started = std::time::Instant::now();
+    let err = app
+        .settings()
+        .get_domain_settings(GetDomainSettingsRequest {
+            domain: "school.example".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::Unavailable, "UNAVAILABLE")
+    );
+    // Not a timing assertion on speed: only that it did not hang until the request deadline.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_reports_not_serving_and_ends_cleanly() {
+    let mut app = spawn_app().await;
+    let mut watch = app
+        .health()
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.next().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    let stopping = tokio::spawn(async move {
+        app.stop().await;
+    });
+    let update = watch
+        .next()
+        .await
+        .expect("an update before the stream ends")
+        .unwrap();
+    assert_eq!(update.status, ServingStatus::NotServing as i32);
+    // A watcher that goes away lets the drain finish without waiting for the drain timeout.
+    drop(watch);
+    stopping.await.unwrap();
+}

@@ -1,0 +1,301 @@
+//! SettingsService over gRPC on Postgres.
+
+use crate::helpers::{reason, spawn_app};
+use guardian_service::proto::{
+    DomainSettings, GetDomainSettingsRequest, InstitutionType, UpdateDomainSettingsRequest,
+    WhoCanManage,
+};
+use prost_types::FieldMask;
+use tonic::Code;
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+fn update(settings: DomainSettings, paths: &[&str]) -> UpdateDomainSettingsRequest {
+    UpdateDomainSettingsRequest {
+        settings: Some(settings),
+        update_mask: mask(paths),
+        etag: String::new(),
+    }
+}
+
+fn for_domain(domain: &str) -> DomainSettings {
+    DomainSettings {
+        domain: domain.into(),
+        ..Default::default()
+    }
+}
+
+async fn get(app: &crate::helpers::TestApp, domain: &str) -> DomainSettings {
+    app.settings()
+        .get_domain_settings(GetDomainSettingsRequest {
+            domain: domain.into(),
+        })
+        .await
+        .expect("get settings")
+        .into_inner()
+        .settings
+        .expect("settings")
+}
+
+#[tokio::test]
+async fn an_unknown_domain_gets_the_defaults() {
+    let app = spawn_app().await;
+    let s = get(&app, "Lincoln.K12.Example").await;
+    assert_eq!(s.domain, "lincoln.k12.example");
+    assert_eq!(s.institution_type, InstitutionType::PrimarySecondary as i32);
+    assert!(s.guardian_access_enabled);
+    assert_eq!(s.who_can_manage, WhoCanManage::VerifiedTeachers as i32);
+    assert_eq!(
+        (
+            s.invitation_ttl_days,
+            s.max_guardians_per_student,
+            s.max_students_per_guardian
+        ),
+        (120, 20, 20)
+    );
+    assert_eq!(s.default_locale, "en");
+    assert!(s.update_time.is_none());
+}
+
+#[tokio::test]
+async fn an_update_changes_only_the_fields_in_the_mask() {
+    let app = spawn_app().await;
+    let wanted = DomainSettings {
+        who_can_manage: WhoCanManage::DomainAdminsOnly as i32,
+        invitation_ttl_days: 30,
+        default_locale: "nl".into(),
+        allowlisted_domains: vec!["Partner.Example".into()],
+        ..for_domain("school.example")
+    };
+    let s = app
+        .settings()
+        .update_domain_settings(update(
+            wanted,
+            &["who_can_manage", "default_locale", "allowlisted_domains"],
+        ))
+        .await
+        .expect("update")
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(s.who_can_manage, WhoCanManage::DomainAdminsOnly as i32);
+    assert_eq!(s.default_locale, "nl");
+    assert_eq!(s.allowlisted_domains, vec!["partner.example".to_string()]);
+    assert_eq!(s.invitation_ttl_days, 120, "not in the mask, so unchanged");
+    assert!(s.update_time.is_some());
+    assert_eq!(get(&app, "school.example").await, s);
+}
+
+#[tokio::test]
+async fn changing_institution_type_moves_access_to_the_new_default_unless_set() {
+    let app = spawn_app().await;
+    let higher = DomainSettings {
+        institution_type: InstitutionType::HigherEducation as i32,
+        ..for_domain("uni.example")
+    };
+    let s = app
+        .settings()
+        .update_domain_settings(update(higher.clone(), &["institution_type"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert!(
+        !s.guardian_access_enabled,
+        "higher education defaults to off"
+    );
+    let explicit = DomainSettings {
+        guardian_access_enabled: true,
+        ..higher
+    };
+    let s = app
+        .settings()
+        .update_domain_settings(update(
+            explicit,
+            &["institution_type", "guardian_access_enabled"],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert!(s.guardian_access_enabled, "an explicit value wins");
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_aborted_and_changes_nothing() {
+    let app = spawn_app().await;
+    let first = app
+        .settings()
+        .update_domain_settings(update(
+            DomainSettings {
+                invitation_ttl_days: 10,
+                ..for_domain("school.example")
+            },
+            &["invitation_ttl_days"],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    let mut with_etag = update(
+        DomainSettings {
+            invitation_ttl_days: 20,
+            ..for_domain("school.example")
+        },
+        &["invitation_ttl_days"],
+    );
+    with_etag.etag = first.etag.clone();
+    let second = app
+        .settings()
+        .update_domain_settings(with_etag.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(second.invitation_ttl_days, 20);
+    assert_ne!(second.etag, first.etag);
+    with_etag.settings.as_mut().unwrap().invitation_ttl_days = 30;
+    let err = app
+        .settings()
+        .update_domain_settings(with_etag)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(reason(&err), "ETAG_MISMATCH");
+    assert_eq!(get(&app, "school.example").await.invitation_ttl_days, 20);
+}
+
+#[tokio::test]
+async fn out_of_range_and_malformed_settings_are_invalid_argument() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            DomainSettings {
+                invitation_ttl_days: 121,
+                ..for_domain("school.example")
+            },
+            vec!["invitation_ttl_days"],
+        ),
+        (
+            DomainSettings {
+                max_guardians_per_student: 21,
+                ..for_domain("school.example")
+            },
+            vec!["max_guardians_per_student"],
+        ),
+        (
+            DomainSettings {
+                max_students_per_guardian: 0,
+                ..for_domain("school.example")
+            },
+            vec!["max_students_per_guardian"],
+        ),
+        (
+            DomainSettings {
+                default_locale: "fr".into(),
+                ..for_domain("school.example")
+            },
+            vec!["default_locale"],
+        ),
+        (for_domain("school.example"), vec!["who_can_manage"]),
+        (for_domain("school.example"), vec!["etag"]),
+        (for_domain("school.example"), vec!["no_such_field"]),
+        (
+            DomainSettings {
+                allowlisted_domains: vec!["not a domain".into()],
+                ..for_domain("school.example")
+            },
+            vec!["allowlisted_domains"],
+        ),
+        (for_domain("bad domain"), vec!["invitation_ttl_days"]),
+    ];
+    for (settings, paths) in cases {
+        let err = app
+            .settings()
+            .update_domain_settings(update(settings, &paths))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{paths:?}");
+        assert_eq!(reason(&err), "INVALID_ARGUMENT", "{paths:?}");
+    }
+    let err = app
+        .settings()
+        .update_domain_settings(UpdateDomainSettingsRequest {
+            settings: None,
+            update_mask: None,
+            etag: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        get(&app, "school.example").await.update_time.is_none(),
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_different_fields_all_apply() {
+    let app = spawn_app().await;
+    let fields: [(&str, DomainSettings); 4] = [
+        (
+            "invitation_ttl_days",
+            DomainSettings {
+                invitation_ttl_days: 7,
+                ..for_domain("school.example")
+            },
+        ),
+        (
+            "max_guardians_per_student",
+            DomainSettings {
+                max_guardians_per_student: 3,
+                ..for_domain("school.example")
+            },
+        ),
+        (
+            "max_students_per_guardian",
+            DomainSettings {
+                max_students_per_guardian: 4,
+                ..for_domain("school.example")
+            },
+        ),
+        (
+            "default_locale",
+            DomainSettings {
+                default_locale: "nl".into(),
+                ..for_domain("school.example")
+            },
+        ),
+    ];
+    let mut tasks = Vec::new();
+    for (path, settings) in fields {
+        let mut client = app.settings();
+        tasks.push(tokio::spawn(async move {
+            client
+                .update_domain_settings(update(settings, &[path]))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("every update applies");
+    }
+    let s = get(&app, "school.example").await;
+    assert_eq!(
+        (
+            s.invitation_ttl_days,
+            s.max_guardians_per_student,
+            s.max_students_per_guardian
+        ),
+        (7, 3, 4)
+    );
+    assert_eq!(s.default_locale, "nl");
+    assert_eq!(s.etag, "\"4\"");
+}
