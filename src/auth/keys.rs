@@ -1,0 +1,214 @@
+//! Token verification against the configured keys: an HS256 secret and/or a JWKS file of public
+//! keys (RS256, ES256, EdDSA; `oct` keys for HS256), several at once for rotation. Signature
+//! checks are the `jsonwebtoken` crate's; this module only chooses keys and reads claims.
+
+use crate::domain::{Caller, CallerDomains, CallerRole, DomainName, Email, Scope};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde::Deserialize;
+
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 60;
+
+/// Why a token was refused. The text is safe to return: it never includes the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No `authorization: Bearer` metadata.
+    #[error("missing bearer token")]
+    Missing,
+    /// `exp` is past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// Malformed, unsupported algorithm, unknown key, bad signature, or wrong issuer/audience.
+    #[error("token is invalid: {0}")]
+    Invalid(&'static str),
+}
+
+/// Why keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
+
+struct Key {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// The keys tokens may be signed with, and the issuer and audience they must name.
+pub struct KeySet {
+    keys: Vec<Key>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("KeySet")
+            .field("keys", &self.keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl KeySet {
+    /// Keys from an optional HS256 secret and an optional JWKS document.
+    pub fn new(
+        hs256_secret: Option<&[u8]>,
+        jwks_json: Option<&str>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        if let Some(secret) = hs256_secret {
+            if secret.len() < 32 {
+                return Err(KeyError("the HS256 secret must be at least 32 bytes".into()));
+            }
+            keys.push(Key {
+                kid: None,
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret).map_err(|e| KeyError(e.to_string()))?,
+            });
+        }
+        if let Some(json) = jwks_json {
+            let set: JwkSet = serde_json::from_str(json)
+                .map_err(|e| KeyError(format!("the JWKS file is not a JSON Web Key Set: {e}")))?;
+            for jwk in &set.keys {
+                let algorithm = match &jwk.algorithm {
+                    AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+                    AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                    AlgorithmParameters::OctetKey(_) => Algorithm::HS256,
+                    AlgorithmParameters::EllipticCurve(_) => {
+                        return Err(KeyError("only P-256 elliptic-curve keys (ES256) are supported".into()));
+                    }
+                };
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyError(format!("unusable JWK: {e}")))?;
+                keys.push(Key {
+                    kid: jwk.common.key_id.clone(),
+                    algorithm,
+                    key,
+                });
+            }
+        }
+        Ok(Self {
+            keys,
+            issuer,
+            audience,
+        })
+    }
+
+    /// Whether any key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Verifies a compact JWS and turns its claims into a [`Caller`].
+    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm"))?;
+        let candidates = self.keys.iter().filter(|k| {
+            k.algorithm == header.alg
+                && match (&header.kid, &k.kid) {
+                    (Some(wanted), Some(have)) => wanted == have,
+                    _ => true,
+                }
+        });
+        let mut outcome = Err(TokenError::Invalid("no configured key verifies this token"));
+        for key in candidates {
+            let mut validation = Validation::new(key.algorithm);
+            validation.leeway = LEEWAY_SECONDS;
+            validation.set_required_spec_claims(&["exp", "sub"]);
+            match &self.issuer {
+                Some(iss) => validation.set_issuer(&[iss]),
+                None => validation.iss = None,
+            }
+            match &self.audience {
+                Some(aud) => validation.set_audience(&[aud]),
+                None => validation.validate_aud = false,
+            }
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => return data.claims.into_caller(),
+                Err(e) => {
+                    outcome = Err(match e.kind() {
+                        ErrorKind::ExpiredSignature => TokenError::Expired,
+                        ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer"),
+                        ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience"),
+                        ErrorKind::ImmatureSignature => TokenError::Invalid("token not yet valid"),
+                        ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("a required claim is missing"),
+                        _ => TokenError::Invalid("bad signature or claims"),
+                    });
+                    // A wrong signature may only mean another key with the same algorithm.
+                    if !matches!(e.kind(), ErrorKind::InvalidSignature) {
+                        break;
+                    }
+                }
+            }
+        }
+        outcome
+    }
+}
+
+/// The claims this service reads; `exp`, `iss` and `aud` are checked by the validation.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+impl Claims {
+    fn into_caller(self) -> Result<Caller, TokenError> {
+        let role = CallerRole::parse(&self.role).ok_or(TokenError::Invalid("unknown role"))?;
+        if self.sub.trim().is_empty() {
+            return Err(TokenError::Invalid("empty subject"));
+        }
+        let domains = match (role, self.domain.as_deref().map(str::trim)) {
+            (CallerRole::Guardian, _) => CallerDomains::Only(Vec::new()),
+            (CallerRole::Service, Some("*")) => CallerDomains::All,
+            (CallerRole::Service, Some(list)) => CallerDomains::Only(
+                list.split_whitespace()
+                    .map(DomainName::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| TokenError::Invalid("malformed domain claim"))?,
+            ),
+            (_, Some(one)) if one != "*" => CallerDomains::Only(vec![
+                DomainName::parse(one).map_err(|_| TokenError::Invalid("malformed domain claim"))?,
+            ]),
+            _ => return Err(TokenError::Invalid("the token must name the caller's domain")),
+        };
+        let email = self
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|_| TokenError::Invalid("malformed email claim"))?;
+        if role == CallerRole::Guardian && email.is_none() {
+            return Err(TokenError::Invalid("a guardian token must carry an email claim"));
+        }
+        let scopes = if role == CallerRole::Service {
+            self.scope
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(Scope::parse)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Caller {
+            subject: self.sub,
+            role,
+            domains,
+            email,
+            scopes,
+        })
+    }
+}
