@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Settings of the server.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// gRPC listen address.
+    /// gRPC listen address. Without keys the server only binds loopback (development mode).
     #[arg(long, env = "GUARDIANS_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
@@ -20,6 +20,30 @@ pub struct ServeConfig {
         hide_env_values = true
     )]
     pub database_url: String,
+
+    /// HS256 shared secret for tokens (at least 32 bytes).
+    #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+
+    /// A file holding the HS256 secret, for secrets mounted as files.
+    #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<std::path::PathBuf>,
+
+    /// A JSON Web Key Set file of public keys (RS256, ES256, EdDSA); several keys for rotation.
+    #[arg(long, env = "GUARDIANS_JWKS_FILE")]
+    pub jwks_file: Option<std::path::PathBuf>,
+
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "GUARDIANS_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "GUARDIANS_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Folder for local state: the development secret.
+    #[arg(long, env = "GUARDIANS_DATA_DIR", default_value = ".")]
+    pub data_dir: std::path::PathBuf,
 
     /// Largest number of database connections this replica opens.
     #[arg(long, env = "GUARDIANS_DB_MAX_CONNECTIONS", default_value_t = 16)]
@@ -65,6 +89,12 @@ impl ServeConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: database_url.into(),
+            jwt_hs256_secret: None,
+            jwt_hs256_secret_file: None,
+            jwks_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            data_dir: std::path::PathBuf::from("."),
             db_max_connections: 16,
             db_acquire_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
@@ -73,6 +103,19 @@ impl ServeConfig {
             auto_migrate: true,
             shutdown_grace: Duration::ZERO,
             drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Where the keys come from.
+    pub fn key_sources(&self) -> crate::auth::KeySources {
+        crate::auth::KeySources {
+            hs256_secret: self.jwt_hs256_secret.clone(),
+            hs256_secret_file: self.jwt_hs256_secret_file.clone(),
+            jwks_file: self.jwks_file.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
         }
     }
 }

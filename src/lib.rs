@@ -4,6 +4,7 @@
 //! (persistence) <- [`app`] (use cases) <- [`grpc`] (the v1 contract over tonic).
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod grpc;

@@ -2,6 +2,7 @@
 //! follows the database, bounded messages, a request deadline and graceful shutdown.
 
 use crate::app::App;
+use crate::auth::{AuthLayer, AuthMode};
 use crate::config::ServeConfig;
 use crate::domain::SystemClock;
 use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
@@ -39,6 +40,9 @@ pub enum ServeError {
     /// The gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The token keys could not be loaded, or development mode was asked to leave loopback.
+    #[error("authentication: {0}")]
+    Auth(String),
     /// Reflection could not load the descriptors.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -51,6 +55,25 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let (keys, mode) = config
+        .key_sources()
+        .load(&config.data_dir)
+        .map_err(|e| ServeError::Auth(e.to_string()))?;
+    let local = listener.local_addr().ok();
+    if mode == AuthMode::Development {
+        if !local.is_some_and(|a| a.ip().is_loopback()) {
+            return Err(ServeError::Auth(
+                "no JWT keys are configured, so the server runs in development mode, which only \
+                 listens on loopback; set GUARDIANS_JWT_HS256_SECRET or GUARDIANS_JWKS_FILE"
+                    .into(),
+            ));
+        }
+        tracing::warn!(
+            "development mode: no JWT keys configured; tokens are signed with the secret in {}. \
+             Get one with: guardian-service token --sub admin-1 --domain your.school --role admin",
+            crate::auth::dev::dev_secret_path(&config.data_dir).display()
+        );
+    }
     let store = store::connect(&ConnectOptions {
         url: config.database_url.clone(),
         max_connections: config.db_max_connections,
@@ -103,6 +126,9 @@ pub async fn serve(
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
     let server = tonic::transport::Server::builder()
         .timeout(config.request_timeout)
+        // Outermost, so that no handler runs for an unauthenticated or ungated call; health and
+        // reflection pass through it on a named allow-list.
+        .layer(AuthLayer::new(Arc::new(keys)))
         .concurrency_limit_per_connection(config.concurrency_per_connection)
         .tcp_nodelay(true)
         .add_service(health_service)

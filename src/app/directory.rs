@@ -1,6 +1,9 @@
 //! The directory: users and courses pushed in by other systems.
 
+use super::access::{require, require_domain};
 use super::{App, AppError, AppResult, Missing, page_token};
+use crate::auth::Authorized;
+use crate::domain::policy::Permission;
 use crate::domain::{
     AuditEvent, Course, CourseId, DomainName, InvitationEvent, Role, User, UserId, paging,
     transition,
@@ -35,8 +38,13 @@ pub struct UserPage {
 }
 
 impl App {
-    /// Creates or replaces users, all or none.
-    pub async fn upsert_users(&self, users: Vec<User>) -> AppResult<Vec<User>> {
+    /// Creates or replaces users, all or none. The caller must act in each user's domain, and
+    /// in the domain of any user it replaces.
+    pub async fn upsert_users(&self, who: &Authorized, users: Vec<User>) -> AppResult<Vec<User>> {
+        let caller = require(who, Permission::WriteDirectory)?;
+        for user in &users {
+            require_domain(caller, &user.domain)?;
+        }
         if users.len() > MAX_USERS_PER_CALL {
             return Err(crate::domain::ValidationError::invalid(
                 "users",
@@ -47,6 +55,9 @@ impl App {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         for (i, user) in users.iter().enumerate() {
+            if let Some(existing) = tx.get_user(&user.user_id).await? {
+                require_domain(caller, &existing.domain)?;
+            }
             match tx.upsert_user(user, now).await {
                 Ok(()) => {}
                 Err(crate::store::StoreError::AlreadyExists(_)) => {
@@ -65,7 +76,10 @@ impl App {
 
     /// Deletes users; a deleted student's PENDING and ACCEPTED records become
     /// REMOVED(STUDENT_REMOVED), each with its audit event. Returns how many users existed.
-    pub async fn delete_users(&self, ids: &[UserId], actor: &str) -> AppResult<usize> {
+    /// Users of domains the caller does not act in count as absent, so nothing leaks.
+    pub async fn delete_users(&self, who: &Authorized, ids: &[UserId]) -> AppResult<usize> {
+        let caller = require(who, Permission::WriteDirectory)?;
+        let actor = caller.subject.as_str();
         let mut deleted = 0;
         // One transaction per user keeps each lock short; each user's removal is atomic.
         for id in ids {
@@ -75,6 +89,9 @@ impl App {
             let Some(user) = tx.get_user(id).await? else {
                 continue;
             };
+            if !caller.acts_in(&user.domain) {
+                continue;
+            }
             if user.role == Role::Student {
                 let active = StateFilter {
                     pending: true,
@@ -122,17 +139,20 @@ impl App {
         Ok(deleted)
     }
 
-    /// One user.
-    pub async fn get_user(&self, id: &UserId) -> AppResult<User> {
+    /// One user; a user of another domain is "not found".
+    pub async fn get_user(&self, who: &Authorized, id: &UserId) -> AppResult<User> {
+        let caller = require(who, Permission::ReadDirectory)?;
         let mut session = self.store.session().await?;
         session
             .get_user(id)
             .await?
+            .filter(|u| caller.acts_in(&u.domain))
             .ok_or(AppError::NotFound(Missing::User))
     }
 
     /// A page of a domain's users, by id.
-    pub async fn list_users(&self, query: UserQuery) -> AppResult<UserPage> {
+    pub async fn list_users(&self, who: &Authorized, query: UserQuery) -> AppResult<UserPage> {
+        require_domain(require(who, Permission::ReadDirectory)?, &query.domain)?;
         let size = paging::page_size(query.page_size)?;
         let role = query.role.map(Role::as_str).unwrap_or("");
         let filters = [query.domain.as_str(), role];
@@ -158,8 +178,10 @@ impl App {
         })
     }
 
-    /// Creates or replaces a course and its membership.
-    pub async fn upsert_course(&self, course: Course) -> AppResult<Course> {
+    /// Creates or replaces a course and its membership, in a domain the caller acts in.
+    pub async fn upsert_course(&self, who: &Authorized, course: Course) -> AppResult<Course> {
+        let caller = require(who, Permission::WriteDirectory)?;
+        require_domain(caller, &course.domain)?;
         if course.teacher_ids.len() + course.student_ids.len() > MAX_COURSE_MEMBERS {
             return Err(crate::domain::ValidationError::invalid(
                 "course",
@@ -168,15 +190,26 @@ impl App {
             .into());
         }
         let mut tx = self.store.begin().await?;
+        if let Some(existing) = tx.get_course(&course.course_id).await? {
+            require_domain(caller, &existing.domain)?;
+        }
         tx.upsert_course(&course, self.clock.now()).await?;
         tx.commit().await?;
         Ok(course)
     }
 
-    /// Deletes a course; deleting one that does not exist succeeds (the outcome is the same).
-    pub async fn delete_course(&self, id: &CourseId) -> AppResult<()> {
-        let mut session = self.store.session().await?;
-        session.delete_course(id).await?;
+    /// Deletes a course; deleting one that does not exist (or belongs to a domain the caller
+    /// does not act in) succeeds without effect, so nothing leaks and retries are safe.
+    pub async fn delete_course(&self, who: &Authorized, id: &CourseId) -> AppResult<()> {
+        let caller = require(who, Permission::WriteDirectory)?;
+        let mut tx = self.store.begin().await?;
+        match tx.get_course(id).await? {
+            Some(course) if caller.acts_in(&course.domain) => {
+                tx.delete_course(id).await?;
+                tx.commit().await?;
+            }
+            _ => {}
+        }
         Ok(())
     }
 }

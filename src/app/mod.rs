@@ -1,6 +1,7 @@
 //! Use cases: load, decide with the domain's rules, persist in one transaction. Nothing here
 //! knows about protobuf or SQL; callers above are the gRPC services and tools.
 
+mod access;
 mod directory;
 mod error;
 pub mod page_token;

@@ -1,6 +1,9 @@
 //! Reading and changing a domain's guardian settings.
 
+use super::access::{require, require_domain};
 use super::{App, AppError, AppResult};
+use crate::auth::Authorized;
+use crate::domain::policy::Permission;
 use crate::domain::{DomainName, DomainSettings, SettingsPatch};
 use crate::store::StoreError;
 
@@ -40,9 +43,25 @@ impl App {
             .unwrap_or_else(|| DomainSettings::defaults(domain.clone())))
     }
 
+    /// GetDomainSettings: the stored settings (not the cached ones, so that a caller reads its
+    /// own write), for a caller of the domain.
+    pub async fn get_settings(
+        &self,
+        who: &Authorized,
+        domain: &DomainName,
+    ) -> AppResult<DomainSettings> {
+        require_domain(require(who, Permission::ReadSettings)?, domain)?;
+        self.read_settings(domain).await
+    }
+
     /// Applies an update with the institution-type rule. With an etag, a stale one is
     /// `ETAG_MISMATCH`; without, a lost race is retried on the newer settings.
-    pub async fn update_settings(&self, update: SettingsUpdate) -> AppResult<DomainSettings> {
+    pub async fn update_settings(
+        &self,
+        who: &Authorized,
+        update: SettingsUpdate,
+    ) -> AppResult<DomainSettings> {
+        require_domain(require(who, Permission::WriteSettings)?, &update.domain)?;
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.read_settings(&update.domain).await?;
             if update

@@ -28,29 +28,98 @@ impl Authorized {
 /// Every RPC of the v1 contract with the permission it needs. A method missing here is refused
 /// (fail closed), and a test checks that every method of the proto is listed.
 pub const METHOD_PERMISSIONS: &[(&str, Permission)] = &[
-    ("/guardians.v1.GuardianService/CreateGuardianInvitation", Permission::ManageGuardians),
-    ("/guardians.v1.GuardianService/GetGuardianInvitation", Permission::ReadGuardians),
-    ("/guardians.v1.GuardianService/ListGuardianInvitations", Permission::ReadGuardians),
-    ("/guardians.v1.GuardianService/CancelGuardianInvitation", Permission::ManageGuardians),
-    ("/guardians.v1.GuardianService/ResendGuardianInvitation", Permission::ManageGuardians),
-    ("/guardians.v1.GuardianService/AcceptGuardianInvitation", Permission::AnswerInvitation),
-    ("/guardians.v1.GuardianService/DeclineGuardianInvitation", Permission::AnswerInvitation),
-    ("/guardians.v1.GuardianService/GetGuardian", Permission::ReadGuardians),
-    ("/guardians.v1.GuardianService/ListGuardians", Permission::ReadGuardians),
-    ("/guardians.v1.GuardianService/DeleteGuardian", Permission::ManageGuardians),
-    ("/guardians.v1.GuardianService/CheckGuardianship", Permission::ReadGuardians),
-    ("/guardians.v1.GuardianService/BulkCreateGuardianInvitations", Permission::ManageGuardians),
-    ("/guardians.v1.GuardianService/SyncGuardians", Permission::ManageGuardians),
-    ("/guardians.v1.GuardianService/BulkDeleteGuardians", Permission::ManageGuardians),
-    ("/guardians.v1.GuardianService/ListGuardianEvents", Permission::ReadEvents),
-    ("/guardians.v1.SettingsService/GetDomainSettings", Permission::ReadSettings),
-    ("/guardians.v1.SettingsService/UpdateDomainSettings", Permission::WriteSettings),
-    ("/guardians.v1.DirectoryService/UpsertUsers", Permission::WriteDirectory),
-    ("/guardians.v1.DirectoryService/DeleteUsers", Permission::WriteDirectory),
-    ("/guardians.v1.DirectoryService/UpsertCourse", Permission::WriteDirectory),
-    ("/guardians.v1.DirectoryService/DeleteCourse", Permission::WriteDirectory),
-    ("/guardians.v1.DirectoryService/GetUser", Permission::ReadDirectory),
-    ("/guardians.v1.DirectoryService/ListUsers", Permission::ReadDirectory),
+    (
+        "/guardians.v1.GuardianService/CreateGuardianInvitation",
+        Permission::ManageGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/GetGuardianInvitation",
+        Permission::ReadGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/ListGuardianInvitations",
+        Permission::ReadGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/CancelGuardianInvitation",
+        Permission::ManageGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/ResendGuardianInvitation",
+        Permission::ManageGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/AcceptGuardianInvitation",
+        Permission::AnswerInvitation,
+    ),
+    (
+        "/guardians.v1.GuardianService/DeclineGuardianInvitation",
+        Permission::AnswerInvitation,
+    ),
+    (
+        "/guardians.v1.GuardianService/GetGuardian",
+        Permission::ReadGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/ListGuardians",
+        Permission::ReadGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/DeleteGuardian",
+        Permission::ManageGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/CheckGuardianship",
+        Permission::ReadGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/BulkCreateGuardianInvitations",
+        Permission::ManageGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/SyncGuardians",
+        Permission::ManageGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/BulkDeleteGuardians",
+        Permission::ManageGuardians,
+    ),
+    (
+        "/guardians.v1.GuardianService/ListGuardianEvents",
+        Permission::ReadEvents,
+    ),
+    (
+        "/guardians.v1.SettingsService/GetDomainSettings",
+        Permission::ReadSettings,
+    ),
+    (
+        "/guardians.v1.SettingsService/UpdateDomainSettings",
+        Permission::WriteSettings,
+    ),
+    (
+        "/guardians.v1.DirectoryService/UpsertUsers",
+        Permission::WriteDirectory,
+    ),
+    (
+        "/guardians.v1.DirectoryService/DeleteUsers",
+        Permission::WriteDirectory,
+    ),
+    (
+        "/guardians.v1.DirectoryService/UpsertCourse",
+        Permission::WriteDirectory,
+    ),
+    (
+        "/guardians.v1.DirectoryService/DeleteCourse",
+        Permission::WriteDirectory,
+    ),
+    (
+        "/guardians.v1.DirectoryService/GetUser",
+        Permission::ReadDirectory,
+    ),
+    (
+        "/guardians.v1.DirectoryService/ListUsers",
+        Permission::ReadDirectory,
+    ),
 ];
 
 /// Paths served without a token: health and reflection, by their service prefix.
@@ -87,7 +156,8 @@ mod tests {
 
     #[test]
     fn every_rpc_of_the_proto_has_exactly_one_row() {
-        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap();
+        let set =
+            prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap();
         let mut methods = Vec::new();
         for file in &set.file {
             for service in &file.service {
@@ -103,18 +173,32 @@ mod tests {
         }
         assert!(!methods.is_empty());
         for method in &methods {
-            let rows = METHOD_PERMISSIONS.iter().filter(|(m, _)| m == method).count();
-            assert_eq!(rows, 1, "{method} needs exactly one row in METHOD_PERMISSIONS");
+            let rows = METHOD_PERMISSIONS
+                .iter()
+                .filter(|(m, _)| m == method)
+                .count();
+            assert_eq!(
+                rows, 1,
+                "{method} needs exactly one row in METHOD_PERMISSIONS"
+            );
         }
-        assert_eq!(methods.len(), METHOD_PERMISSIONS.len(), "a row names no RPC of the proto");
+        assert_eq!(
+            methods.len(),
+            METHOD_PERMISSIONS.len(),
+            "a row names no RPC of the proto"
+        );
     }
 
     #[test]
     fn only_health_and_reflection_are_public() {
         assert!(is_public("/grpc.health.v1.Health/Check"));
         assert!(is_public("/grpc.health.v1.Health/Watch"));
-        assert!(is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
-        assert!(is_public("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
+        assert!(is_public(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(is_public(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        ));
         for (method, _) in METHOD_PERMISSIONS {
             assert!(!is_public(method), "{method}");
         }

@@ -64,7 +64,9 @@ impl KeySet {
         let mut keys = Vec::new();
         if let Some(secret) = hs256_secret {
             if secret.len() < 32 {
-                return Err(KeyError("the HS256 secret must be at least 32 bytes".into()));
+                return Err(KeyError(
+                    "the HS256 secret must be at least 32 bytes".into(),
+                ));
             }
             keys.push(Key {
                 kid: None,
@@ -78,14 +80,21 @@ impl KeySet {
             for jwk in &set.keys {
                 let algorithm = match &jwk.algorithm {
                     AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+                    AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                        Algorithm::ES256
+                    }
                     AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
                     AlgorithmParameters::OctetKey(_) => Algorithm::HS256,
-                    AlgorithmParameters::EllipticCurve(_) => {
-                        return Err(KeyError("only P-256 elliptic-curve keys (ES256) are supported".into()));
+                    // Other curves, and key types added to the crate later, are refused loudly
+                    // rather than skipped: a missing rotation key should stop the start-up.
+                    _ => {
+                        return Err(KeyError(
+                            "unsupported JWK: use RSA (RS256), EC P-256 (ES256), OKP Ed25519 (EdDSA) or oct (HS256)".into(),
+                        ));
                     }
                 };
-                let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyError(format!("unusable JWK: {e}")))?;
+                let key = DecodingKey::from_jwk(jwk)
+                    .map_err(|e| KeyError(format!("unusable JWK: {e}")))?;
                 keys.push(Key {
                     kid: jwk.common.key_id.clone(),
                     algorithm,
@@ -120,7 +129,11 @@ impl KeySet {
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
             validation.leeway = LEEWAY_SECONDS;
-            validation.set_required_spec_claims(&["exp", "sub"]);
+            // A configured issuer or audience must be present, not merely right when present.
+            let mut required = vec!["exp", "sub"];
+            required.extend(self.issuer.as_ref().map(|_| "iss"));
+            required.extend(self.audience.as_ref().map(|_| "aud"));
+            validation.set_required_spec_claims(&required);
             match &self.issuer {
                 Some(iss) => validation.set_issuer(&[iss]),
                 None => validation.iss = None,
@@ -137,7 +150,9 @@ impl KeySet {
                         ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer"),
                         ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience"),
                         ErrorKind::ImmatureSignature => TokenError::Invalid("token not yet valid"),
-                        ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("a required claim is missing"),
+                        ErrorKind::MissingRequiredClaim(_) => {
+                            TokenError::Invalid("a required claim is missing")
+                        }
                         _ => TokenError::Invalid("bad signature or claims"),
                     });
                     // A wrong signature may only mean another key with the same algorithm.
@@ -180,9 +195,14 @@ impl Claims {
                     .map_err(|_| TokenError::Invalid("malformed domain claim"))?,
             ),
             (_, Some(one)) if one != "*" => CallerDomains::Only(vec![
-                DomainName::parse(one).map_err(|_| TokenError::Invalid("malformed domain claim"))?,
+                DomainName::parse(one)
+                    .map_err(|_| TokenError::Invalid("malformed domain claim"))?,
             ]),
-            _ => return Err(TokenError::Invalid("the token must name the caller's domain")),
+            _ => {
+                return Err(TokenError::Invalid(
+                    "the token must name the caller's domain",
+                ));
+            }
         };
         let email = self
             .email
@@ -191,7 +211,9 @@ impl Claims {
             .transpose()
             .map_err(|_| TokenError::Invalid("malformed email claim"))?;
         if role == CallerRole::Guardian && email.is_none() {
-            return Err(TokenError::Invalid("a guardian token must carry an email claim"));
+            return Err(TokenError::Invalid(
+                "a guardian token must carry an email claim",
+            ));
         }
         let scopes = if role == CallerRole::Service {
             self.scope

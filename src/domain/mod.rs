@@ -1,16 +1,19 @@
 //! Pure rules of the guardian domain: identifiers, email addresses, the invitation state machine
 //! and domain settings. Nothing here knows about protobuf, gRPC or SQL.
 
+pub mod caller;
 pub mod clock;
 pub mod email;
 pub mod error;
 pub mod ids;
 pub mod invitation;
 pub mod paging;
+pub mod policy;
 pub mod records;
 pub mod settings;
 pub mod user;
 
+pub use caller::{Caller, CallerDomains, CallerRole, Scope};
 pub use clock::{Clock, SystemClock};
 pub use email::Email;
 pub use error::{FieldViolation, ValidationError};

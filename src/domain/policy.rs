@@ -47,7 +47,9 @@ pub fn gate(caller: &Caller, permission: Permission) -> Result<(), Denial> {
     let scope = |s: Scope| caller.has_scope(s);
     let allowed = match (permission, caller.role) {
         (P::ReadGuardians, R::Admin | R::Teacher | R::Student | R::Guardian) => true,
-        (P::ReadGuardians, R::Service) => scope(Scope::GuardiansRead) || scope(Scope::GuardiansWrite),
+        (P::ReadGuardians, R::Service) => {
+            scope(Scope::GuardiansRead) || scope(Scope::GuardiansWrite)
+        }
         (P::ManageGuardians, R::Admin | R::Teacher | R::Guardian) => true,
         (P::ManageGuardians, R::Student) => false,
         (P::ManageGuardians, R::Service) => scope(Scope::GuardiansWrite),
@@ -70,9 +72,13 @@ pub fn gate(caller: &Caller, permission: Permission) -> Result<(), Denial> {
     if allowed {
         Ok(())
     } else if caller.role == R::Service {
-        Err(Denial::NotAllowed("the service token lacks the scope this call needs"))
+        Err(Denial::NotAllowed(
+            "the service token lacks the scope this call needs",
+        ))
     } else {
-        Err(Denial::NotAllowed("the caller's role may not make this call"))
+        Err(Denial::NotAllowed(
+            "the caller's role may not make this call",
+        ))
     }
 }
 
@@ -121,14 +127,18 @@ pub struct Grant {
 }
 
 /// The per-student decision.
-pub fn decide(caller: &Caller, access: &StudentAccess, facts: &StudentFacts<'_>) -> Result<Grant, Denial> {
+pub fn decide(
+    caller: &Caller,
+    access: &StudentAccess,
+    facts: &StudentFacts<'_>,
+) -> Result<Grant, Denial> {
     let manages = !matches!(access, StudentAccess::Read);
     let Some(student) = facts.student else {
         return match caller.role {
             CallerRole::Admin | CallerRole::Service => Err(Denial::StudentNotFound),
-            CallerRole::Teacher | CallerRole::Student | CallerRole::Guardian => {
-                Err(Denial::NotAllowed("the student is not visible to the caller"))
-            }
+            CallerRole::Teacher | CallerRole::Student | CallerRole::Guardian => Err(
+                Denial::NotAllowed("the student is not visible to the caller"),
+            ),
         };
     };
     match caller.role {
@@ -136,8 +146,13 @@ pub fn decide(caller: &Caller, access: &StudentAccess, facts: &StudentFacts<'_>)
             if !caller.acts_in(&student.domain) {
                 return Err(Denial::StudentNotFound);
             }
-            if caller.role == CallerRole::Service && manages && !caller.has_scope(Scope::GuardiansWrite) {
-                return Err(Denial::NotAllowed("the service token lacks guardians.write"));
+            if caller.role == CallerRole::Service
+                && manages
+                && !caller.has_scope(Scope::GuardiansWrite)
+            {
+                return Err(Denial::NotAllowed(
+                    "the service token lacks guardians.write",
+                ));
             }
             Ok(Grant { may_manage: true })
         }
@@ -148,21 +163,25 @@ pub fn decide(caller: &Caller, access: &StudentAccess, facts: &StudentFacts<'_>)
             } else if caller.subject == student.user_id.as_str() {
                 Ok(Grant { may_manage: false })
             } else {
-                Err(Denial::NotAllowed("students may only see their own guardians"))
+                Err(Denial::NotAllowed(
+                    "students may only see their own guardians",
+                ))
             }
         }
         CallerRole::Guardian => {
             if !facts.caller_is_guardian {
-                return Err(Denial::NotAllowed("the caller is not a guardian of this student"));
+                return Err(Denial::NotAllowed(
+                    "the caller is not a guardian of this student",
+                ));
             }
             match access {
                 StudentAccess::Read => Ok(Grant { may_manage: false }),
                 StudentAccess::DeleteLink(guardian) if guardian.as_str() == caller.subject => {
                     Ok(Grant { may_manage: false })
                 }
-                StudentAccess::DeleteLink(_) | StudentAccess::Manage => {
-                    Err(Denial::NotAllowed("guardians may only remove their own link"))
-                }
+                StudentAccess::DeleteLink(_) | StudentAccess::Manage => Err(Denial::NotAllowed(
+                    "guardians may only remove their own link",
+                )),
             }
         }
     }
@@ -178,27 +197,36 @@ fn decide_teacher(
         return Err(Denial::NotAllowed("a teacher token must name one domain"));
     };
     if !facts.teaching_course_domains.contains(home) {
-        return Err(Denial::NotAllowed("teachers may only see students they teach"));
+        return Err(Denial::NotAllowed(
+            "teachers may only see students they teach",
+        ));
     }
     let home_settings = facts.caller_settings;
     let partner = &student.domain != home;
     if partner && !home_settings.is_some_and(|s| s.allowlisted_domains.contains(&student.domain)) {
-        return Err(Denial::NotAllowed("the student's domain is not allowlisted by the teacher's domain"));
+        return Err(Denial::NotAllowed(
+            "the student's domain is not allowlisted by the teacher's domain",
+        ));
     }
     // Verification comes from the directory, never from the token.
-    let verified = facts
-        .caller_record
-        .is_some_and(|t| t.verified_teacher && &t.domain == home && t.user_id.as_str() == caller.subject);
-    let policy_allows = home_settings.is_some_and(|s| s.who_can_manage == WhoCanManage::VerifiedTeachers);
+    let verified = facts.caller_record.is_some_and(|t| {
+        t.verified_teacher && &t.domain == home && t.user_id.as_str() == caller.subject
+    });
+    let policy_allows =
+        home_settings.is_some_and(|s| s.who_can_manage == WhoCanManage::VerifiedTeachers);
     let may_manage = verified && policy_allows;
     if !manages {
         return Ok(Grant { may_manage });
     }
     if !policy_allows {
-        return Err(Denial::NotAllowed("the domain lets only administrators manage guardians"));
+        return Err(Denial::NotAllowed(
+            "the domain lets only administrators manage guardians",
+        ));
     }
     if !verified {
-        return Err(Denial::NotAllowed("only verified teachers may manage guardians"));
+        return Err(Denial::NotAllowed(
+            "only verified teachers may manage guardians",
+        ));
     }
     if partner {
         let on = |s: Option<&DomainSettings>| s.is_some_and(|s| s.guardian_access_enabled);

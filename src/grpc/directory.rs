@@ -2,6 +2,7 @@
 
 use super::convert::{missing, parse_field};
 use crate::app::{App, UserQuery};
+use crate::auth::authorized;
 use crate::domain::{
     Course, CourseId, DomainName, Email, Locale, Role, User, UserId, ValidationError,
     user::MAX_DISPLAY_NAME_CHARS,
@@ -22,22 +23,20 @@ impl DirectoryApi {
     }
 }
 
-/// The subject recorded in the audit trail for directory changes until callers are known.
-const DIRECTORY_ACTOR: &str = "directory";
-
 #[tonic::async_trait]
 impl DirectoryService for DirectoryApi {
     async fn upsert_users(
         &self,
         request: Request<proto::UpsertUsersRequest>,
     ) -> Result<Response<proto::UpsertUsersResponse>, Status> {
+        let who = authorized(&request)?;
         let proto::UpsertUsersRequest { users } = request.into_inner();
         let users = users
             .into_iter()
             .enumerate()
             .map(|(i, u)| user_from_proto(&format!("users[{i}]"), u))
             .collect::<Result<Vec<_>, _>>()?;
-        let stored = self.app.upsert_users(users).await?;
+        let stored = self.app.upsert_users(&who, users).await?;
         Ok(Response::new(proto::UpsertUsersResponse {
             users: stored.iter().map(user_to_proto).collect(),
         }))
@@ -47,13 +46,14 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<proto::DeleteUsersRequest>,
     ) -> Result<Response<proto::DeleteUsersResponse>, Status> {
+        let who = authorized(&request)?;
         let proto::DeleteUsersRequest { user_ids } = request.into_inner();
         let ids = user_ids
             .iter()
             .enumerate()
             .map(|(i, id)| parse_field(&format!("user_ids[{i}]"), id, UserId::parse))
             .collect::<Result<Vec<_>, _>>()?;
-        let deleted = self.app.delete_users(&ids, DIRECTORY_ACTOR).await?;
+        let deleted = self.app.delete_users(&who, &ids).await?;
         Ok(Response::new(proto::DeleteUsersResponse {
             deleted_count: deleted as i32,
         }))
@@ -63,9 +63,10 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<proto::UpsertCourseRequest>,
     ) -> Result<Response<proto::UpsertCourseResponse>, Status> {
+        let who = authorized(&request)?;
         let proto::UpsertCourseRequest { course } = request.into_inner();
         let course = course_from_proto(course.ok_or_else(|| missing("course"))?)?;
-        let stored = self.app.upsert_course(course).await?;
+        let stored = self.app.upsert_course(&who, course).await?;
         Ok(Response::new(proto::UpsertCourseResponse {
             course: Some(course_to_proto(&stored)),
         }))
@@ -75,9 +76,10 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<proto::DeleteCourseRequest>,
     ) -> Result<Response<proto::DeleteCourseResponse>, Status> {
+        let who = authorized(&request)?;
         let proto::DeleteCourseRequest { course_id } = request.into_inner();
         let id = parse_field("course_id", &course_id, CourseId::parse)?;
-        self.app.delete_course(&id).await?;
+        self.app.delete_course(&who, &id).await?;
         Ok(Response::new(proto::DeleteCourseResponse {}))
     }
 
@@ -85,9 +87,10 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<proto::GetUserRequest>,
     ) -> Result<Response<proto::GetUserResponse>, Status> {
+        let who = authorized(&request)?;
         let proto::GetUserRequest { user_id } = request.into_inner();
         let id = parse_field("user_id", &user_id, UserId::parse)?;
-        let user = self.app.get_user(&id).await?;
+        let user = self.app.get_user(&who, &id).await?;
         Ok(Response::new(proto::GetUserResponse {
             user: Some(user_to_proto(&user)),
         }))
@@ -97,6 +100,7 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<proto::ListUsersRequest>,
     ) -> Result<Response<proto::ListUsersResponse>, Status> {
+        let who = authorized(&request)?;
         let proto::ListUsersRequest {
             domain,
             role,
@@ -111,12 +115,15 @@ impl DirectoryService for DirectoryApi {
         };
         let page = self
             .app
-            .list_users(UserQuery {
-                domain,
-                role,
-                page_size,
-                page_token,
-            })
+            .list_users(
+                &who,
+                UserQuery {
+                    domain,
+                    role,
+                    page_size,
+                    page_token,
+                },
+            )
             .await?;
         Ok(Response::new(proto::ListUsersResponse {
             users: page.users.iter().map(user_to_proto).collect(),

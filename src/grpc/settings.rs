@@ -2,6 +2,7 @@
 
 use super::convert::{missing, parse_field, timestamp};
 use crate::app::{App, SettingsUpdate};
+use crate::auth::authorized;
 use crate::domain::{
     DomainName, DomainSettings, InstitutionType, Locale, SettingsPatch, ValidationError,
     WhoCanManage,
@@ -28,9 +29,10 @@ impl SettingsService for SettingsApi {
         &self,
         request: Request<proto::GetDomainSettingsRequest>,
     ) -> Result<Response<proto::GetDomainSettingsResponse>, Status> {
+        let who = authorized(&request)?;
         let proto::GetDomainSettingsRequest { domain } = request.into_inner();
         let domain = parse_field("domain", &domain, DomainName::parse)?;
-        let settings = self.app.read_settings(&domain).await?;
+        let settings = self.app.get_settings(&who, &domain).await?;
         Ok(Response::new(proto::GetDomainSettingsResponse {
             settings: Some(to_proto(&settings)),
         }))
@@ -40,8 +42,9 @@ impl SettingsService for SettingsApi {
         &self,
         request: Request<proto::UpdateDomainSettingsRequest>,
     ) -> Result<Response<proto::UpdateDomainSettingsResponse>, Status> {
+        let who = authorized(&request)?;
         let update = parse_update(request.into_inner())?;
-        let settings = self.app.update_settings(update).await?;
+        let settings = self.app.update_settings(&who, update).await?;
         Ok(Response::new(proto::UpdateDomainSettingsResponse {
             settings: Some(to_proto(&settings)),
         }))

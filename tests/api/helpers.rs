@@ -1,5 +1,6 @@
 //! `spawn_app`: a server on a fresh database, ready when this returns, and its clients.
 
+use guardian_service::auth::issue::{TokenClaims, sign_hs256};
 use guardian_service::config::ServeConfig;
 use guardian_service::proto::{
     directory_service_client::DirectoryServiceClient,
@@ -9,10 +10,103 @@ use guardian_service::testing::{TempDir, TestDatabase};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::{Interceptor, interceptor::InterceptedService};
 use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+
+/// The HS256 secret test servers verify tokens with.
+pub const SECRET: &str = "guardian-service-test-secret-0123456789abcdef";
+
+/// A signed token for `claims`.
+pub fn sign(claims: &TokenClaims) -> String {
+    sign_hs256(claims, SECRET.as_bytes()).expect("sign")
+}
+
+fn claims(sub: &str, role: &str, domain: Option<&str>) -> TokenClaims {
+    let mut c = TokenClaims::new(sub, role, std::time::Duration::from_secs(3600));
+    c.domain = domain.map(str::to_owned);
+    c
+}
+
+/// A token of a domain administrator.
+pub fn admin(domain: &str) -> String {
+    sign(&claims(&format!("admin@{domain}"), "admin", Some(domain)))
+}
+
+/// A token of a teacher (whether verified is the directory's business).
+pub fn teacher(sub: &str, domain: &str) -> String {
+    sign(&claims(sub, "teacher", Some(domain)))
+}
+
+/// A token of a student.
+pub fn student(sub: &str, domain: &str) -> String {
+    sign(&claims(sub, "student", Some(domain)))
+}
+
+/// A token of a guardian.
+pub fn guardian(sub: &str, email: &str) -> String {
+    let mut c = claims(sub, "guardian", None);
+    c.email = Some(email.into());
+    sign(&c)
+}
+
+/// A token of a service acting in `domain` (or `*`) with `scopes`.
+pub fn service(sub: &str, domain: &str, scopes: &[&str]) -> String {
+    let mut c = claims(sub, "service", Some(domain));
+    c.scope = Some(scopes.join(" "));
+    sign(&c)
+}
+
+/// A platform service with every scope in every domain: the default caller of the helpers.
+pub fn platform() -> String {
+    service(
+        "platform",
+        "*",
+        &[
+            "guardians.read",
+            "guardians.write",
+            "settings.read",
+            "settings.write",
+            "directory.write",
+            "invitations.accept",
+        ],
+    )
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Self(Some(
+            format!("Bearer {token}").parse().expect("ascii token"),
+        ))
+    }
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry a token.
+pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// A running server and what it needs to stay alive.
 pub struct TestApp {
@@ -24,14 +118,32 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn settings(&self) -> SettingsServiceClient<Channel> {
-        SettingsServiceClient::new(self.channel.clone())
+    fn authed(&self, token: &str) -> Authed {
+        InterceptedService::new(self.channel.clone(), Bearer::new(token))
     }
-    pub fn directory(&self) -> DirectoryServiceClient<Channel> {
-        DirectoryServiceClient::new(self.channel.clone())
+    /// SettingsService as the platform service.
+    pub fn settings(&self) -> SettingsServiceClient<Authed> {
+        self.settings_as(&platform())
     }
-    pub fn guardians(&self) -> GuardianServiceClient<Channel> {
-        GuardianServiceClient::new(self.channel.clone())
+    /// SettingsService as the holder of `token`.
+    pub fn settings_as(&self, token: &str) -> SettingsServiceClient<Authed> {
+        SettingsServiceClient::new(self.authed(token))
+    }
+    /// DirectoryService as the platform service.
+    pub fn directory(&self) -> DirectoryServiceClient<Authed> {
+        self.directory_as(&platform())
+    }
+    /// DirectoryService as the holder of `token`.
+    pub fn directory_as(&self, token: &str) -> DirectoryServiceClient<Authed> {
+        DirectoryServiceClient::new(self.authed(token))
+    }
+    /// GuardianService as the platform service.
+    pub fn guardians(&self) -> GuardianServiceClient<Authed> {
+        self.guardians_as(&platform())
+    }
+    /// GuardianService as the holder of `token`.
+    pub fn guardians_as(&self, token: &str) -> GuardianServiceClient<Authed> {
+        GuardianServiceClient::new(self.authed(token))
     }
     pub fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel.clone())
@@ -51,7 +163,7 @@ impl TestApp {
 /// A server on a fresh Postgres database, SERVING.
 pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::create().await;
-    let config = ServeConfig::for_database(db.url.clone());
+    let config = test_config(&db.url);
     let mut app = spawn_with(config).await;
     app.db = Some(db);
     app
@@ -60,10 +172,18 @@ pub async fn spawn_app() -> TestApp {
 /// A server on a fresh SQLite file, SERVING.
 pub async fn spawn_sqlite_app() -> TestApp {
     let dir = TempDir::new();
-    let config = ServeConfig::for_database(format!("sqlite://{}/g.db", dir.path.display()));
+    let config = test_config(&format!("sqlite://{}/g.db", dir.path.display()));
     let mut app = spawn_with(config).await;
     app._dir = Some(dir);
     app
+}
+
+/// The server configuration of tests: the database, and tokens signed with [`SECRET`].
+pub fn test_config(database_url: &str) -> ServeConfig {
+    ServeConfig {
+        jwt_hs256_secret: Some(SECRET.into()),
+        ..ServeConfig::for_database(database_url)
+    }
 }
 
 /// A server with `config` (its listen address is replaced by a free loopback port), returned

@@ -1,6 +1,8 @@
 //! Integration tests: the real server in-process on 127.0.0.1:0, called over real gRPC with the
 //! generated clients, each test on a fresh Postgres database.
 
+mod access;
+mod auth;
 mod directory;
 mod helpers;
 mod server;

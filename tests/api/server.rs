@@ -1,6 +1,8 @@
 //! The server shell: health, reflection, limits, the embedded store, unreachable databases.
 
-use crate::helpers::{reason, spawn_app, spawn_sqlite_app, spawn_unready, spawn_with, wait_for};
+use crate::helpers::{
+    reason, spawn_app, spawn_sqlite_app, spawn_unready, spawn_with, test_config, wait_for,
+};
 use guardian_service::config::ServeConfig;
 use guardian_service::proto::{
     CreateGuardianInvitationRequest, GetDomainSettingsRequest, UpsertUsersRequest, User, UserRole,
@@ -111,7 +113,7 @@ async fn oversized_messages_are_refused() {
     let app_db = guardian_service::testing::TestDatabase::create().await;
     let config = ServeConfig {
         max_message_bytes: 4096,
-        ..ServeConfig::for_database(app_db.url.clone())
+        ..test_config(&app_db.url)
     };
     let app = spawn_with(config).await;
     let users = (0..200)
@@ -136,7 +138,7 @@ async fn an_unreachable_database_is_not_serving_and_fails_fast_with_unavailable(
     // Nothing listens on port 9 of loopback (discard is not run here).
     let config = ServeConfig {
         db_acquire_timeout: Duration::from_millis(300),
-        ..ServeConfig::for_database("postgres://postgres@127.0.0.1:9/none")
+        ..test_config("postgres://postgres@127.0.0.1:9/none")
     };
     let mut app = spawn_unready(config).await;
     wait_for(&mut app, ServingStatus::NotServing).await;
