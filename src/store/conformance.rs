@@ -48,6 +48,9 @@ conformance!(
     outbox_claims_are_disjoint_and_outcomes_recorded,
     idempotency_records_are_unique_and_purged_by_age,
     dropping_a_transaction_rolls_it_back,
+    the_hot_path_check_reads_the_student_domain_and_the_link_at_once,
+    counts_for_limits_cover_addresses_and_declines,
+    expired_pending_invitations_are_claimed_once_by_concurrent_sweepers,
 );
 
 fn t0() -> chrono::DateTime<chrono::Utc> {
@@ -580,6 +583,7 @@ async fn links_are_found_by_student_guardian_domain_and_email(store: Arc<dyn Sto
     let list = |scope| LinkFilter {
         scope,
         invited_email: None,
+        domain: None,
         after: None,
         limit: 50,
     };
@@ -610,6 +614,176 @@ async fn links_are_found_by_student_guardian_domain_and_email(store: Arc<dyn Sto
     let mut paged = list(LinkScope::Student(uid("s1")));
     paged.after = Some(a.id);
     assert_eq!(s.list_links(&paged).await.unwrap()[0].id, c.id);
+    assert_eq!(s.list_links(&list(LinkScope::All)).await.unwrap().len(), 3);
+    let mut elsewhere = list(LinkScope::Guardian(uid("g1")));
+    elsewhere.domain = Some(domain("other.example"));
+    assert!(s.list_links(&elsewhere).await.unwrap().is_empty());
+
+    assert_eq!(
+        s.find_link(&uid("s1"), &uid("g2"))
+            .await
+            .unwrap()
+            .map(|i| i.id),
+        Some(c.id)
+    );
+    assert_eq!(s.find_link(&uid("s2"), &uid("g2")).await.unwrap(), None);
+}
+
+async fn the_hot_path_check_reads_the_student_domain_and_the_link_at_once(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    s.upsert_user(&student("s1"), t0()).await.unwrap();
+    s.upsert_user(&student("s2"), t0()).await.unwrap();
+    let mut link = accepted(pending("s1", "invited@example.org"), "g1");
+    link.guardian.as_mut().unwrap().email = email("own@example.org");
+    s.insert_invitation(&link).await.unwrap();
+    s.insert_invitation(&pending("s2", "waiting@example.org"))
+        .await
+        .unwrap();
+    let d = domain("school.example");
+    let by_id = |g: &str| GuardianKey::Id(uid(g));
+    let by_email = |e: &str| GuardianKey::Email(email(e));
+    assert_eq!(
+        s.check_guardianship(&uid("s1"), &by_id("g1"))
+            .await
+            .unwrap(),
+        Some((d.clone(), true))
+    );
+    assert_eq!(
+        s.check_guardianship(&uid("s1"), &by_id("g2"))
+            .await
+            .unwrap(),
+        Some((d.clone(), false))
+    );
+    assert_eq!(
+        s.check_guardianship(&uid("s1"), &by_email("own@example.org"))
+            .await
+            .unwrap(),
+        Some((d.clone(), true))
+    );
+    assert_eq!(
+        s.check_guardianship(&uid("s1"), &by_email("invited@example.org"))
+            .await
+            .unwrap(),
+        Some((d.clone(), true))
+    );
+    assert_eq!(
+        s.check_guardianship(&uid("s2"), &by_email("waiting@example.org"))
+            .await
+            .unwrap(),
+        Some((d, false))
+    );
+    assert_eq!(
+        s.check_guardianship(&uid("nobody"), &by_id("g1"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn counts_for_limits_cover_addresses_and_declines(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    let mut own = accepted(pending("s1", "first@example.org"), "g1");
+    own.guardian.as_mut().unwrap().email = email("parent@example.org");
+    s.insert_invitation(&own).await.unwrap();
+    s.insert_invitation(&pending("s2", "parent@example.org"))
+        .await
+        .unwrap();
+    s.insert_invitation(&pending("s3", "parent@example.org"))
+        .await
+        .unwrap();
+    let mut old = pending("s4", "parent@example.org");
+    old.expire_time = t0() + TimeDelta::hours(1);
+    s.insert_invitation(&old).await.unwrap();
+    for _ in 0..2 {
+        let mut declined = pending("s5", "parent@example.org");
+        declined.state = InvitationState::Removed(RemovalReason::Declined);
+        s.insert_invitation(&declined).await.unwrap();
+    }
+    let later = t0() + TimeDelta::hours(2);
+    // s1 through the profile address, s2 and s3 pending; s4 expired and s5 declined do not count.
+    assert_eq!(
+        s.count_students_for_address(&email("parent@example.org"), later)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.count_students_for_address(&email("first@example.org"), later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_declines(&uid("s5"), &email("parent@example.org"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_declines(&uid("s2"), &email("parent@example.org"))
+            .await
+            .unwrap(),
+        0
+    );
+
+    let by_address = InvitationFilter {
+        scope: InvitationScope::Address(email("parent@example.org")),
+        invited_email: None,
+        states: StateFilter::all(),
+        now: later,
+        after: None,
+        limit: 50,
+    };
+    assert_eq!(s.list_invitations(&by_address).await.unwrap().len(), 5);
+    let everything = InvitationFilter {
+        scope: InvitationScope::All,
+        ..by_address
+    };
+    assert_eq!(s.list_invitations(&everything).await.unwrap().len(), 6);
+}
+
+async fn expired_pending_invitations_are_claimed_once_by_concurrent_sweepers(
+    store: Arc<dyn Store>,
+) {
+    let mut expired = BTreeSet::new();
+    for i in 0..30 {
+        let mut inv = pending("s1", &format!("p{i}@example.org"));
+        inv.expire_time = t0() + TimeDelta::minutes(i);
+        expired.insert(inv.id);
+        insert(&store, &inv).await.unwrap();
+    }
+    insert(&store, &pending("s1", "fresh@example.org"))
+        .await
+        .unwrap();
+    let now = t0() + TimeDelta::hours(1);
+    let mut sweepers = Vec::new();
+    for _ in 0..3 {
+        let store = store.clone();
+        sweepers.push(tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            loop {
+                let mut tx = store.begin().await.unwrap();
+                let batch = tx.claim_expired_pending(now, 4).await.unwrap();
+                if batch.is_empty() {
+                    return claimed;
+                }
+                for inv in batch {
+                    let mut next = inv.clone();
+                    next.state = InvitationState::Expired;
+                    tx.update_invitation(&next, inv.version).await.unwrap();
+                    claimed.push(inv.id);
+                }
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for sweeper in sweepers {
+        all.extend(sweeper.await.unwrap());
+    }
+    let unique: BTreeSet<_> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len(), "an invitation was expired twice");
+    assert_eq!(unique, expired);
 }
 
 async fn events_append_and_page_in_order(store: Arc<dyn Store>) {

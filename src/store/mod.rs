@@ -19,7 +19,9 @@ pub mod sqlite;
 mod conformance;
 
 pub use error::{StoreError, StoreResult, UniqueKey};
-pub use model::{InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter};
+pub use model::{
+    GuardianKey, InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter,
+};
 
 use crate::domain::{
     AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
@@ -119,6 +121,35 @@ pub trait InvitationRepo {
         student: &UserId,
         now: DateTime<Utc>,
     ) -> StoreResult<i64>;
+    /// Distinct students an address is linked to (as invited or profile address) or has a
+    /// not-yet-expired PENDING invitation for.
+    async fn count_students_for_address(
+        &mut self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// How many invitations of `student` to `email` were declined.
+    async fn count_declines(&mut self, student: &UserId, email: &Email) -> StoreResult<i64>;
+    /// The ACCEPTED link of `student` and the guardian with this account id.
+    async fn find_link(
+        &mut self,
+        student: &UserId,
+        guardian: &UserId,
+    ) -> StoreResult<Option<Invitation>>;
+    /// The hot path in one round trip: the student's domain (`None` if the directory does not
+    /// know the student) and whether an ACCEPTED link to the guardian exists.
+    async fn check_guardianship(
+        &mut self,
+        student: &UserId,
+        guardian: &GuardianKey,
+    ) -> StoreResult<Option<(DomainName, bool)>>;
+    /// PENDING invitations whose expiry has passed, up to `limit`, locked for this transaction
+    /// and skipped by other sweepers (Postgres `FOR UPDATE SKIP LOCKED`).
+    async fn claim_expired_pending(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Invitation>>;
 }
 
 /// The audit trail.
@@ -198,6 +229,10 @@ pub trait Transaction: Session {
     /// Serialises writers of one student's records until commit (a row lock on Postgres; SQLite
     /// transactions already hold the database's write lock).
     async fn lock_student(&mut self, student: &UserId) -> StoreResult<()>;
+    /// Serialises invitations to one guardian address until commit, for the per-address limit.
+    /// Callers lock the student first, then the address, so two transactions never wait on
+    /// each other in opposite orders.
+    async fn lock_address(&mut self, email: &Email) -> StoreResult<()>;
     /// Makes the writes durable and visible.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -10,6 +10,10 @@ pub enum InvitationScope {
     Student(UserId),
     /// Every student's of a domain (`student_id = "-"`).
     Domain(DomainName),
+    /// Every invitation sent to one address (a guardian's own invitations).
+    Address(Email),
+    /// Every invitation (platform services).
+    All,
 }
 
 /// Which observed states a listing returns. Expiry is applied at `now`: a PENDING row past its
@@ -83,6 +87,8 @@ pub enum LinkScope {
     Domain(DomainName),
     /// Every student of one guardian (the reverse lookup).
     Guardian(UserId),
+    /// Every link (platform services).
+    All,
 }
 
 /// A page of guardian links.
@@ -92,8 +98,19 @@ pub struct LinkFilter {
     pub scope: LinkScope,
     /// Only links made from invitations to this address.
     pub invited_email: Option<Email>,
+    /// Only links of students of this domain (a reverse lookup by an admin).
+    pub domain: Option<DomainName>,
     /// Keyset position: only invitation ids greater than this.
     pub after: Option<InvitationId>,
     /// Page size.
     pub limit: u32,
+}
+
+/// Who a guardianship check is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardianKey {
+    /// The guardian's account id.
+    Id(UserId),
+    /// The guardian's profile or invited address.
+    Email(Email),
 }

@@ -5,7 +5,7 @@
 use super::error::{StoreError, StoreResult};
 use super::shared_support::{all_applied, embedded_versions};
 use super::{Backend, ConnectOptions, Session, Store, Transaction};
-use crate::domain::UserId;
+use crate::domain::{Email, UserId};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres};
@@ -31,7 +31,13 @@ impl_session_repos!(
     claim_sql = "UPDATE outbox SET next_attempt_time = $2 WHERE message_id IN ( \
                  SELECT message_id FROM outbox WHERE status = 'QUEUED' \
                  AND next_attempt_time <= $1 ORDER BY next_attempt_time, message_id \
-                 LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *"
+                 LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *",
+    expired_sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE state = 'PENDING' AND expire_time <= $1 \
+         ORDER BY expire_time LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )
 );
 
 impl PostgresStore {
@@ -107,6 +113,18 @@ impl Transaction for PgSession<sqlx::Transaction<'static, Postgres>> {
     async fn lock_student(&mut self, student: &UserId) -> StoreResult<()> {
         sqlx::query("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE")
             .bind(student.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_address(&mut self, email: &Email) -> StoreResult<()> {
+        sqlx::query("INSERT INTO guardian_addresses (email) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(email.as_str())
+            .execute(&mut *self.conn)
+            .await?;
+        sqlx::query("SELECT 1 FROM guardian_addresses WHERE email = $1 FOR UPDATE")
+            .bind(email.as_str())
             .fetch_optional(&mut *self.conn)
             .await?;
         Ok(())

@@ -5,7 +5,7 @@
 use super::error::{StoreError, StoreResult};
 use super::shared_support::{all_applied, embedded_versions};
 use super::{Backend, ConnectOptions, Session, Store, Transaction};
-use crate::domain::UserId;
+use crate::domain::{Email, UserId};
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -39,7 +39,13 @@ impl_session_repos!(
     claim_sql = "UPDATE outbox SET next_attempt_time = $2 WHERE message_id IN ( \
                  SELECT message_id FROM outbox WHERE status = 'QUEUED' \
                  AND next_attempt_time <= $1 ORDER BY next_attempt_time, message_id \
-                 LIMIT $3) RETURNING *"
+                 LIMIT $3) RETURNING *",
+    expired_sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE state = 'PENDING' AND expire_time <= $1 \
+         ORDER BY expire_time LIMIT $2"
+    )
 );
 
 impl SqliteStore {
@@ -127,6 +133,11 @@ impl Store for SqliteStore {
 impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
     async fn lock_student(&mut self, _student: &UserId) -> StoreResult<()> {
         // BEGIN IMMEDIATE already holds the database's write lock for this transaction.
+        Ok(())
+    }
+
+    async fn lock_address(&mut self, _email: &Email) -> StoreResult<()> {
+        // Held already: see lock_student.
         Ok(())
     }
 

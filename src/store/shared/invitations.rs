@@ -2,7 +2,7 @@
 //! so that no read shows PENDING past `expire_time`, whether or not the sweeper ran.
 
 macro_rules! impl_invitation_repo {
-    ($session:ident, $conn:ty) => {
+    ($session:ident, $conn:ty, $expired_sql:expr) => {
         #[async_trait::async_trait]
         impl<C> $crate::store::InvitationRepo for $session<C>
         where
@@ -107,13 +107,13 @@ macro_rules! impl_invitation_repo {
                 use $crate::store::InvitationScope;
                 // One statement per scope so that each uses its own index.
                 macro_rules! by {
-                    ($column:literal) => {
+                    ($scope:literal) => {
                         concat!(
                             "SELECT ",
                             invitation_columns!(),
                             " FROM invitations WHERE ",
-                            $column,
-                            " = $1 AND invitation_id > $2 \
+                            $scope,
+                            " AND invitation_id > $2 \
                              AND (($3 AND state = 'PENDING' AND expire_time > $4) \
                                OR ($5 AND state = 'ACCEPTED') \
                                OR ($6 AND (state = 'EXPIRED' OR (state = 'PENDING' AND expire_time <= $4))) \
@@ -124,8 +124,11 @@ macro_rules! impl_invitation_repo {
                     };
                 }
                 let (sql, key) = match &filter.scope {
-                    InvitationScope::Student(id) => (by!("student_id"), id.as_str()),
-                    InvitationScope::Domain(domain) => (by!("domain"), domain.as_str()),
+                    InvitationScope::Student(id) => (by!("student_id = $1"), id.as_str()),
+                    InvitationScope::Domain(domain) => (by!("domain = $1"), domain.as_str()),
+                    InvitationScope::Address(email) => (by!("invited_email = $1"), email.as_str()),
+                    // "$1 = $1" holds for any key: the statement keeps its parameters.
+                    InvitationScope::All => (by!("$1 = $1"), "all"),
                 };
                 let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as(sql)
                     .bind(key)
@@ -148,28 +151,31 @@ macro_rules! impl_invitation_repo {
             ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
                 use $crate::store::LinkScope;
                 macro_rules! by {
-                    ($column:literal) => {
+                    ($scope:literal) => {
                         concat!(
                             "SELECT ",
                             invitation_columns!(),
                             " FROM invitations WHERE ",
-                            $column,
-                            " = $1 AND state = 'ACCEPTED' AND invitation_id > $2 \
+                            $scope,
+                            " AND state = 'ACCEPTED' AND invitation_id > $2 \
                              AND ($3 IS NULL OR invited_email = $3) \
+                             AND ($5 IS NULL OR domain = $5) \
                              ORDER BY invitation_id LIMIT $4"
                         )
                     };
                 }
                 let (sql, key) = match &filter.scope {
-                    LinkScope::Student(id) => (by!("student_id"), id.as_str()),
-                    LinkScope::Domain(domain) => (by!("domain"), domain.as_str()),
-                    LinkScope::Guardian(id) => (by!("guardian_id"), id.as_str()),
+                    LinkScope::Student(id) => (by!("student_id = $1"), id.as_str()),
+                    LinkScope::Domain(domain) => (by!("domain = $1"), domain.as_str()),
+                    LinkScope::Guardian(id) => (by!("guardian_id = $1"), id.as_str()),
+                    LinkScope::All => (by!("$1 = $1"), "all"),
                 };
                 let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as(sql)
                     .bind(key)
                     .bind(filter.after.map(|a| a.to_text()).unwrap_or_default())
                     .bind(filter.invited_email.as_ref().map(|e| e.as_str()))
                     .bind(i64::from(filter.limit))
+                    .bind(filter.domain.as_ref().map(|d| d.as_str()))
                     .fetch_all(&mut *self.conn)
                     .await?;
                 $crate::store::rows::convert_all(rows)
@@ -221,6 +227,101 @@ macro_rules! impl_invitation_repo {
                 .fetch_one(&mut *self.conn)
                 .await?;
                 Ok(count)
+            }
+
+            async fn count_students_for_address(
+                &mut self,
+                email: &$crate::domain::Email,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<i64> {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(DISTINCT student_id) FROM invitations \
+                     WHERE (invited_email = $1 OR guardian_email = $1) \
+                     AND (state = 'ACCEPTED' OR (state = 'PENDING' AND expire_time > $2))",
+                )
+                .bind(email.as_str())
+                .bind(now)
+                .fetch_one(&mut *self.conn)
+                .await?;
+                Ok(count)
+            }
+
+            async fn count_declines(
+                &mut self,
+                student: &$crate::domain::UserId,
+                email: &$crate::domain::Email,
+            ) -> $crate::store::StoreResult<i64> {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invitations WHERE student_id = $1 \
+                     AND invited_email = $2 AND state = 'REMOVED' AND removal_reason = 'DECLINED'",
+                )
+                .bind(student.as_str())
+                .bind(email.as_str())
+                .fetch_one(&mut *self.conn)
+                .await?;
+                Ok(count)
+            }
+
+            async fn find_link(
+                &mut self,
+                student: &$crate::domain::UserId,
+                guardian: &$crate::domain::UserId,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::Invitation>> {
+                let row: Option<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    invitation_columns!(),
+                    " FROM invitations WHERE student_id = $1 AND guardian_id = $2 \
+                     AND state = 'ACCEPTED'"
+                ))
+                .bind(student.as_str())
+                .bind(guardian.as_str())
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn check_guardianship(
+                &mut self,
+                student: &$crate::domain::UserId,
+                guardian: &$crate::store::GuardianKey,
+            ) -> $crate::store::StoreResult<Option<($crate::domain::DomainName, bool)>> {
+                use $crate::store::GuardianKey;
+                // One round trip, two index lookups: the student's row and the link.
+                let row: Option<(String, i64)> = match guardian {
+                    GuardianKey::Id(id) => sqlx::query_as(
+                        "SELECT u.domain, (SELECT COUNT(*) FROM invitations i \
+                           WHERE i.student_id = u.user_id AND i.guardian_id = $2 \
+                           AND i.state = 'ACCEPTED') FROM users u WHERE u.user_id = $1",
+                    )
+                    .bind(student.as_str())
+                    .bind(id.as_str()),
+                    GuardianKey::Email(email) => sqlx::query_as(
+                        "SELECT u.domain, (SELECT COUNT(*) FROM invitations i \
+                           WHERE i.student_id = u.user_id AND i.state = 'ACCEPTED' \
+                           AND (i.guardian_email = $2 OR i.invited_email = $2)) \
+                         FROM users u WHERE u.user_id = $1",
+                    )
+                    .bind(student.as_str())
+                    .bind(email.as_str()),
+                }
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                Ok(row.map(|(domain, links)| {
+                    ($crate::domain::DomainName::from_trusted(domain), links > 0)
+                }))
+            }
+
+            async fn claim_expired_pending(
+                &mut self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
+                let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as($expired_sql)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *self.conn)
+                    .await?;
+                $crate::store::rows::convert_all(rows)
             }
         }
     };

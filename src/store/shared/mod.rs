@@ -23,12 +23,13 @@ macro_rules! invitation_columns {
 
 /// Implements every repository trait and [`crate::store::Session`] for `$session<C>`, where `C`
 /// derefs to the backend's connection (a pooled connection or an open transaction).
-/// `$claim_sql` claims due outbox messages (binds: now, lease_until, limit).
+/// `$claim_sql` claims due outbox messages (binds: now, lease_until, limit); `$expired_sql`
+/// selects and locks expired PENDING invitations (binds: now, limit).
 macro_rules! impl_session_repos {
-    ($session:ident, $conn:ty, claim_sql = $claim_sql:expr) => {
+    ($session:ident, $conn:ty, claim_sql = $claim_sql:expr, expired_sql = $expired_sql:expr) => {
         impl_settings_repo!($session, $conn);
         impl_directory_repo!($session, $conn);
-        impl_invitation_repo!($session, $conn);
+        impl_invitation_repo!($session, $conn, $expired_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
         impl<C> $crate::store::Session for $session<C> where
             C: std::ops::DerefMut<Target = $conn> + Send
