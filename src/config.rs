@@ -45,6 +45,14 @@ pub struct ServeConfig {
     #[arg(long, env = "GUARDIANS_DATA_DIR", default_value = ".")]
     pub data_dir: std::path::PathBuf,
 
+    /// Base of the accept and decline links in invitation emails.
+    #[arg(long, env = "GUARDIANS_ACCEPT_URL", default_value = "http://localhost:8080/guardian-invitations")]
+    pub accept_url: String,
+
+    /// How often this replica expires due invitations and purges old request ids.
+    #[arg(long, env = "GUARDIANS_UPKEEP_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub upkeep_interval: Duration,
+
     /// Largest number of database connections this replica opens.
     #[arg(long, env = "GUARDIANS_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -95,6 +103,8 @@ impl ServeConfig {
             jwt_issuer: None,
             jwt_audience: None,
             data_dir: std::path::PathBuf::from("."),
+            accept_url: "http://localhost:8080/guardian-invitations".into(),
+            upkeep_interval: Duration::from_secs(30),
             db_max_connections: 16,
             db_acquire_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),

@@ -1,7 +1,7 @@
 //! The server: the three services, health and reflection on one listener, with readiness that
 //! follows the database, bounded messages, a request deadline and graceful shutdown.
 
-use crate::app::App;
+use crate::app::{App, AppConfig};
 use crate::auth::{AuthLayer, AuthMode};
 use crate::config::ServeConfig;
 use crate::domain::SystemClock;
@@ -80,7 +80,7 @@ pub async fn serve(
         acquire_timeout: config.db_acquire_timeout,
     })
     .await?;
-    let app = App::new(store.clone(), Arc::new(SystemClock));
+    let app = App::new(store.clone(), Arc::new(SystemClock), AppConfig { accept_url: config.accept_url.clone() });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
@@ -89,8 +89,9 @@ pub async fn serve(
         store.clone(),
         health.clone(),
         config.auto_migrate,
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let upkeep = tokio::spawn(run_upkeep(app.clone(), config.upkeep_interval, stop_rx));
 
     // Both reflection versions: grpcurl 1.8 speaks only v1alpha, buf curl speaks v1.
     let reflection = || {
@@ -158,6 +159,7 @@ pub async fn serve(
         }
     };
     readiness.abort();
+    upkeep.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(result?)
@@ -200,6 +202,26 @@ async fn follow_readiness(
         tokio::select! {
             _ = tokio::time::sleep(READINESS_INTERVAL) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Expires due invitations and purges old request ids every `interval`, until told to stop.
+/// Every replica runs it; the store hands each due invitation to one of them.
+async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool>) {
+    /// Invitations expired per transaction.
+    const BATCH: u32 = 500;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        match app.run_upkeep(BATCH).await {
+            Ok(done) if done.expired > 0 || done.purged > 0 => {
+                tracing::info!(expired = done.expired, purged = done.purged, "upkeep");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "upkeep failed; will retry"),
         }
     }
 }

@@ -2,16 +2,30 @@
 //! knows about protobuf or SQL; callers above are the gRPC services and tools.
 
 mod access;
+mod answers;
 mod directory;
 mod error;
+mod events;
+mod guardians;
+mod idempotency;
+mod invitations;
+mod lifecycle;
 pub mod page_token;
 mod settings;
 mod settings_cache;
+mod students;
+mod views;
 
+pub use answers::Answer;
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};
+pub use events::{EventQuery, SYSTEM_ACTOR, Upkeep};
+pub use guardians::{CheckSubject, GuardianQuery, GuardianRef, Guardianship};
+pub use idempotency::{Encoder, Replay, RequestKey};
+pub use invitations::{InvitationQuery, InvitationRef, MAX_DECLINES, StudentSelector};
 pub use settings::SettingsUpdate;
 pub use settings_cache::SettingsCache;
+pub use views::{GuardianView, InvitationView, Page};
 
 use crate::domain::Clock;
 use crate::store::Store;
@@ -23,21 +37,38 @@ use std::time::Duration;
 /// read itself.
 pub const SETTINGS_CACHE_TTL: Duration = Duration::from_millis(500);
 
+/// Settings of the use cases that come from configuration.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Base of the accept and decline links in invitation emails.
+    pub accept_url: String,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            accept_url: "http://localhost:8080/guardian-invitations".into(),
+        }
+    }
+}
+
 /// The service's use cases over one store.
 #[derive(Debug, Clone)]
 pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings_cache: Arc<SettingsCache>,
+    config: Arc<AppConfig>,
 }
 
 impl App {
     /// Use cases over `store`, telling time by `clock`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
         Self {
             store,
             clock,
             settings_cache: Arc::new(SettingsCache::new(SETTINGS_CACHE_TTL)),
+            config: Arc::new(config),
         }
     }
 

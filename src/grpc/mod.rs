@@ -4,6 +4,7 @@
 mod convert;
 mod directory;
 mod guardians;
+mod guardians_convert;
 mod settings;
 pub mod status;
 

@@ -1,0 +1,183 @@
+//! The invitee's answer: accept (the invitation becomes the guardian link) or decline.
+
+use super::access::require;
+use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
+use super::lifecycle::{apply, audit, hash_token};
+use super::views::{GuardianView, InvitationView};
+use super::{App, AppError, AppResult, Missing};
+use crate::auth::Authorized;
+use crate::domain::policy::Permission;
+use crate::domain::{
+    CallerRole, Email, GuardianProfile, InvitationEvent, UserId, ValidationError,
+    user::MAX_DISPLAY_NAME_CHARS,
+};
+use crate::mail::Template;
+
+/// An AcceptGuardianInvitation or DeclineGuardianInvitation request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The token from the email.
+    pub token: String,
+    /// The guardian's account id (services only; a guardian's token supplies it).
+    pub guardian_id: Option<UserId>,
+    /// The guardian's email (services only).
+    pub email: Option<Email>,
+    /// The guardian's name.
+    pub display_name: String,
+}
+
+/// Who answers: taken from a guardian's token, or given by a service.
+struct Answerer {
+    guardian_id: UserId,
+    email: Email,
+    display_name: String,
+}
+
+fn answerer(who: &Authorized, answer: &Answer) -> AppResult<Answerer> {
+    let caller = who.caller();
+    let display_name = answer.display_name.trim().to_owned();
+    if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ValidationError::invalid("display_name", "display_name is too long").into());
+    }
+    let (guardian_id, email) = match caller.role {
+        CallerRole::Guardian => (
+            UserId::parse(&caller.subject)
+                .map_err(|_| AppError::Unauthenticated("the guardian's subject is not a valid account id".into()))?,
+            caller
+                .email
+                .clone()
+                .ok_or_else(|| AppError::Unauthenticated("a guardian token must carry an email".into()))?,
+        ),
+        _ => (
+            answer
+                .guardian_id
+                .clone()
+                .ok_or_else(|| ValidationError::invalid("guardian_id", "a service must name the guardian_id"))?,
+            answer
+                .email
+                .clone()
+                .ok_or_else(|| ValidationError::new(crate::domain::error::ValidationReason::InvalidEmail, "email", "a service must give the guardian's email"))?,
+        ),
+    };
+    Ok(Answerer {
+        guardian_id,
+        email,
+        display_name,
+    })
+}
+
+impl App {
+    /// AcceptGuardianInvitation: PENDING -> ACCEPTED; the student is told and the guardian welcomed.
+    pub async fn accept_invitation(
+        &self,
+        who: &Authorized,
+        answer: &Answer,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, GuardianView>,
+    ) -> AppResult<Replay<GuardianView>> {
+        let caller = require(who, Permission::AnswerInvitation)?;
+        let person = answerer(who, answer)?;
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let found = self.invitation_by_token(&answer.token).await?;
+        let settings = self.domain_settings(&found.domain).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_student(&found.student_id).await?;
+        if let Some(key) = key
+            && let Some(bytes) = replayed(tx.as_mut(), key).await?
+        {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let current = tx.get_invitation(found.id).await?.ok_or(AppError::NotFound(Missing::Invitation))?;
+        if !settings.guardian_access_enabled {
+            return Err(AppError::GuardianAccessDisabled);
+        }
+        // The invitation's own state speaks first: a second accept is "not pending".
+        crate::domain::transition(current.observed_state(now), InvitationEvent::Accept)?;
+        if tx.find_link(&current.student_id, &person.guardian_id).await?.is_some() {
+            return Err(AppError::GuardianAlreadyLinked);
+        }
+        let profile = GuardianProfile {
+            guardian_id: person.guardian_id.clone(),
+            email: person.email.clone(),
+            display_name: person.display_name.clone(),
+        };
+        let link = apply(tx.as_mut(), current, InvitationEvent::Accept, now, &|next| {
+            next.guardian = Some(profile.clone());
+            next.accept_time = Some(now);
+        })
+        .await?;
+        let request_id = key.map(|k| k.request_id.as_str());
+        audit(tx.as_mut(), &link, InvitationEvent::Accept.audit_action(), &caller.subject, request_id, now).await?;
+        let student = tx.get_user(&link.student_id).await?;
+        let student_name = student.as_ref().map(|s| s.display_name.clone()).unwrap_or_default();
+        let guardian_name = if person.display_name.is_empty() { person.email.to_string() } else { person.display_name.clone() };
+        let values = [
+            ("student_name", student_name.as_str()),
+            ("guardian_name", guardian_name.as_str()),
+            ("school", link.domain.as_str()),
+        ];
+        if let Some(student) = &student {
+            self.queue_mail(tx.as_mut(), &settings, &link, &student.email, Template::AcceptedToStudent, &values, now)
+                .await?;
+        }
+        self.queue_mail(tx.as_mut(), &settings, &link, &person.email, Template::WelcomeGuardian, &values, now)
+            .await?;
+        let view = GuardianView {
+            link,
+            show_invited_email: caller.role == CallerRole::Service,
+        };
+        commit_with(self, tx, key, now, view, encode).await
+    }
+
+    /// DeclineGuardianInvitation ("I am not the guardian"): PENDING -> REMOVED(DECLINED).
+    pub async fn decline_invitation(
+        &self,
+        who: &Authorized,
+        answer: &Answer,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+    ) -> AppResult<Replay<InvitationView>> {
+        let caller = require(who, Permission::AnswerInvitation)?;
+        if caller.role == CallerRole::Guardian {
+            answerer(who, answer)?;
+        }
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let found = self.invitation_by_token(&answer.token).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_student(&found.student_id).await?;
+        if let Some(key) = key
+            && let Some(bytes) = replayed(tx.as_mut(), key).await?
+        {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let current = tx.get_invitation(found.id).await?.ok_or(AppError::NotFound(Missing::Invitation))?;
+        let declined = apply(tx.as_mut(), current, InvitationEvent::Decline, now, &|_| {}).await?;
+        let request_id = key.map(|k| k.request_id.as_str());
+        audit(tx.as_mut(), &declined, InvitationEvent::Decline.audit_action(), &caller.subject, request_id, now).await?;
+        let view = InvitationView {
+            observed_state: declined.state,
+            invitation: declined,
+            show_invited_email: caller.role == CallerRole::Service,
+            delivery: None,
+        };
+        commit_with(self, tx, key, now, view, encode).await
+    }
+
+    async fn invitation_by_token(&self, token: &str) -> AppResult<crate::domain::Invitation> {
+        let token = token.trim();
+        if token.is_empty() || token.len() > 256 {
+            return Err(ValidationError::invalid("token", "token is empty or malformed").into());
+        }
+        let mut session = self.store.session().await?;
+        session
+            .get_invitation_by_token_hash(&hash_token(token))
+            .await?
+            .ok_or(AppError::NotFound(Missing::Invitation))
+    }
+}

@@ -1,0 +1,272 @@
+//! Guardian links: reading them, removing them, and the hot-path check.
+
+use super::access::require;
+use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
+use super::invitations::StudentSelector;
+use super::lifecycle::{apply, audit};
+use super::views::{GuardianView, Page};
+use super::{App, AppError, AppResult, Missing, page_token};
+use crate::auth::Authorized;
+use crate::domain::policy::{Permission, StudentAccess};
+use crate::domain::{
+    Caller, CallerDomains, CallerRole, Email, InvitationEvent, InvitationId, StudentRef, UserId,
+    paging,
+};
+use crate::mail::Template;
+use crate::store::{GuardianKey, LinkFilter, LinkScope};
+
+/// How a request names a guardian: an id, or `me` for a guardian caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardianRef {
+    /// An account id.
+    Id(UserId),
+    /// The calling guardian.
+    Me,
+}
+
+impl GuardianRef {
+    /// The account id meant, for `caller`.
+    fn resolve(&self, caller: &Caller) -> AppResult<UserId> {
+        match self {
+            Self::Id(id) => Ok(id.clone()),
+            Self::Me if caller.role == CallerRole::Guardian => UserId::parse(&caller.subject)
+                .map_err(|_| AppError::Unauthenticated("the guardian's subject is not a valid account id".into())),
+            Self::Me => Err(crate::domain::ValidationError::invalid(
+                "guardian_id",
+                "\"me\" is only for guardian callers",
+            )
+            .into()),
+        }
+    }
+}
+
+/// A ListGuardians request.
+#[derive(Debug, Clone)]
+pub struct GuardianQuery {
+    /// Whose.
+    pub student: StudentSelector,
+    /// Only links from invitations to this address (admins and services).
+    pub invited_email: Option<Email>,
+    /// Only this guardian's links: the reverse lookup.
+    pub guardian: Option<GuardianRef>,
+    /// Raw page size.
+    pub page_size: i32,
+    /// Previous page's token.
+    pub page_token: String,
+}
+
+/// Who a CheckGuardianship asks about.
+#[derive(Debug, Clone)]
+pub enum CheckSubject {
+    /// An account id.
+    Id(UserId),
+    /// An address.
+    Email(Email),
+}
+
+/// The answer of CheckGuardianship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guardianship {
+    /// An ACCEPTED link exists.
+    pub linked: bool,
+    /// Guardian access is on in the student's domain.
+    pub guardian_access_enabled: bool,
+}
+
+impl App {
+    /// GetGuardian.
+    pub async fn get_guardian(&self, who: &Authorized, student: &StudentRef, guardian: &GuardianRef) -> AppResult<GuardianView> {
+        let caller = require(who, Permission::ReadGuardians)?;
+        let guardian_id = guardian.resolve(caller)?;
+        let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
+        if caller.role == CallerRole::Guardian && guardian_id.as_str() != caller.subject {
+            return Err(AppError::NotAllowed("guardians may only see their own links".into()));
+        }
+        let mut session = self.store.session().await?;
+        let link = session
+            .find_link(&ctx.student.user_id, &guardian_id)
+            .await?
+            .ok_or(AppError::NotFound(Missing::Guardian))?;
+        Ok(GuardianView {
+            link,
+            show_invited_email: ctx.grant.may_manage,
+        })
+    }
+
+    /// ListGuardians: by student, by domain (`-`), or by guardian (the reverse lookup).
+    pub async fn list_guardians(&self, who: &Authorized, query: GuardianQuery) -> AppResult<Page<GuardianView>> {
+        let caller = require(who, Permission::ReadGuardians)?;
+        let size = paging::page_size(query.page_size)?;
+        let guardian = query.guardian.as_ref().map(|g| g.resolve(caller)).transpose()?;
+        let privileged = matches!(caller.role, CallerRole::Admin | CallerRole::Service);
+        if query.invited_email.is_some() && !privileged {
+            return Err(AppError::NotAllowed("only administrators and services filter by invited address".into()));
+        }
+        let (scope, domain, show_email) = match (&query.student, &guardian) {
+            (StudentSelector::One(student), _) => {
+                let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
+                if caller.role == CallerRole::Guardian && guardian.as_ref().is_none_or(|g| g.as_str() != caller.subject) {
+                    return Err(AppError::NotAllowed("guardians list their own links (guardian_id = \"me\")".into()));
+                }
+                (LinkScope::Student(ctx.student.user_id), None, ctx.grant.may_manage)
+            }
+            (StudentSelector::All, Some(guardian)) => match caller.role {
+                CallerRole::Guardian if guardian.as_str() == caller.subject => (LinkScope::Guardian(guardian.clone()), None, false),
+                CallerRole::Admin => (LinkScope::Guardian(guardian.clone()), caller.home_domain().cloned(), true),
+                CallerRole::Service => (LinkScope::Guardian(guardian.clone()), single_domain(caller)?, true),
+                _ => return Err(AppError::NotAllowed("this caller may not look up a guardian's students".into())),
+            },
+            (StudentSelector::All, None) => match caller.role {
+                CallerRole::Admin => (
+                    LinkScope::Domain(caller.home_domain().cloned().ok_or_else(|| AppError::NotAllowed("an admin token must name one domain".into()))?),
+                    None,
+                    true,
+                ),
+                CallerRole::Service => match single_domain(caller)? {
+                    Some(domain) => (LinkScope::Domain(domain), None, true),
+                    None => (LinkScope::All, None, true),
+                },
+                _ => return Err(AppError::NotAllowed("\"-\" is for administrators, services, and guardians with guardian_id \"me\"".into())),
+            },
+        };
+        let scope_key = format!("{scope:?}/{domain:?}/{guardian:?}");
+        let email_key = query.invited_email.as_ref().map(Email::as_str).unwrap_or("");
+        let filters = [scope_key.as_str(), email_key];
+        let after = page_token::decode(&query.page_token, &filters)?
+            .map(|k| InvitationId::parse(&k).map_err(|_| AppError::InvalidPageToken))
+            .transpose()?;
+        let mut session = self.store.session().await?;
+        let mut links = session
+            .list_links(&LinkFilter {
+                scope,
+                invited_email: query.invited_email.clone(),
+                domain,
+                after,
+                limit: size + 1,
+            })
+            .await?;
+        let more = links.len() > size as usize;
+        links.truncate(size as usize);
+        let next_page_token = match (more, links.last()) {
+            (true, Some(last)) => page_token::encode(&last.id.to_text(), &filters),
+            _ => String::new(),
+        };
+        let items = links
+            .into_iter()
+            .filter(|l| guardian.as_ref().is_none_or(|g| l.guardian.as_ref().is_some_and(|p| &p.guardian_id == g)))
+            .map(|link| GuardianView { link, show_invited_email: show_email })
+            .collect();
+        Ok(Page { items, next_page_token })
+    }
+
+    /// DeleteGuardian: ACCEPTED -> REMOVED(GUARDIAN_REMOVED); the guardian is told.
+    pub async fn delete_guardian(
+        &self,
+        who: &Authorized,
+        student: &StudentRef,
+        guardian: &GuardianRef,
+        allow_missing: bool,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, ()>,
+    ) -> AppResult<Replay<()>> {
+        let caller = require(who, Permission::ManageGuardians)?;
+        let guardian_id = guardian.resolve(caller)?;
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let ctx = self.authorize_student(caller, student, StudentAccess::DeleteLink(guardian_id.clone())).await?;
+        self.remove_link(caller, &ctx, &guardian_id, allow_missing, key, encode).await
+    }
+
+    /// Removes one link of a student the caller may manage (single, bulk and sync calls).
+    pub(crate) async fn remove_link(
+        &self,
+        caller: &Caller,
+        ctx: &super::students::StudentContext,
+        guardian_id: &UserId,
+        allow_missing: bool,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, ()>,
+    ) -> AppResult<Replay<()>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_student(&ctx.student.user_id).await?;
+        if let Some(key) = key
+            && let Some(bytes) = replayed(tx.as_mut(), key).await?
+        {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let Some(link) = tx.find_link(&ctx.student.user_id, guardian_id).await? else {
+            return if allow_missing {
+                commit_with(self, tx, key, now, (), encode).await
+            } else {
+                Err(AppError::NotFound(Missing::Guardian))
+            };
+        };
+        let removed = apply(tx.as_mut(), link, InvitationEvent::DeleteGuardian, now, &|_| {}).await?;
+        let request_id = key.map(|k| k.request_id.as_str());
+        audit(tx.as_mut(), &removed, InvitationEvent::DeleteGuardian.audit_action(), &caller.subject, request_id, now).await?;
+        if let Some(profile) = &removed.guardian {
+            let guardian_name = if profile.display_name.is_empty() { profile.email.to_string() } else { profile.display_name.clone() };
+            let values = [
+                ("student_name", ctx.student.display_name.as_str()),
+                ("guardian_name", guardian_name.as_str()),
+                ("school", removed.domain.as_str()),
+            ];
+            self.queue_mail(tx.as_mut(), &ctx.settings, &removed, &profile.email, Template::Removed, &values, now)
+                .await?;
+        }
+        commit_with(self, tx, key, now, (), encode).await
+    }
+
+    /// CheckGuardianship, the hot path: for admins and services one round trip to the store
+    /// (student domain and link together) plus cached settings; other callers go through the
+    /// full per-student decision.
+    pub async fn check_guardianship(&self, who: &Authorized, student: &UserId, subject: &CheckSubject) -> AppResult<Guardianship> {
+        let caller = require(who, Permission::ReadGuardians)?;
+        let key = match subject {
+            CheckSubject::Id(id) => GuardianKey::Id(id.clone()),
+            CheckSubject::Email(email) => GuardianKey::Email(email.clone()),
+        };
+        if matches!(caller.role, CallerRole::Admin | CallerRole::Service) {
+            let mut session = self.store.session().await?;
+            let (domain, linked) = session
+                .check_guardianship(student, &key)
+                .await?
+                .ok_or(AppError::NotFound(Missing::Student))?;
+            if !caller.acts_in(&domain) {
+                return Err(AppError::NotFound(Missing::Student));
+            }
+            let settings = self.domain_settings(&domain).await?;
+            return Ok(Guardianship {
+                linked,
+                guardian_access_enabled: settings.guardian_access_enabled,
+            });
+        }
+        let ctx = self
+            .authorize_student(caller, &StudentRef::Id(student.clone()), StudentAccess::Read)
+            .await?;
+        let mut session = self.store.session().await?;
+        let (_, linked) = session
+            .check_guardianship(&ctx.student.user_id, &key)
+            .await?
+            .unwrap_or((ctx.student.domain.clone(), false));
+        Ok(Guardianship {
+            linked,
+            guardian_access_enabled: ctx.settings.guardian_access_enabled,
+        })
+    }
+}
+
+/// The one domain a service token names, `None` for `*`; several are refused.
+fn single_domain(caller: &Caller) -> AppResult<Option<crate::domain::DomainName>> {
+    match &caller.domains {
+        CallerDomains::All => Ok(None),
+        CallerDomains::Only(list) if list.len() == 1 => Ok(Some(list[0].clone())),
+        CallerDomains::Only(_) => Err(crate::domain::ValidationError::invalid(
+            "student_id",
+            "\"-\" needs a service token of one domain or of every domain (\"*\")",
+        )
+        .into()),
+    }
+}

@@ -1,0 +1,431 @@
+//! Inviting guardians: create, resend, cancel, and reading invitations.
+
+use super::access::require;
+use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
+use super::lifecycle::{apply, audit, new_token};
+use super::students::StudentContext;
+use super::views::{InvitationView, Page};
+use super::{App, AppError, AppResult, Missing, page_token};
+use crate::auth::Authorized;
+use crate::domain::policy::{Permission, StudentAccess};
+use crate::domain::{
+    Caller, CallerDomains, CallerRole, Email, Invitation, InvitationEvent, InvitationId,
+    InvitationState, StudentRef, UserId, paging,
+};
+use crate::mail::Template;
+use crate::store::{InvitationFilter, InvitationScope, StateFilter, StoreError, Transaction, UniqueKey};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Declines by one address for one student after which it cannot be invited again.
+pub const MAX_DECLINES: i64 = 3;
+
+/// Which invitation a request names.
+#[derive(Debug, Clone)]
+pub struct InvitationRef {
+    /// The student.
+    pub student: StudentRef,
+    /// The invitation.
+    pub invitation_id: InvitationId,
+    /// Act only if the invitation still has this etag.
+    pub etag: Option<String>,
+}
+
+/// Whose invitations a listing wants.
+#[derive(Debug, Clone)]
+pub enum StudentSelector {
+    /// One student.
+    One(StudentRef),
+    /// `-`: every student the caller may see.
+    All,
+}
+
+/// A ListGuardianInvitations request.
+#[derive(Debug, Clone)]
+pub struct InvitationQuery {
+    /// Whose.
+    pub student: StudentSelector,
+    /// Only to this address.
+    pub invited_email: Option<Email>,
+    /// States; empty means PENDING.
+    pub states: Vec<InvitationState>,
+    /// Raw page size.
+    pub page_size: i32,
+    /// Previous page's token.
+    pub page_token: String,
+}
+
+impl App {
+    /// CreateGuardianInvitation.
+    pub async fn create_invitation(
+        &self,
+        who: &Authorized,
+        student: &StudentRef,
+        invited: &Email,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+    ) -> AppResult<Replay<InvitationView>> {
+        let caller = require(who, Permission::ManageGuardians)?;
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let ctx = self.authorize_student(caller, student, StudentAccess::Manage).await?;
+        self.invite(caller, &ctx, invited, key, encode).await
+    }
+
+    /// Creates one invitation for a student the caller may manage (single and bulk calls).
+    pub(crate) async fn invite(
+        &self,
+        caller: &Caller,
+        ctx: &StudentContext,
+        invited: &Email,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+    ) -> AppResult<Replay<InvitationView>> {
+        let settings = &ctx.settings;
+        let student = &ctx.student;
+        if !settings.guardian_access_enabled {
+            return Err(AppError::GuardianAccessDisabled);
+        }
+        if invited == &student.email {
+            return Err(AppError::GuardianEmailIsStudent);
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        // Student, then address: every writer takes the locks in this order.
+        tx.lock_student(&student.user_id).await?;
+        tx.lock_address(invited).await?;
+        if let Some(key) = key {
+            // An identical request that won the lock while this one waited has answered.
+            if let Some(bytes) = replayed(tx.as_mut(), key).await? {
+                return Ok(Replay::Replayed(bytes));
+            }
+        }
+        let request_id = key.map(|k| k.request_id.as_str());
+        self.settle_expired(tx.as_mut(), &student.user_id, invited, now, request_id).await?;
+        if tx.count_declines(&student.user_id, invited).await? >= MAX_DECLINES {
+            return Err(AppError::TooManyDeclines);
+        }
+        if tx.is_linked_by_email(&student.user_id, invited).await? {
+            return Err(AppError::GuardianAlreadyLinked);
+        }
+        let limit = i64::from(settings.max_guardians_per_student);
+        let current = tx.count_active_for_student(&student.user_id, now).await?;
+        let pending = self.pending_for(tx.as_mut(), &student.user_id, invited, now).await?;
+        if pending.is_some() {
+            return Err(AppError::InvitationAlreadyPending);
+        }
+        if current >= limit {
+            return Err(AppError::StudentGuardianLimitReached { limit, current });
+        }
+        let address_limit = i64::from(settings.max_students_per_guardian);
+        let address_current = tx.count_students_for_address(invited, now).await?;
+        if address_current >= address_limit {
+            return Err(AppError::GuardianStudentLimitReached {
+                limit: address_limit,
+                current: address_current,
+            });
+        }
+        let (token, token_hash) = new_token();
+        let invitation = Invitation {
+            id: InvitationId::generate(),
+            domain: student.domain.clone(),
+            student_id: student.user_id.clone(),
+            invited_email: invited.clone(),
+            state: InvitationState::Pending,
+            inviter_id: caller.subject.clone(),
+            guardian: None,
+            token_hash,
+            create_time: now,
+            update_time: now,
+            expire_time: now + TimeDelta::days(i64::from(settings.invitation_ttl_days)),
+            accept_time: None,
+            version: 1,
+        };
+        match tx.insert_invitation(&invitation).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists(UniqueKey::PendingInvitation)) => {
+                return Err(AppError::InvitationAlreadyPending);
+            }
+            Err(StoreError::AlreadyExists(UniqueKey::GuardianLink)) => {
+                return Err(AppError::GuardianAlreadyLinked);
+            }
+            Err(other) => return Err(other.into()),
+        }
+        audit(tx.as_mut(), &invitation, "invitation.created", &caller.subject, request_id, now).await?;
+        let inviter = self.display_name_of(tx.as_mut(), caller).await?;
+        self.queue_invitation_mail(tx.as_mut(), settings, &invitation, &token, &student.display_name, &inviter, now)
+            .await?;
+        let view = InvitationView {
+            observed_state: invitation.state,
+            invitation,
+            show_invited_email: ctx.grant.may_manage,
+            delivery: settings.guardian_access_enabled.then_some(crate::domain::DeliveryStatus::Queued),
+        };
+        commit_with(self, tx, key, now, view, encode).await
+    }
+
+    /// Moves a PENDING invitation of (student, address) whose expiry passed to EXPIRED, so
+    /// that the one-pending rule sees what readers see.
+    async fn settle_expired(
+        &self,
+        tx: &mut dyn Transaction,
+        student: &UserId,
+        invited: &Email,
+        now: DateTime<Utc>,
+        request_id: Option<&str>,
+    ) -> AppResult<()> {
+        let stale = tx
+            .list_invitations(&InvitationFilter {
+                scope: InvitationScope::Student(student.clone()),
+                invited_email: Some(invited.clone()),
+                states: StateFilter::default().with(InvitationState::Expired),
+                now,
+                after: None,
+                limit: 10,
+            })
+            .await?;
+        for invitation in stale.into_iter().filter(|i| i.state == InvitationState::Pending) {
+            let expired = apply(tx, invitation, InvitationEvent::Expire, now, &|_| {}).await?;
+            audit(tx, &expired, InvitationEvent::Expire.audit_action(), "system", request_id, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn pending_for(
+        &self,
+        tx: &mut dyn Transaction,
+        student: &UserId,
+        invited: &Email,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<Invitation>> {
+        Ok(tx
+            .list_invitations(&InvitationFilter {
+                scope: InvitationScope::Student(student.clone()),
+                invited_email: Some(invited.clone()),
+                states: StateFilter::pending_only(),
+                now,
+                after: None,
+                limit: 1,
+            })
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The name emails give the caller: their directory name, else their domain.
+    pub(crate) async fn display_name_of(&self, tx: &mut dyn Transaction, caller: &Caller) -> AppResult<String> {
+        if let Ok(id) = UserId::parse(&caller.subject)
+            && let Some(user) = tx.get_user(&id).await?
+            && !user.display_name.is_empty()
+        {
+            return Ok(user.display_name);
+        }
+        Ok(caller
+            .home_domain()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "your school".to_owned()))
+    }
+
+    /// CancelGuardianInvitation: PENDING -> REMOVED(CANCELLED); the invitee is told.
+    pub async fn cancel_invitation(
+        &self,
+        who: &Authorized,
+        target: &InvitationRef,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+    ) -> AppResult<Replay<InvitationView>> {
+        self.change_invitation(who, target, key, encode, InvitationEvent::Cancel).await
+    }
+
+    /// ResendGuardianInvitation: a new token and expiry, and the email again.
+    pub async fn resend_invitation(
+        &self,
+        who: &Authorized,
+        target: &InvitationRef,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+    ) -> AppResult<Replay<InvitationView>> {
+        self.change_invitation(who, target, key, encode, InvitationEvent::Resend).await
+    }
+
+    async fn change_invitation(
+        &self,
+        who: &Authorized,
+        target: &InvitationRef,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+        event: InvitationEvent,
+    ) -> AppResult<Replay<InvitationView>> {
+        let caller = require(who, Permission::ManageGuardians)?;
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let ctx = self.authorize_student(caller, &target.student, StudentAccess::Manage).await?;
+        if event == InvitationEvent::Resend && !ctx.settings.guardian_access_enabled {
+            return Err(AppError::GuardianAccessDisabled);
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_student(&ctx.student.user_id).await?;
+        if let Some(key) = key
+            && let Some(bytes) = replayed(tx.as_mut(), key).await?
+        {
+            return Ok(Replay::Replayed(bytes));
+        }
+        let current = tx
+            .get_invitation(target.invitation_id)
+            .await?
+            .filter(|i| i.student_id == ctx.student.user_id)
+            .ok_or(AppError::NotFound(Missing::Invitation))?;
+        if target.etag.as_deref().is_some_and(|etag| etag != current.etag()) {
+            return Err(AppError::EtagMismatch);
+        }
+        let (token, token_hash) = new_token();
+        let ttl = TimeDelta::days(i64::from(ctx.settings.invitation_ttl_days));
+        let stored = if event == InvitationEvent::Resend {
+            apply(tx.as_mut(), current, event, now, &|next| {
+                next.token_hash = token_hash.clone();
+                next.expire_time = now + ttl;
+            })
+            .await?
+        } else {
+            apply(tx.as_mut(), current, event, now, &|_| {}).await?
+        };
+        let request_id = key.map(|k| k.request_id.as_str());
+        audit(tx.as_mut(), &stored, event.audit_action(), &caller.subject, request_id, now).await?;
+        if event == InvitationEvent::Resend {
+            let inviter = self.display_name_of(tx.as_mut(), caller).await?;
+            self.queue_invitation_mail(tx.as_mut(), &ctx.settings, &stored, &token, &ctx.student.display_name, &inviter, now)
+                .await?;
+        } else {
+            let values = [("student_name", ctx.student.display_name.as_str()), ("school", stored.domain.as_str())];
+            self.queue_mail(tx.as_mut(), &ctx.settings, &stored, &stored.invited_email, Template::Cancellation, &values, now)
+                .await?;
+        }
+        let view = InvitationView {
+            observed_state: stored.observed_state(now),
+            invitation: stored,
+            show_invited_email: ctx.grant.may_manage,
+            delivery: ctx.settings.guardian_access_enabled.then_some(crate::domain::DeliveryStatus::Queued),
+        };
+        commit_with(self, tx, key, now, view, encode).await
+    }
+
+    /// GetGuardianInvitation, with the delivery status of its newest email.
+    pub async fn get_invitation(&self, who: &Authorized, student: &StudentRef, id: InvitationId) -> AppResult<InvitationView> {
+        let caller = require(who, Permission::ReadGuardians)?;
+        let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
+        let now = self.clock.now();
+        let mut session = self.store.session().await?;
+        let invitation = session
+            .get_invitation(id)
+            .await?
+            .filter(|i| i.student_id == ctx.student.user_id)
+            .filter(|i| caller.role != CallerRole::Guardian || is_own(caller, i))
+            .ok_or(AppError::NotFound(Missing::Invitation))?;
+        let delivery = session.latest_delivery_status(id).await?;
+        Ok(InvitationView {
+            observed_state: invitation.observed_state(now),
+            invitation,
+            show_invited_email: ctx.grant.may_manage,
+            delivery,
+        })
+    }
+
+    /// ListGuardianInvitations.
+    pub async fn list_invitations(&self, who: &Authorized, query: InvitationQuery) -> AppResult<Page<InvitationView>> {
+        let caller = require(who, Permission::ReadGuardians)?;
+        let size = paging::page_size(query.page_size)?;
+        let (scope, show_email, guardian_only) = match &query.student {
+            StudentSelector::One(student) => {
+                let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
+                (
+                    InvitationScope::Student(ctx.student.user_id),
+                    ctx.grant.may_manage,
+                    caller.role == CallerRole::Guardian,
+                )
+            }
+            StudentSelector::All => (all_scope(caller)?, caller.role != CallerRole::Guardian, false),
+        };
+        let mut states = StateFilter::default();
+        for state in &query.states {
+            states = states.with(*state);
+        }
+        if query.states.is_empty() {
+            states = StateFilter::pending_only();
+        }
+        let scope_key = format!("{scope:?}");
+        let email_key = query.invited_email.as_ref().map(Email::as_str).unwrap_or("");
+        let states_key = format!("{states:?}");
+        let filters = [scope_key.as_str(), email_key, states_key.as_str()];
+        let after = page_token::decode(&query.page_token, &filters)?
+            .map(|k| InvitationId::parse(&k).map_err(|_| AppError::InvalidPageToken))
+            .transpose()?;
+        let now = self.clock.now();
+        let mut session = self.store.session().await?;
+        let mut found = session
+            .list_invitations(&InvitationFilter {
+                scope,
+                invited_email: query.invited_email.clone(),
+                states,
+                now,
+                after,
+                limit: size + 1,
+            })
+            .await?;
+        let more = found.len() > size as usize;
+        found.truncate(size as usize);
+        let next_page_token = match (more, found.last()) {
+            (true, Some(last)) => page_token::encode(&last.id.to_text(), &filters),
+            _ => String::new(),
+        };
+        let items = found
+            .into_iter()
+            .filter(|i| !guardian_only || is_own(caller, i))
+            .map(|invitation| InvitationView {
+                observed_state: invitation.observed_state(now),
+                invitation,
+                show_invited_email: show_email,
+                delivery: None,
+            })
+            .collect();
+        Ok(Page { items, next_page_token })
+    }
+}
+
+/// An invitation a guardian caller may see: sent to their address or accepted by them.
+fn is_own(caller: &Caller, invitation: &Invitation) -> bool {
+    caller.email.as_ref() == Some(&invitation.invited_email)
+        || invitation
+            .guardian
+            .as_ref()
+            .is_some_and(|g| g.guardian_id.as_str() == caller.subject)
+}
+
+/// What `student_id = "-"` covers for this caller.
+fn all_scope(caller: &Caller) -> AppResult<InvitationScope> {
+    match caller.role {
+        CallerRole::Admin => caller
+            .home_domain()
+            .cloned()
+            .map(InvitationScope::Domain)
+            .ok_or_else(|| AppError::NotAllowed("an admin token must name one domain".into())),
+        CallerRole::Service => match &caller.domains {
+            CallerDomains::All => Ok(InvitationScope::All),
+            CallerDomains::Only(list) if list.len() == 1 => Ok(InvitationScope::Domain(list[0].clone())),
+            CallerDomains::Only(_) => Err(crate::domain::ValidationError::invalid(
+                "student_id",
+                "\"-\" needs a service token of one domain or of every domain (\"*\")",
+            )
+            .into()),
+        },
+        CallerRole::Guardian => caller
+            .email
+            .clone()
+            .map(InvitationScope::Address)
+            .ok_or_else(|| AppError::NotAllowed("a guardian token must carry an email".into())),
+        CallerRole::Teacher | CallerRole::Student => {
+            Err(AppError::NotAllowed("\"-\" is for administrators, services and guardians".into()))
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Shared steps of every invitation transition: the guarded write, the audit event and the
+//! emails, all inside the caller's transaction.
+
+use super::{App, AppError, AppResult, Missing};
+use crate::domain::{
+    AuditEvent, DeliveryStatus, DomainSettings, Email, Invitation, InvitationEvent, OutboxMessage,
+    transition,
+};
+use crate::mail::{Rendered, Template, format_date, render};
+use crate::store::{StoreError, Transaction, UniqueKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// A fresh accept/decline token (256 random bits) and the hash that is all the store keeps.
+pub(crate) fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// The stored form of a token.
+pub(crate) fn hash_token(token: &str) -> String {
+    super::page_token::hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Applies `event` to `current` as a compare-and-set write, with `change` adding the event's
+/// own fields. When the row changed underneath (the expiry sweeper does not lock the student),
+/// the fresh row is judged again, so the caller gets the error that fits what happened.
+pub(crate) async fn apply(
+    tx: &mut dyn Transaction,
+    mut current: Invitation,
+    event: InvitationEvent,
+    now: DateTime<Utc>,
+    change: &(dyn Fn(&mut Invitation) + Send + Sync),
+) -> AppResult<Invitation> {
+    for _ in 0..3 {
+        // Expiry acts on the stored state; everything else on what a reader sees now.
+        let from = if event == InvitationEvent::Expire {
+            current.state
+        } else {
+            current.observed_state(now)
+        };
+        let mut next = current.clone();
+        next.state = transition(from, event)?;
+        next.update_time = now;
+        change(&mut next);
+        match tx.update_invitation(&next, current.version).await {
+            Ok(stored) => return Ok(stored),
+            Err(StoreError::Conflict) => {
+                current = tx
+                    .get_invitation(current.id)
+                    .await?
+                    .ok_or(AppError::NotFound(Missing::Invitation))?;
+            }
+            Err(StoreError::AlreadyExists(UniqueKey::GuardianLink)) => {
+                return Err(AppError::GuardianAlreadyLinked);
+            }
+            Err(StoreError::AlreadyExists(UniqueKey::PendingInvitation)) => {
+                return Err(AppError::InvitationAlreadyPending);
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(AppError::Unavailable("the invitation kept changing; retry".into()))
+}
+
+/// Appends the audit event of a transition.
+pub(crate) async fn audit(
+    tx: &mut dyn Transaction,
+    invitation: &Invitation,
+    action: &str,
+    actor: &str,
+    request_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    tx.append_event(&AuditEvent {
+        event_id: 0,
+        domain: invitation.domain.clone(),
+        student_id: invitation.student_id.clone(),
+        invitation_id: invitation.id,
+        action: action.to_owned(),
+        actor_id: actor.to_owned(),
+        request_id: request_id.map(str::to_owned),
+        create_time: now,
+    })
+    .await?;
+    Ok(())
+}
+
+impl App {
+    /// Queues one email about `invitation`, unless guardian access is off for its domain
+    /// (turning access off blocks emails too).
+    pub(crate) async fn queue_mail(
+        &self,
+        tx: &mut dyn Transaction,
+        settings: &DomainSettings,
+        invitation: &Invitation,
+        to: &Email,
+        template: Template,
+        values: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        if !settings.guardian_access_enabled {
+            return Ok(());
+        }
+        let Rendered { subject, text, html } = render(template, settings.default_locale, values);
+        tx.enqueue_message(&OutboxMessage {
+            message_id: uuid::Uuid::now_v7().to_string(),
+            invitation_id: Some(invitation.id),
+            recipient: to.clone(),
+            subject,
+            body_text: text,
+            body_html: html,
+            status: DeliveryStatus::Queued,
+            attempts: 0,
+            next_attempt_time: now,
+            last_error: None,
+            create_time: now,
+            sent_time: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Queues the invitation email with its accept and decline links.
+    pub(crate) async fn queue_invitation_mail(
+        &self,
+        tx: &mut dyn Transaction,
+        settings: &DomainSettings,
+        invitation: &Invitation,
+        token: &str,
+        student_name: &str,
+        inviter_name: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let base = self.config.accept_url.trim_end_matches('/');
+        let accept = format!("{base}/accept?token={token}");
+        let decline = format!("{base}/decline?token={token}");
+        let expires = format_date(invitation.expire_time, settings.default_locale);
+        let values = [
+            ("student_name", student_name),
+            ("school", invitation.domain.as_str()),
+            ("inviter_name", inviter_name),
+            ("expire_date", expires.as_str()),
+            ("accept_url", accept.as_str()),
+            ("decline_url", decline.as_str()),
+        ];
+        self.queue_mail(tx, settings, invitation, &invitation.invited_email, Template::Invitation, &values, now)
+            .await
+    }
+}

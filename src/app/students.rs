@@ -1,0 +1,94 @@
+//! Resolving the student a request names and deciding, with the facts the policy needs, what
+//! the caller may do with that student's guardians.
+
+use super::{App, AppResult};
+use crate::domain::policy::{self, Grant, StudentAccess, StudentFacts};
+use crate::domain::{Caller, CallerRole, DomainSettings, Role, StudentRef, User, UserId};
+use crate::store::Session;
+
+/// A student the caller was allowed to act on.
+#[derive(Debug, Clone)]
+pub(crate) struct StudentContext {
+    /// The student's directory record.
+    pub student: User,
+    /// Settings of the student's domain.
+    pub settings: DomainSettings,
+    /// What the caller may see.
+    pub grant: Grant,
+}
+
+impl App {
+    /// Looks the student up and decides `access` for `caller`. Unknown students are
+    /// NOT_FOUND to admins and services and PERMISSION_DENIED to everyone else.
+    pub(crate) async fn authorize_student(
+        &self,
+        caller: &Caller,
+        student_ref: &StudentRef,
+        access: StudentAccess,
+    ) -> AppResult<StudentContext> {
+        let mut session = self.store.session().await?;
+        let student = match student_ref {
+            StudentRef::Id(id) => session.get_user(id).await?,
+            StudentRef::Email(email) => session.get_user_by_email(email).await?,
+        }
+        .filter(|u| u.role == Role::Student);
+        self.decide_for(session.as_mut(), caller, student, access).await
+    }
+
+    /// Decides for a student already looked up (`None`: unknown).
+    pub(crate) async fn decide_for(
+        &self,
+        session: &mut dyn Session,
+        caller: &Caller,
+        student: Option<User>,
+        access: StudentAccess,
+    ) -> AppResult<StudentContext> {
+        let student_settings = match &student {
+            Some(s) => Some(self.domain_settings(&s.domain).await?),
+            None => None,
+        };
+        let subject = UserId::parse(&caller.subject).ok();
+        let mut caller_settings = None;
+        let mut caller_record = None;
+        let mut courses = Vec::new();
+        let mut caller_is_guardian = false;
+        if let (Some(student), Some(subject)) = (&student, &subject) {
+            match caller.role {
+                CallerRole::Teacher => {
+                    if let Some(home) = caller.home_domain() {
+                        caller_settings = Some(self.domain_settings(home).await?);
+                    }
+                    caller_record = session.get_user(subject).await?;
+                    courses = session
+                        .courses_teaching(subject, &student.user_id)
+                        .await?
+                        .into_iter()
+                        .map(|(_, domain)| domain)
+                        .collect();
+                }
+                CallerRole::Guardian => {
+                    caller_is_guardian = session.is_linked_by_id(&student.user_id, subject).await?;
+                }
+                CallerRole::Admin | CallerRole::Student | CallerRole::Service => {}
+            }
+        }
+        let facts = StudentFacts {
+            student: student.as_ref(),
+            student_settings: student_settings.as_ref(),
+            caller_settings: caller_settings.as_ref(),
+            caller_record: caller_record.as_ref(),
+            teaching_course_domains: &courses,
+            caller_is_guardian,
+        };
+        let grant = policy::decide(caller, &access, &facts)?;
+        match (student, student_settings) {
+            (Some(student), Some(settings)) => Ok(StudentContext {
+                student,
+                settings,
+                grant,
+            }),
+            // decide() refuses unknown students, so this is unreachable in practice.
+            _ => Err(super::AppError::NotFound(super::Missing::Student)),
+        }
+    }
+}
