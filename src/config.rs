@@ -46,7 +46,11 @@ pub struct ServeConfig {
     pub data_dir: std::path::PathBuf,
 
     /// Base of the accept and decline links in invitation emails.
-    #[arg(long, env = "GUARDIANS_ACCEPT_URL", default_value = "http://localhost:8080/guardian-invitations")]
+    #[arg(
+        long,
+        env = "GUARDIANS_ACCEPT_URL",
+        default_value = "http://localhost:8080/guardian-invitations"
+    )]
     pub accept_url: String,
 
     /// How often this replica expires due invitations and purges old request ids.

@@ -4,7 +4,7 @@
 use crate::app::{App, AppConfig};
 use crate::auth::{AuthLayer, AuthMode};
 use crate::config::ServeConfig;
-use crate::domain::SystemClock;
+use crate::domain::{Clock, SystemClock};
 use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
 use crate::proto::{
     self, directory_service_server::DirectoryServiceServer,
@@ -55,6 +55,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`serve`] with a given clock, so that tests can move time instead of sleeping.
+pub async fn serve_with_clock(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServeError> {
     let (keys, mode) = config
         .key_sources()
         .load(&config.data_dir)
@@ -80,7 +90,13 @@ pub async fn serve(
         acquire_timeout: config.db_acquire_timeout,
     })
     .await?;
-    let app = App::new(store.clone(), Arc::new(SystemClock), AppConfig { accept_url: config.accept_url.clone() });
+    let app = App::new(
+        store.clone(),
+        clock,
+        AppConfig {
+            accept_url: config.accept_url.clone(),
+        },
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;

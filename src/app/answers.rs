@@ -41,22 +41,24 @@ fn answerer(who: &Authorized, answer: &Answer) -> AppResult<Answerer> {
     }
     let (guardian_id, email) = match caller.role {
         CallerRole::Guardian => (
-            UserId::parse(&caller.subject)
-                .map_err(|_| AppError::Unauthenticated("the guardian's subject is not a valid account id".into()))?,
-            caller
-                .email
-                .clone()
-                .ok_or_else(|| AppError::Unauthenticated("a guardian token must carry an email".into()))?,
+            UserId::parse(&caller.subject).map_err(|_| {
+                AppError::Unauthenticated("the guardian's subject is not a valid account id".into())
+            })?,
+            caller.email.clone().ok_or_else(|| {
+                AppError::Unauthenticated("a guardian token must carry an email".into())
+            })?,
         ),
         _ => (
-            answer
-                .guardian_id
-                .clone()
-                .ok_or_else(|| ValidationError::invalid("guardian_id", "a service must name the guardian_id"))?,
-            answer
-                .email
-                .clone()
-                .ok_or_else(|| ValidationError::new(crate::domain::error::ValidationReason::InvalidEmail, "email", "a service must give the guardian's email"))?,
+            answer.guardian_id.clone().ok_or_else(|| {
+                ValidationError::invalid("guardian_id", "a service must name the guardian_id")
+            })?,
+            answer.email.clone().ok_or_else(|| {
+                ValidationError::new(
+                    crate::domain::error::ValidationReason::InvalidEmail,
+                    "email",
+                    "a service must give the guardian's email",
+                )
+            })?,
         ),
     };
     Ok(Answerer {
@@ -90,13 +92,20 @@ impl App {
         {
             return Ok(Replay::Replayed(bytes));
         }
-        let current = tx.get_invitation(found.id).await?.ok_or(AppError::NotFound(Missing::Invitation))?;
+        let current = tx
+            .get_invitation(found.id)
+            .await?
+            .ok_or(AppError::NotFound(Missing::Invitation))?;
         if !settings.guardian_access_enabled {
             return Err(AppError::GuardianAccessDisabled);
         }
         // The invitation's own state speaks first: a second accept is "not pending".
         crate::domain::transition(current.observed_state(now), InvitationEvent::Accept)?;
-        if tx.find_link(&current.student_id, &person.guardian_id).await?.is_some() {
+        if tx
+            .find_link(&current.student_id, &person.guardian_id)
+            .await?
+            .is_some()
+        {
             return Err(AppError::GuardianAlreadyLinked);
         }
         let profile = GuardianProfile {
@@ -104,27 +113,64 @@ impl App {
             email: person.email.clone(),
             display_name: person.display_name.clone(),
         };
-        let link = apply(tx.as_mut(), current, InvitationEvent::Accept, now, &|next| {
-            next.guardian = Some(profile.clone());
-            next.accept_time = Some(now);
-        })
+        let link = apply(
+            tx.as_mut(),
+            current,
+            InvitationEvent::Accept,
+            now,
+            &|next| {
+                next.guardian = Some(profile.clone());
+                next.accept_time = Some(now);
+            },
+        )
         .await?;
         let request_id = key.map(|k| k.request_id.as_str());
-        audit(tx.as_mut(), &link, InvitationEvent::Accept.audit_action(), &caller.subject, request_id, now).await?;
+        audit(
+            tx.as_mut(),
+            &link,
+            InvitationEvent::Accept.audit_action(),
+            &caller.subject,
+            request_id,
+            now,
+        )
+        .await?;
         let student = tx.get_user(&link.student_id).await?;
-        let student_name = student.as_ref().map(|s| s.display_name.clone()).unwrap_or_default();
-        let guardian_name = if person.display_name.is_empty() { person.email.to_string() } else { person.display_name.clone() };
+        let student_name = student
+            .as_ref()
+            .map(|s| s.display_name.clone())
+            .unwrap_or_default();
+        let guardian_name = if person.display_name.is_empty() {
+            person.email.to_string()
+        } else {
+            person.display_name.clone()
+        };
         let values = [
             ("student_name", student_name.as_str()),
             ("guardian_name", guardian_name.as_str()),
             ("school", link.domain.as_str()),
         ];
         if let Some(student) = &student {
-            self.queue_mail(tx.as_mut(), &settings, &link, &student.email, Template::AcceptedToStudent, &values, now)
-                .await?;
-        }
-        self.queue_mail(tx.as_mut(), &settings, &link, &person.email, Template::WelcomeGuardian, &values, now)
+            self.queue_mail(
+                tx.as_mut(),
+                &settings,
+                &link,
+                &student.email,
+                Template::AcceptedToStudent,
+                &values,
+                now,
+            )
             .await?;
+        }
+        self.queue_mail(
+            tx.as_mut(),
+            &settings,
+            &link,
+            &person.email,
+            Template::WelcomeGuardian,
+            &values,
+            now,
+        )
+        .await?;
         let view = GuardianView {
             link,
             show_invited_email: caller.role == CallerRole::Service,
@@ -156,10 +202,21 @@ impl App {
         {
             return Ok(Replay::Replayed(bytes));
         }
-        let current = tx.get_invitation(found.id).await?.ok_or(AppError::NotFound(Missing::Invitation))?;
+        let current = tx
+            .get_invitation(found.id)
+            .await?
+            .ok_or(AppError::NotFound(Missing::Invitation))?;
         let declined = apply(tx.as_mut(), current, InvitationEvent::Decline, now, &|_| {}).await?;
         let request_id = key.map(|k| k.request_id.as_str());
-        audit(tx.as_mut(), &declined, InvitationEvent::Decline.audit_action(), &caller.subject, request_id, now).await?;
+        audit(
+            tx.as_mut(),
+            &declined,
+            InvitationEvent::Decline.audit_action(),
+            &caller.subject,
+            request_id,
+            now,
+        )
+        .await?;
         let view = InvitationView {
             observed_state: declined.state,
             invitation: declined,

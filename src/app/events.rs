@@ -37,7 +37,11 @@ pub struct Upkeep {
 
 impl App {
     /// ListGuardianEvents, oldest first.
-    pub async fn list_events(&self, who: &Authorized, query: EventQuery) -> AppResult<Page<AuditEvent>> {
+    pub async fn list_events(
+        &self,
+        who: &Authorized,
+        query: EventQuery,
+    ) -> AppResult<Page<AuditEvent>> {
         require_domain(require(who, Permission::ReadEvents)?, &query.domain)?;
         let size = paging::page_size(query.page_size)?;
         let student_key = query.student.as_ref().map(UserId::as_str).unwrap_or("");
@@ -56,7 +60,10 @@ impl App {
             (true, Some(last)) => page_token::encode(&last.event_id.to_string(), &filters),
             _ => String::new(),
         };
-        Ok(Page { items: events, next_page_token })
+        Ok(Page {
+            items: events,
+            next_page_token,
+        })
     }
 
     /// One round of upkeep: expires due invitations in batches of `batch` (each batch one
@@ -73,8 +80,23 @@ impl App {
             }
             let claimed = due.len();
             for invitation in due {
-                let expired = apply(tx.as_mut(), invitation, InvitationEvent::Expire, now, &|_| {}).await?;
-                audit(tx.as_mut(), &expired, InvitationEvent::Expire.audit_action(), SYSTEM_ACTOR, None, now).await?;
+                let expired = apply(
+                    tx.as_mut(),
+                    invitation,
+                    InvitationEvent::Expire,
+                    now,
+                    &|_| {},
+                )
+                .await?;
+                audit(
+                    tx.as_mut(),
+                    &expired,
+                    InvitationEvent::Expire.audit_action(),
+                    SYSTEM_ACTOR,
+                    None,
+                    now,
+                )
+                .await?;
             }
             tx.commit().await?;
             done.expired += claimed;
@@ -83,7 +105,9 @@ impl App {
             }
         }
         let mut session = self.store.session().await?;
-        done.purged = session.purge_idempotency(self.clock.now() - RETENTION).await?;
+        done.purged = session
+            .purge_idempotency(self.clock.now() - RETENTION)
+            .await?;
         Ok(done)
     }
 }

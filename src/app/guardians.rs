@@ -30,7 +30,11 @@ impl GuardianRef {
         match self {
             Self::Id(id) => Ok(id.clone()),
             Self::Me if caller.role == CallerRole::Guardian => UserId::parse(&caller.subject)
-                .map_err(|_| AppError::Unauthenticated("the guardian's subject is not a valid account id".into())),
+                .map_err(|_| {
+                    AppError::Unauthenticated(
+                        "the guardian's subject is not a valid account id".into(),
+                    )
+                }),
             Self::Me => Err(crate::domain::ValidationError::invalid(
                 "guardian_id",
                 "\"me\" is only for guardian callers",
@@ -75,12 +79,21 @@ pub struct Guardianship {
 
 impl App {
     /// GetGuardian.
-    pub async fn get_guardian(&self, who: &Authorized, student: &StudentRef, guardian: &GuardianRef) -> AppResult<GuardianView> {
+    pub async fn get_guardian(
+        &self,
+        who: &Authorized,
+        student: &StudentRef,
+        guardian: &GuardianRef,
+    ) -> AppResult<GuardianView> {
         let caller = require(who, Permission::ReadGuardians)?;
         let guardian_id = guardian.resolve(caller)?;
-        let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
+        let ctx = self
+            .authorize_student(caller, student, StudentAccess::Read)
+            .await?;
         if caller.role == CallerRole::Guardian && guardian_id.as_str() != caller.subject {
-            return Err(AppError::NotAllowed("guardians may only see their own links".into()));
+            return Err(AppError::NotAllowed(
+                "guardians may only see their own links".into(),
+            ));
         }
         let mut session = self.store.session().await?;
         let link = session
@@ -94,31 +107,69 @@ impl App {
     }
 
     /// ListGuardians: by student, by domain (`-`), or by guardian (the reverse lookup).
-    pub async fn list_guardians(&self, who: &Authorized, query: GuardianQuery) -> AppResult<Page<GuardianView>> {
+    pub async fn list_guardians(
+        &self,
+        who: &Authorized,
+        query: GuardianQuery,
+    ) -> AppResult<Page<GuardianView>> {
         let caller = require(who, Permission::ReadGuardians)?;
         let size = paging::page_size(query.page_size)?;
-        let guardian = query.guardian.as_ref().map(|g| g.resolve(caller)).transpose()?;
+        let guardian = query
+            .guardian
+            .as_ref()
+            .map(|g| g.resolve(caller))
+            .transpose()?;
         let privileged = matches!(caller.role, CallerRole::Admin | CallerRole::Service);
         if query.invited_email.is_some() && !privileged {
-            return Err(AppError::NotAllowed("only administrators and services filter by invited address".into()));
+            return Err(AppError::NotAllowed(
+                "only administrators and services filter by invited address".into(),
+            ));
         }
         let (scope, domain, show_email) = match (&query.student, &guardian) {
             (StudentSelector::One(student), _) => {
-                let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
-                if caller.role == CallerRole::Guardian && guardian.as_ref().is_none_or(|g| g.as_str() != caller.subject) {
-                    return Err(AppError::NotAllowed("guardians list their own links (guardian_id = \"me\")".into()));
+                let ctx = self
+                    .authorize_student(caller, student, StudentAccess::Read)
+                    .await?;
+                if caller.role == CallerRole::Guardian
+                    && guardian
+                        .as_ref()
+                        .is_none_or(|g| g.as_str() != caller.subject)
+                {
+                    return Err(AppError::NotAllowed(
+                        "guardians list their own links (guardian_id = \"me\")".into(),
+                    ));
                 }
-                (LinkScope::Student(ctx.student.user_id), None, ctx.grant.may_manage)
+                (
+                    LinkScope::Student(ctx.student.user_id),
+                    None,
+                    ctx.grant.may_manage,
+                )
             }
             (StudentSelector::All, Some(guardian)) => match caller.role {
-                CallerRole::Guardian if guardian.as_str() == caller.subject => (LinkScope::Guardian(guardian.clone()), None, false),
-                CallerRole::Admin => (LinkScope::Guardian(guardian.clone()), caller.home_domain().cloned(), true),
-                CallerRole::Service => (LinkScope::Guardian(guardian.clone()), single_domain(caller)?, true),
-                _ => return Err(AppError::NotAllowed("this caller may not look up a guardian's students".into())),
+                CallerRole::Guardian if guardian.as_str() == caller.subject => {
+                    (LinkScope::Guardian(guardian.clone()), None, false)
+                }
+                CallerRole::Admin => (
+                    LinkScope::Guardian(guardian.clone()),
+                    caller.home_domain().cloned(),
+                    true,
+                ),
+                CallerRole::Service => (
+                    LinkScope::Guardian(guardian.clone()),
+                    single_domain(caller)?,
+                    true,
+                ),
+                _ => {
+                    return Err(AppError::NotAllowed(
+                        "this caller may not look up a guardian's students".into(),
+                    ));
+                }
             },
             (StudentSelector::All, None) => match caller.role {
                 CallerRole::Admin => (
-                    LinkScope::Domain(caller.home_domain().cloned().ok_or_else(|| AppError::NotAllowed("an admin token must name one domain".into()))?),
+                    LinkScope::Domain(caller.home_domain().cloned().ok_or_else(|| {
+                        AppError::NotAllowed("an admin token must name one domain".into())
+                    })?),
                     None,
                     true,
                 ),
@@ -126,11 +177,18 @@ impl App {
                     Some(domain) => (LinkScope::Domain(domain), None, true),
                     None => (LinkScope::All, None, true),
                 },
-                _ => return Err(AppError::NotAllowed("\"-\" is for administrators, services, and guardians with guardian_id \"me\"".into())),
+                _ => return Err(AppError::NotAllowed(
+                    "\"-\" is for administrators, services, and guardians with guardian_id \"me\""
+                        .into(),
+                )),
             },
         };
         let scope_key = format!("{scope:?}/{domain:?}/{guardian:?}");
-        let email_key = query.invited_email.as_ref().map(Email::as_str).unwrap_or("");
+        let email_key = query
+            .invited_email
+            .as_ref()
+            .map(Email::as_str)
+            .unwrap_or("");
         let filters = [scope_key.as_str(), email_key];
         let after = page_token::decode(&query.page_token, &filters)?
             .map(|k| InvitationId::parse(&k).map_err(|_| AppError::InvalidPageToken))
@@ -153,10 +211,20 @@ impl App {
         };
         let items = links
             .into_iter()
-            .filter(|l| guardian.as_ref().is_none_or(|g| l.guardian.as_ref().is_some_and(|p| &p.guardian_id == g)))
-            .map(|link| GuardianView { link, show_invited_email: show_email })
+            .filter(|l| {
+                guardian
+                    .as_ref()
+                    .is_none_or(|g| l.guardian.as_ref().is_some_and(|p| &p.guardian_id == g))
+            })
+            .map(|link| GuardianView {
+                link,
+                show_invited_email: show_email,
+            })
             .collect();
-        Ok(Page { items, next_page_token })
+        Ok(Page {
+            items,
+            next_page_token,
+        })
     }
 
     /// DeleteGuardian: ACCEPTED -> REMOVED(GUARDIAN_REMOVED); the guardian is told.
@@ -174,8 +242,15 @@ impl App {
         if let Some(bytes) = self.replay_before(key).await? {
             return Ok(Replay::Replayed(bytes));
         }
-        let ctx = self.authorize_student(caller, student, StudentAccess::DeleteLink(guardian_id.clone())).await?;
-        self.remove_link(caller, &ctx, &guardian_id, allow_missing, key, encode).await
+        let ctx = self
+            .authorize_student(
+                caller,
+                student,
+                StudentAccess::DeleteLink(guardian_id.clone()),
+            )
+            .await?;
+        self.remove_link(caller, &ctx, &guardian_id, allow_missing, key, encode)
+            .await
     }
 
     /// Removes one link of a student the caller may manage (single, bulk and sync calls).
@@ -203,18 +278,45 @@ impl App {
                 Err(AppError::NotFound(Missing::Guardian))
             };
         };
-        let removed = apply(tx.as_mut(), link, InvitationEvent::DeleteGuardian, now, &|_| {}).await?;
+        let removed = apply(
+            tx.as_mut(),
+            link,
+            InvitationEvent::DeleteGuardian,
+            now,
+            &|_| {},
+        )
+        .await?;
         let request_id = key.map(|k| k.request_id.as_str());
-        audit(tx.as_mut(), &removed, InvitationEvent::DeleteGuardian.audit_action(), &caller.subject, request_id, now).await?;
+        audit(
+            tx.as_mut(),
+            &removed,
+            InvitationEvent::DeleteGuardian.audit_action(),
+            &caller.subject,
+            request_id,
+            now,
+        )
+        .await?;
         if let Some(profile) = &removed.guardian {
-            let guardian_name = if profile.display_name.is_empty() { profile.email.to_string() } else { profile.display_name.clone() };
+            let guardian_name = if profile.display_name.is_empty() {
+                profile.email.to_string()
+            } else {
+                profile.display_name.clone()
+            };
             let values = [
                 ("student_name", ctx.student.display_name.as_str()),
                 ("guardian_name", guardian_name.as_str()),
                 ("school", removed.domain.as_str()),
             ];
-            self.queue_mail(tx.as_mut(), &ctx.settings, &removed, &profile.email, Template::Removed, &values, now)
-                .await?;
+            self.queue_mail(
+                tx.as_mut(),
+                &ctx.settings,
+                &removed,
+                &profile.email,
+                Template::Removed,
+                &values,
+                now,
+            )
+            .await?;
         }
         commit_with(self, tx, key, now, (), encode).await
     }
@@ -222,7 +324,12 @@ impl App {
     /// CheckGuardianship, the hot path: for admins and services one round trip to the store
     /// (student domain and link together) plus cached settings; other callers go through the
     /// full per-student decision.
-    pub async fn check_guardianship(&self, who: &Authorized, student: &UserId, subject: &CheckSubject) -> AppResult<Guardianship> {
+    pub async fn check_guardianship(
+        &self,
+        who: &Authorized,
+        student: &UserId,
+        subject: &CheckSubject,
+    ) -> AppResult<Guardianship> {
         let caller = require(who, Permission::ReadGuardians)?;
         let key = match subject {
             CheckSubject::Id(id) => GuardianKey::Id(id.clone()),
@@ -244,7 +351,11 @@ impl App {
             });
         }
         let ctx = self
-            .authorize_student(caller, &StudentRef::Id(student.clone()), StudentAccess::Read)
+            .authorize_student(
+                caller,
+                &StudentRef::Id(student.clone()),
+                StudentAccess::Read,
+            )
             .await?;
         let mut session = self.store.session().await?;
         let (_, linked) = session

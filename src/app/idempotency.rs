@@ -36,8 +36,14 @@ pub enum Replay<T> {
 pub type Encoder<'a, T> = &'a (dyn Fn(&T) -> Vec<u8> + Send + Sync);
 
 /// The stored response for `key`, `REQUEST_ID_REUSED` if the id came with another request.
-pub(crate) async fn replayed(session: &mut dyn Session, key: &RequestKey) -> AppResult<Option<Vec<u8>>> {
-    match session.get_idempotency(&key.principal, &key.request_id).await? {
+pub(crate) async fn replayed(
+    session: &mut dyn Session,
+    key: &RequestKey,
+) -> AppResult<Option<Vec<u8>>> {
+    match session
+        .get_idempotency(&key.principal, &key.request_id)
+        .await?
+    {
         None => Ok(None),
         Some(record) if record.method == key.method && record.request_hash == key.request_hash => {
             Ok(Some(record.response))
@@ -48,7 +54,10 @@ pub(crate) async fn replayed(session: &mut dyn Session, key: &RequestKey) -> App
 
 impl App {
     /// Checks for a replay before any work.
-    pub(crate) async fn replay_before(&self, key: Option<&RequestKey>) -> AppResult<Option<Vec<u8>>> {
+    pub(crate) async fn replay_before(
+        &self,
+        key: Option<&RequestKey>,
+    ) -> AppResult<Option<Vec<u8>>> {
         let Some(key) = key else { return Ok(None) };
         let mut session = self.store.session().await?;
         replayed(session.as_mut(), key).await

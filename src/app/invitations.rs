@@ -13,7 +13,9 @@ use crate::domain::{
     InvitationState, StudentRef, UserId, paging,
 };
 use crate::mail::Template;
-use crate::store::{InvitationFilter, InvitationScope, StateFilter, StoreError, Transaction, UniqueKey};
+use crate::store::{
+    InvitationFilter, InvitationScope, StateFilter, StoreError, Transaction, UniqueKey,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// Declines by one address for one student after which it cannot be invited again.
@@ -68,7 +70,9 @@ impl App {
         if let Some(bytes) = self.replay_before(key).await? {
             return Ok(Replay::Replayed(bytes));
         }
-        let ctx = self.authorize_student(caller, student, StudentAccess::Manage).await?;
+        let ctx = self
+            .authorize_student(caller, student, StudentAccess::Manage)
+            .await?;
         self.invite(caller, &ctx, invited, key, encode).await
     }
 
@@ -101,7 +105,8 @@ impl App {
             }
         }
         let request_id = key.map(|k| k.request_id.as_str());
-        self.settle_expired(tx.as_mut(), &student.user_id, invited, now, request_id).await?;
+        self.settle_expired(tx.as_mut(), &student.user_id, invited, now, request_id)
+            .await?;
         if tx.count_declines(&student.user_id, invited).await? >= MAX_DECLINES {
             return Err(AppError::TooManyDeclines);
         }
@@ -110,7 +115,9 @@ impl App {
         }
         let limit = i64::from(settings.max_guardians_per_student);
         let current = tx.count_active_for_student(&student.user_id, now).await?;
-        let pending = self.pending_for(tx.as_mut(), &student.user_id, invited, now).await?;
+        let pending = self
+            .pending_for(tx.as_mut(), &student.user_id, invited, now)
+            .await?;
         if pending.is_some() {
             return Err(AppError::InvitationAlreadyPending);
         }
@@ -151,15 +158,33 @@ impl App {
             }
             Err(other) => return Err(other.into()),
         }
-        audit(tx.as_mut(), &invitation, "invitation.created", &caller.subject, request_id, now).await?;
+        audit(
+            tx.as_mut(),
+            &invitation,
+            "invitation.created",
+            &caller.subject,
+            request_id,
+            now,
+        )
+        .await?;
         let inviter = self.display_name_of(tx.as_mut(), caller).await?;
-        self.queue_invitation_mail(tx.as_mut(), settings, &invitation, &token, &student.display_name, &inviter, now)
-            .await?;
+        self.queue_invitation_mail(
+            tx.as_mut(),
+            settings,
+            &invitation,
+            &token,
+            &student.display_name,
+            &inviter,
+            now,
+        )
+        .await?;
         let view = InvitationView {
             observed_state: invitation.state,
             invitation,
             show_invited_email: ctx.grant.may_manage,
-            delivery: settings.guardian_access_enabled.then_some(crate::domain::DeliveryStatus::Queued),
+            delivery: settings
+                .guardian_access_enabled
+                .then_some(crate::domain::DeliveryStatus::Queued),
         };
         commit_with(self, tx, key, now, view, encode).await
     }
@@ -184,9 +209,20 @@ impl App {
                 limit: 10,
             })
             .await?;
-        for invitation in stale.into_iter().filter(|i| i.state == InvitationState::Pending) {
+        for invitation in stale
+            .into_iter()
+            .filter(|i| i.state == InvitationState::Pending)
+        {
             let expired = apply(tx, invitation, InvitationEvent::Expire, now, &|_| {}).await?;
-            audit(tx, &expired, InvitationEvent::Expire.audit_action(), "system", request_id, now).await?;
+            audit(
+                tx,
+                &expired,
+                InvitationEvent::Expire.audit_action(),
+                "system",
+                request_id,
+                now,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -213,7 +249,11 @@ impl App {
     }
 
     /// The name emails give the caller: their directory name, else their domain.
-    pub(crate) async fn display_name_of(&self, tx: &mut dyn Transaction, caller: &Caller) -> AppResult<String> {
+    pub(crate) async fn display_name_of(
+        &self,
+        tx: &mut dyn Transaction,
+        caller: &Caller,
+    ) -> AppResult<String> {
         if let Ok(id) = UserId::parse(&caller.subject)
             && let Some(user) = tx.get_user(&id).await?
             && !user.display_name.is_empty()
@@ -234,7 +274,8 @@ impl App {
         key: Option<&RequestKey>,
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<Replay<InvitationView>> {
-        self.change_invitation(who, target, key, encode, InvitationEvent::Cancel).await
+        self.change_invitation(who, target, key, encode, InvitationEvent::Cancel)
+            .await
     }
 
     /// ResendGuardianInvitation: a new token and expiry, and the email again.
@@ -245,7 +286,8 @@ impl App {
         key: Option<&RequestKey>,
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<Replay<InvitationView>> {
-        self.change_invitation(who, target, key, encode, InvitationEvent::Resend).await
+        self.change_invitation(who, target, key, encode, InvitationEvent::Resend)
+            .await
     }
 
     async fn change_invitation(
@@ -260,7 +302,9 @@ impl App {
         if let Some(bytes) = self.replay_before(key).await? {
             return Ok(Replay::Replayed(bytes));
         }
-        let ctx = self.authorize_student(caller, &target.student, StudentAccess::Manage).await?;
+        let ctx = self
+            .authorize_student(caller, &target.student, StudentAccess::Manage)
+            .await?;
         if event == InvitationEvent::Resend && !ctx.settings.guardian_access_enabled {
             return Err(AppError::GuardianAccessDisabled);
         }
@@ -277,7 +321,11 @@ impl App {
             .await?
             .filter(|i| i.student_id == ctx.student.user_id)
             .ok_or(AppError::NotFound(Missing::Invitation))?;
-        if target.etag.as_deref().is_some_and(|etag| etag != current.etag()) {
+        if target
+            .etag
+            .as_deref()
+            .is_some_and(|etag| etag != current.etag())
+        {
             return Err(AppError::EtagMismatch);
         }
         let (token, token_hash) = new_token();
@@ -292,29 +340,66 @@ impl App {
             apply(tx.as_mut(), current, event, now, &|_| {}).await?
         };
         let request_id = key.map(|k| k.request_id.as_str());
-        audit(tx.as_mut(), &stored, event.audit_action(), &caller.subject, request_id, now).await?;
+        audit(
+            tx.as_mut(),
+            &stored,
+            event.audit_action(),
+            &caller.subject,
+            request_id,
+            now,
+        )
+        .await?;
         if event == InvitationEvent::Resend {
             let inviter = self.display_name_of(tx.as_mut(), caller).await?;
-            self.queue_invitation_mail(tx.as_mut(), &ctx.settings, &stored, &token, &ctx.student.display_name, &inviter, now)
-                .await?;
+            self.queue_invitation_mail(
+                tx.as_mut(),
+                &ctx.settings,
+                &stored,
+                &token,
+                &ctx.student.display_name,
+                &inviter,
+                now,
+            )
+            .await?;
         } else {
-            let values = [("student_name", ctx.student.display_name.as_str()), ("school", stored.domain.as_str())];
-            self.queue_mail(tx.as_mut(), &ctx.settings, &stored, &stored.invited_email, Template::Cancellation, &values, now)
-                .await?;
+            let values = [
+                ("student_name", ctx.student.display_name.as_str()),
+                ("school", stored.domain.as_str()),
+            ];
+            self.queue_mail(
+                tx.as_mut(),
+                &ctx.settings,
+                &stored,
+                &stored.invited_email,
+                Template::Cancellation,
+                &values,
+                now,
+            )
+            .await?;
         }
         let view = InvitationView {
             observed_state: stored.observed_state(now),
             invitation: stored,
             show_invited_email: ctx.grant.may_manage,
-            delivery: ctx.settings.guardian_access_enabled.then_some(crate::domain::DeliveryStatus::Queued),
+            delivery: ctx
+                .settings
+                .guardian_access_enabled
+                .then_some(crate::domain::DeliveryStatus::Queued),
         };
         commit_with(self, tx, key, now, view, encode).await
     }
 
     /// GetGuardianInvitation, with the delivery status of its newest email.
-    pub async fn get_invitation(&self, who: &Authorized, student: &StudentRef, id: InvitationId) -> AppResult<InvitationView> {
+    pub async fn get_invitation(
+        &self,
+        who: &Authorized,
+        student: &StudentRef,
+        id: InvitationId,
+    ) -> AppResult<InvitationView> {
         let caller = require(who, Permission::ReadGuardians)?;
-        let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
+        let ctx = self
+            .authorize_student(caller, student, StudentAccess::Read)
+            .await?;
         let now = self.clock.now();
         let mut session = self.store.session().await?;
         let invitation = session
@@ -333,19 +418,29 @@ impl App {
     }
 
     /// ListGuardianInvitations.
-    pub async fn list_invitations(&self, who: &Authorized, query: InvitationQuery) -> AppResult<Page<InvitationView>> {
+    pub async fn list_invitations(
+        &self,
+        who: &Authorized,
+        query: InvitationQuery,
+    ) -> AppResult<Page<InvitationView>> {
         let caller = require(who, Permission::ReadGuardians)?;
         let size = paging::page_size(query.page_size)?;
         let (scope, show_email, guardian_only) = match &query.student {
             StudentSelector::One(student) => {
-                let ctx = self.authorize_student(caller, student, StudentAccess::Read).await?;
+                let ctx = self
+                    .authorize_student(caller, student, StudentAccess::Read)
+                    .await?;
                 (
                     InvitationScope::Student(ctx.student.user_id),
                     ctx.grant.may_manage,
                     caller.role == CallerRole::Guardian,
                 )
             }
-            StudentSelector::All => (all_scope(caller)?, caller.role != CallerRole::Guardian, false),
+            StudentSelector::All => (
+                all_scope(caller)?,
+                caller.role != CallerRole::Guardian,
+                false,
+            ),
         };
         let mut states = StateFilter::default();
         for state in &query.states {
@@ -355,7 +450,11 @@ impl App {
             states = StateFilter::pending_only();
         }
         let scope_key = format!("{scope:?}");
-        let email_key = query.invited_email.as_ref().map(Email::as_str).unwrap_or("");
+        let email_key = query
+            .invited_email
+            .as_ref()
+            .map(Email::as_str)
+            .unwrap_or("");
         let states_key = format!("{states:?}");
         let filters = [scope_key.as_str(), email_key, states_key.as_str()];
         let after = page_token::decode(&query.page_token, &filters)?
@@ -389,7 +488,10 @@ impl App {
                 delivery: None,
             })
             .collect();
-        Ok(Page { items, next_page_token })
+        Ok(Page {
+            items,
+            next_page_token,
+        })
     }
 }
 
@@ -412,7 +514,9 @@ fn all_scope(caller: &Caller) -> AppResult<InvitationScope> {
             .ok_or_else(|| AppError::NotAllowed("an admin token must name one domain".into())),
         CallerRole::Service => match &caller.domains {
             CallerDomains::All => Ok(InvitationScope::All),
-            CallerDomains::Only(list) if list.len() == 1 => Ok(InvitationScope::Domain(list[0].clone())),
+            CallerDomains::Only(list) if list.len() == 1 => {
+                Ok(InvitationScope::Domain(list[0].clone()))
+            }
             CallerDomains::Only(_) => Err(crate::domain::ValidationError::invalid(
                 "student_id",
                 "\"-\" needs a service token of one domain or of every domain (\"*\")",
@@ -424,8 +528,8 @@ fn all_scope(caller: &Caller) -> AppResult<InvitationScope> {
             .clone()
             .map(InvitationScope::Address)
             .ok_or_else(|| AppError::NotAllowed("a guardian token must carry an email".into())),
-        CallerRole::Teacher | CallerRole::Student => {
-            Err(AppError::NotAllowed("\"-\" is for administrators, services and guardians".into()))
-        }
+        CallerRole::Teacher | CallerRole::Student => Err(AppError::NotAllowed(
+            "\"-\" is for administrators, services and guardians".into(),
+        )),
     }
 }

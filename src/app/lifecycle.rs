@@ -66,7 +66,9 @@ pub(crate) async fn apply(
             Err(other) => return Err(other.into()),
         }
     }
-    Err(AppError::Unavailable("the invitation kept changing; retry".into()))
+    Err(AppError::Unavailable(
+        "the invitation kept changing; retry".into(),
+    ))
 }
 
 /// Appends the audit event of a transition.
@@ -108,7 +110,11 @@ impl App {
         if !settings.guardian_access_enabled {
             return Ok(());
         }
-        let Rendered { subject, text, html } = render(template, settings.default_locale, values);
+        let Rendered {
+            subject,
+            text,
+            html,
+        } = render(template, settings.default_locale, values);
         tx.enqueue_message(&OutboxMessage {
             message_id: uuid::Uuid::now_v7().to_string(),
             invitation_id: Some(invitation.id),
@@ -150,7 +156,15 @@ impl App {
             ("accept_url", accept.as_str()),
             ("decline_url", decline.as_str()),
         ];
-        self.queue_mail(tx, settings, invitation, &invitation.invited_email, Template::Invitation, &values, now)
-            .await
+        self.queue_mail(
+            tx,
+            settings,
+            invitation,
+            &invitation.invited_email,
+            Template::Invitation,
+            &values,
+            now,
+        )
+        .await
     }
 }

@@ -25,11 +25,12 @@ impl App {
     /// The settings in force for `domain`: stored ones, or the defaults. Served from the
     /// replica's short-lived cache when fresh.
     pub async fn domain_settings(&self, domain: &DomainName) -> AppResult<DomainSettings> {
-        if let Some(cached) = self.settings_cache.get(domain) {
+        let now = self.clock.now();
+        if let Some(cached) = self.settings_cache.get(domain, now) {
             return Ok(cached);
         }
         let settings = self.read_settings(domain).await?;
-        self.settings_cache.put(settings.clone());
+        self.settings_cache.put(settings.clone(), now);
         Ok(settings)
     }
 
@@ -76,7 +77,7 @@ impl App {
             let mut session = self.store.session().await?;
             match session.put_settings(&next, current.version).await {
                 Ok(stored) => {
-                    self.settings_cache.put(stored.clone());
+                    self.settings_cache.put(stored.clone(), self.clock.now());
                     return Ok(stored);
                 }
                 Err(StoreError::Conflict) if update.etag.is_some() => {

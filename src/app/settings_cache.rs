@@ -4,15 +4,16 @@
 //! engines without notifications.
 
 use crate::domain::{DomainName, DomainSettings};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Settings read recently, by domain.
 #[derive(Debug)]
 pub struct SettingsCache {
     ttl: Duration,
-    entries: RwLock<HashMap<DomainName, (Instant, DomainSettings)>>,
+    entries: RwLock<HashMap<DomainName, (DateTime<Utc>, DomainSettings)>>,
 }
 
 /// Past this many domains the cache is cleared rather than grown: a bound on memory.
@@ -27,22 +28,24 @@ impl SettingsCache {
         }
     }
 
-    /// The cached settings of `domain`, if read less than `ttl` ago.
-    pub fn get(&self, domain: &DomainName) -> Option<DomainSettings> {
+    /// The cached settings of `domain`, if read less than `ttl` before `now` (the service's
+    /// clock, so that tests move time instead of waiting; a clock that went back counts as
+    /// stale).
+    pub fn get(&self, domain: &DomainName, now: DateTime<Utc>) -> Option<DomainSettings> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
             .get(domain)
-            .filter(|(read_at, _)| read_at.elapsed() < self.ttl)
+            .filter(|(read_at, _)| (now - *read_at).to_std().is_ok_and(|age| age < self.ttl))
             .map(|(_, settings)| settings.clone())
     }
 
-    /// Remembers settings just read or written.
-    pub fn put(&self, settings: DomainSettings) {
+    /// Remembers settings read or written at `now`.
+    pub fn put(&self, settings: DomainSettings, now: DateTime<Utc>) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&settings.domain) {
             entries.clear();
         }
-        entries.insert(settings.domain.clone(), (Instant::now(), settings));
+        entries.insert(settings.domain.clone(), (now, settings));
     }
 }
 
@@ -53,11 +56,25 @@ mod tests {
     #[test]
     fn entries_expire_after_their_lifetime() {
         let domain = DomainName::parse("school.example").unwrap();
-        let fresh = SettingsCache::new(Duration::from_secs(60));
-        fresh.put(DomainSettings::defaults(domain.clone()));
-        assert!(fresh.get(&domain).is_some());
-        let expired = SettingsCache::new(Duration::ZERO);
-        expired.put(DomainSettings::defaults(domain.clone()));
-        assert!(expired.get(&domain).is_none());
+        let cache = SettingsCache::new(Duration::from_millis(500));
+        let t0 = Utc::now();
+        cache.put(DomainSettings::defaults(domain.clone()), t0);
+        assert!(cache.get(&domain, t0).is_some());
+        assert!(
+            cache
+                .get(&domain, t0 + chrono::TimeDelta::milliseconds(499))
+                .is_some()
+        );
+        assert!(
+            cache
+                .get(&domain, t0 + chrono::TimeDelta::milliseconds(500))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&domain, t0 - chrono::TimeDelta::seconds(1))
+                .is_none(),
+            "clock went back"
+        );
     }
 }

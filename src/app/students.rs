@@ -32,7 +32,8 @@ impl App {
             StudentRef::Email(email) => session.get_user_by_email(email).await?,
         }
         .filter(|u| u.role == Role::Student);
-        self.decide_for(session.as_mut(), caller, student, access).await
+        self.decide_for(session.as_mut(), caller, student, access)
+            .await
     }
 
     /// Decides for a student already looked up (`None`: unknown).

@@ -56,13 +56,19 @@ impl GuardianService for GuardiansApi {
         let req = request.into_inner();
         let key = request_key(&who, "CreateGuardianInvitation", &req.request_id, &req)?;
         let student = student_ref(&who, &req.student_id)?;
-        let invited = parse_field("invited_email_address", &req.invited_email_address, Email::parse)?;
+        let invited = parse_field(
+            "invited_email_address",
+            &req.invited_email_address,
+            Email::parse,
+        )?;
         let build = |v: &crate::app::InvitationView| proto::CreateGuardianInvitationResponse {
             invitation: Some(invitation_to_proto(v)),
         };
         let result = self
             .app
-            .create_invitation(&who, &student, &invited, key.as_ref(), &|v| build(v).encode_to_vec())
+            .create_invitation(&who, &student, &invited, key.as_ref(), &|v| {
+                build(v).encode_to_vec()
+            })
             .await?;
         respond(result, build)
     }
@@ -72,9 +78,15 @@ impl GuardianService for GuardiansApi {
         request: Request<proto::GetGuardianInvitationRequest>,
     ) -> Result<Response<proto::GetGuardianInvitationResponse>, Status> {
         let who = authorized(&request)?;
-        let proto::GetGuardianInvitationRequest { student_id, invitation_id: id } = request.into_inner();
+        let proto::GetGuardianInvitationRequest {
+            student_id,
+            invitation_id: id,
+        } = request.into_inner();
         let student = student_ref(&who, &student_id)?;
-        let view = self.app.get_invitation(&who, &student, invitation_id(&id)?).await?;
+        let view = self
+            .app
+            .get_invitation(&who, &student, invitation_id(&id)?)
+            .await?;
         Ok(Response::new(proto::GetGuardianInvitationResponse {
             invitation: Some(invitation_to_proto(&view)),
         }))
@@ -209,9 +221,15 @@ impl GuardianService for GuardiansApi {
         request: Request<proto::GetGuardianRequest>,
     ) -> Result<Response<proto::GetGuardianResponse>, Status> {
         let who = authorized(&request)?;
-        let proto::GetGuardianRequest { student_id, guardian_id } = request.into_inner();
+        let proto::GetGuardianRequest {
+            student_id,
+            guardian_id,
+        } = request.into_inner();
         let student = student_ref(&who, &student_id)?;
-        let view = self.app.get_guardian(&who, &student, &guardian_ref(&guardian_id)?).await?;
+        let view = self
+            .app
+            .get_guardian(&who, &student, &guardian_ref(&guardian_id)?)
+            .await?;
         Ok(Response::new(proto::GetGuardianResponse {
             guardian: Some(guardian_to_proto(&view)),
         }))
@@ -232,7 +250,11 @@ impl GuardianService for GuardiansApi {
         let query = GuardianQuery {
             student: student_selector(&who, &student_id)?,
             invited_email: optional_email("invited_email_address", &invited_email_address)?,
-            guardian: if guardian_id.trim().is_empty() { None } else { Some(guardian_ref(&guardian_id)?) },
+            guardian: if guardian_id.trim().is_empty() {
+                None
+            } else {
+                Some(guardian_ref(&guardian_id)?)
+            },
             page_size,
             page_token,
         };
@@ -255,7 +277,14 @@ impl GuardianService for GuardiansApi {
         let build = |_: &()| proto::DeleteGuardianResponse {};
         let result = self
             .app
-            .delete_guardian(&who, &student, &guardian, req.allow_missing, key.as_ref(), &|v| build(v).encode_to_vec())
+            .delete_guardian(
+                &who,
+                &student,
+                &guardian,
+                req.allow_missing,
+                key.as_ref(),
+                &|v| build(v).encode_to_vec(),
+            )
             .await?;
         respond(result, build)
     }
@@ -265,7 +294,10 @@ impl GuardianService for GuardiansApi {
         request: Request<proto::CheckGuardianshipRequest>,
     ) -> Result<Response<proto::CheckGuardianshipResponse>, Status> {
         let who = authorized(&request)?;
-        let proto::CheckGuardianshipRequest { student_id, guardian } = request.into_inner();
+        let proto::CheckGuardianshipRequest {
+            student_id,
+            guardian,
+        } = request.into_inner();
         let student = UserId::parse(&student_id).map_err(|_| {
             ValidationError::new(
                 crate::domain::error::ValidationReason::InvalidStudentId,
@@ -281,10 +313,17 @@ impl GuardianService for GuardiansApi {
                 CheckSubject::Email(parse_field("guardian_email", &email, Email::parse)?)
             }
             None => {
-                return Err(ValidationError::invalid("guardian", "give guardian_id or guardian_email").into());
+                return Err(ValidationError::invalid(
+                    "guardian",
+                    "give guardian_id or guardian_email",
+                )
+                .into());
             }
         };
-        let answer = self.app.check_guardianship(&who, &student, &subject).await?;
+        let answer = self
+            .app
+            .check_guardianship(&who, &student, &subject)
+            .await?;
         Ok(Response::new(proto::CheckGuardianshipResponse {
             linked: answer.linked,
             guardian_access_enabled: answer.guardian_access_enabled,

@@ -6,8 +6,7 @@ use crate::app::{GuardianRef, GuardianView, InvitationView, Replay, RequestKey, 
 use crate::auth::Authorized;
 use crate::domain::error::ValidationReason;
 use crate::domain::{
-    CallerRole, DeliveryStatus, InvitationState, RemovalReason, StudentRef, UserId,
-    ValidationError,
+    CallerRole, DeliveryStatus, InvitationState, RemovalReason, StudentRef, UserId, ValidationError,
 };
 use crate::proto;
 use prost::Message;
@@ -70,7 +69,10 @@ pub fn request_key(
 }
 
 /// A response from a use case's result, or the replayed first response.
-pub fn respond<T, M: Message + Default>(result: Replay<T>, build: impl Fn(&T) -> M) -> Result<Response<M>, Status> {
+pub fn respond<T, M: Message + Default>(
+    result: Replay<T>,
+    build: impl Fn(&T) -> M,
+) -> Result<Response<M>, Status> {
     match result {
         Replay::Fresh(value) => Ok(Response::new(build(&value))),
         Replay::Replayed(bytes) => M::decode(bytes.as_slice())
@@ -86,7 +88,9 @@ pub fn state_from_proto(field: &str, raw: i32) -> Result<InvitationState, Valida
         Ok(proto::InvitationState::Accepted) => Ok(InvitationState::Accepted),
         Ok(proto::InvitationState::Expired) => Ok(InvitationState::Expired),
         // Any reason: the filter matches REMOVED as a whole.
-        Ok(proto::InvitationState::Removed) => Ok(InvitationState::Removed(RemovalReason::Cancelled)),
+        Ok(proto::InvitationState::Removed) => {
+            Ok(InvitationState::Removed(RemovalReason::Cancelled))
+        }
         Ok(proto::InvitationState::Unspecified) | Err(_) => Err(ValidationError::invalid(
             field,
             "states must be PENDING, ACCEPTED, EXPIRED or REMOVED",
@@ -118,11 +122,19 @@ pub fn invitation_to_proto(view: &InvitationView) -> proto::GuardianInvitation {
     proto::GuardianInvitation {
         invitation_id: inv.id.to_text(),
         student_id: inv.student_id.to_string(),
-        invited_email_address: if view.show_invited_email { inv.invited_email.to_string() } else { String::new() },
+        invited_email_address: if view.show_invited_email {
+            inv.invited_email.to_string()
+        } else {
+            String::new()
+        },
         state: state as i32,
         removal_reason: removal_reason as i32,
         inviter_id: inv.inviter_id.clone(),
-        guardian_id: inv.guardian.as_ref().map(|g| g.guardian_id.to_string()).unwrap_or_default(),
+        guardian_id: inv
+            .guardian
+            .as_ref()
+            .map(|g| g.guardian_id.to_string())
+            .unwrap_or_default(),
         create_time: Some(timestamp(inv.create_time)),
         update_time: Some(timestamp(inv.update_time)),
         expire_time: Some(timestamp(inv.expire_time)),
@@ -142,12 +154,18 @@ pub fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
     let profile = link.guardian.as_ref();
     proto::Guardian {
         student_id: link.student_id.to_string(),
-        guardian_id: profile.map(|g| g.guardian_id.to_string()).unwrap_or_default(),
+        guardian_id: profile
+            .map(|g| g.guardian_id.to_string())
+            .unwrap_or_default(),
         guardian_profile: profile.map(|g| proto::GuardianProfile {
             email_address: g.email.to_string(),
             display_name: g.display_name.clone(),
         }),
-        invited_email_address: if view.show_invited_email { link.invited_email.to_string() } else { String::new() },
+        invited_email_address: if view.show_invited_email {
+            link.invited_email.to_string()
+        } else {
+            String::new()
+        },
         invitation_id: link.id.to_text(),
         create_time: Some(timestamp(link.accept_time.unwrap_or(link.create_time))),
     }

@@ -88,12 +88,32 @@ pub fn escape_html(value: &str) -> String {
 /// A date as people of `locale` write it: "29 November 2026" / "29 november 2026".
 pub fn format_date(t: DateTime<Utc>, locale: Locale) -> String {
     const EN: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     const NL: [&str; 12] = [
-        "januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
-        "oktober", "november", "december",
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
     ];
     let month = t.month0() as usize;
     match locale {
@@ -129,7 +149,10 @@ mod tests {
         for locale in [Locale::En, Locale::Nl] {
             for template in ALL {
                 let r = render(template, locale, &values);
-                assert!(!r.subject.is_empty() && !r.text.is_empty() && !r.html.is_empty(), "{template:?} {locale:?}");
+                assert!(
+                    !r.subject.is_empty() && !r.text.is_empty() && !r.html.is_empty(),
+                    "{template:?} {locale:?}"
+                );
                 for part in [&r.subject, &r.text, &r.html] {
                     assert!(!part.contains("{{"), "{template:?} {locale:?}: {part}");
                 }
@@ -142,11 +165,17 @@ mod tests {
         let r = render(
             Template::Invitation,
             Locale::En,
-            &[("student_name", "<script>alert(1)</script>"), ("school", "a\r\nBcc: x@y")],
+            &[
+                ("student_name", "<script>alert(1)</script>"),
+                ("school", "a\r\nBcc: x@y"),
+            ],
         );
         assert!(!r.html.contains("<script>"));
         assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(r.text.contains("<script>alert(1)</script>"), "plain text is not HTML");
+        assert!(
+            r.text.contains("<script>alert(1)</script>"),
+            "plain text is not HTML"
+        );
         assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
     }
 

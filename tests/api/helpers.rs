@@ -2,11 +2,13 @@
 
 use guardian_service::auth::issue::{TokenClaims, sign_hs256};
 use guardian_service::config::ServeConfig;
+use guardian_service::domain::{Clock, SystemClock};
 use guardian_service::proto::{
     directory_service_client::DirectoryServiceClient,
     guardian_service_client::GuardianServiceClient, settings_service_client::SettingsServiceClient,
 };
 use guardian_service::testing::{TempDir, TestDatabase};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -196,17 +198,32 @@ pub async fn spawn_with(config: ServeConfig) -> TestApp {
 
 /// A server with `config`, returned as soon as it listens (it may be NOT_SERVING).
 pub async fn spawn_unready(config: ServeConfig) -> TestApp {
+    spawn_unready_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// A server on a fresh Postgres database whose time is `clock`, SERVING.
+pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
+    let db = TestDatabase::create().await;
+    let mut app = spawn_unready_with_clock(test_config(&db.url), clock).await;
+    wait_for(&mut app, ServingStatus::Serving).await;
+    app.db = Some(db);
+    app
+}
+
+/// A server with `config` and `clock`, returned as soon as it listens.
+pub async fn spawn_unready_with_clock(config: ServeConfig, clock: Arc<dyn Clock>) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(guardian_service::server::serve(
+    let handle = tokio::spawn(guardian_service::server::serve_with_clock(
         config,
         listener,
         async move {
             let _ = rx.await;
         },
+        clock,
     ));
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")

@@ -4,6 +4,8 @@
 mod access;
 mod auth;
 mod directory;
+mod fixtures;
 mod helpers;
+mod invitations;
 mod server;
 mod settings;

@@ -5,7 +5,7 @@ use crate::helpers::{
 };
 use guardian_service::config::ServeConfig;
 use guardian_service::proto::{
-    CreateGuardianInvitationRequest, GetDomainSettingsRequest, UpsertUsersRequest, User, UserRole,
+    GetDomainSettingsRequest, SyncGuardiansRequest, UpsertUsersRequest, User, UserRole,
 };
 use std::time::Duration;
 use tokio_stream::StreamExt;
@@ -73,12 +73,12 @@ async fn rpcs_of_later_work_answer_unimplemented_naming_what_is_missing() {
     let app = spawn_app().await;
     let err = app
         .guardians()
-        .create_guardian_invitation(CreateGuardianInvitationRequest::default())
+        .sync_guardians(SyncGuardiansRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(
-        err.message().contains("invitation workflow"),
+        err.message().contains("bulk operations"),
         "{}",
         err.message()
     );

@@ -1,0 +1,116 @@
+//! A school to test the workflow in: a domain with an admin, a verified and an unverified
+//! teacher, students and a course, plus a partner domain; and helpers to read what only email
+//! would reveal (the accept token).
+
+use crate::helpers::{TestApp, reason};
+use guardian_service::proto::{
+    Course, CreateGuardianInvitationRequest, GuardianInvitation, UpsertCourseRequest,
+    UpsertUsersRequest, User, UserRole,
+};
+use tonic::Code;
+
+pub const SCHOOL: &str = "school.example";
+pub const PARTNER: &str = "partner.example";
+pub const OTHER: &str = "other.example";
+
+fn person(id: &str, domain: &str, role: UserRole, verified: bool) -> User {
+    User {
+        user_id: id.into(),
+        domain: domain.into(),
+        email: format!("{id}@{domain}"),
+        role: role as i32,
+        verified_teacher: verified,
+        display_name: format!("Name of {id}"),
+        locale: String::new(),
+    }
+}
+
+/// Seeds: in SCHOOL teachers `t-verified` and `t-unverified`, students `s1`..`s{n}`, course
+/// `math` taught by both teachers to every student; in PARTNER student `p1` enrolled in
+/// `math`; in OTHER student `o1` and teacher `o-teacher` teaching `o1`.
+pub async fn seed_school(app: &TestApp, students: usize) {
+    let mut users = vec![
+        person("t-verified", SCHOOL, UserRole::Teacher, true),
+        person("t-unverified", SCHOOL, UserRole::Teacher, false),
+        person("a1", SCHOOL, UserRole::Admin, false),
+        person("p1", PARTNER, UserRole::Student, false),
+        person("o1", OTHER, UserRole::Student, false),
+        person("o-teacher", OTHER, UserRole::Teacher, true),
+    ];
+    let ids: Vec<String> = (1..=students).map(|i| format!("s{i}")).collect();
+    users.extend(
+        ids.iter()
+            .map(|id| person(id, SCHOOL, UserRole::Student, false)),
+    );
+    app.directory()
+        .upsert_users(UpsertUsersRequest { users })
+        .await
+        .expect("seed users");
+    let mut student_ids = ids;
+    student_ids.push("p1".into());
+    let math = Course {
+        course_id: "math".into(),
+        domain: SCHOOL.into(),
+        teacher_ids: vec!["t-verified".into(), "t-unverified".into()],
+        student_ids,
+    };
+    app.directory()
+        .upsert_course(UpsertCourseRequest { course: Some(math) })
+        .await
+        .expect("seed course");
+    let other = Course {
+        course_id: "other-math".into(),
+        domain: OTHER.into(),
+        teacher_ids: vec!["o-teacher".into()],
+        student_ids: vec!["o1".into()],
+    };
+    app.directory()
+        .upsert_course(UpsertCourseRequest {
+            course: Some(other),
+        })
+        .await
+        .expect("seed course");
+}
+
+/// Invites `email` for `student` as the platform service.
+pub async fn invite(app: &TestApp, student: &str, email: &str) -> GuardianInvitation {
+    app.guardians()
+        .create_guardian_invitation(CreateGuardianInvitationRequest {
+            student_id: student.into(),
+            invited_email_address: email.into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("invite {student}: {e:?}"))
+        .into_inner()
+        .invitation
+        .expect("invitation")
+}
+
+/// The accept token of an invitation, read from its newest queued email, as the invitee would.
+pub async fn token_of(app: &TestApp, invitation_id: &str) -> String {
+    let url = &app.db.as_ref().expect("a Postgres-backed app").url;
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let body: String = sqlx::query_scalar(
+        "SELECT body_text FROM outbox WHERE invitation_id = $1 AND subject LIKE 'Invitation%' \
+         ORDER BY create_time DESC, message_id DESC LIMIT 1",
+    )
+    .bind(invitation_id)
+    .fetch_one(&pool)
+    .await
+    .expect("an invitation email");
+    pool.close().await;
+    let start = body.find("/accept?token=").expect("accept link") + "/accept?token=".len();
+    body[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// Asserts a status's code and ErrorInfo reason.
+pub fn assert_status(
+    result: Result<impl std::fmt::Debug, tonic::Status>,
+    code: Code,
+    why: &str,
+) -> tonic::Status {
+    let err = result.expect_err(why);
+    assert_eq!((err.code(), reason(&err).as_str()), (code, why), "{err:?}");
+    err
+}
