@@ -344,7 +344,7 @@ impl App {
             if !caller.acts_in(&domain) {
                 return Err(AppError::NotFound(Missing::Student));
             }
-            let settings = self.domain_settings(&domain).await?;
+            let settings = self.settings_via(session.as_mut(), &domain).await?;
             return Ok(Guardianship {
                 linked,
                 guardian_access_enabled: settings.guardian_access_enabled,

@@ -5,7 +5,7 @@ use super::{App, AppError, AppResult};
 use crate::auth::Authorized;
 use crate::domain::policy::Permission;
 use crate::domain::{DomainName, DomainSettings, SettingsPatch};
-use crate::store::StoreError;
+use crate::store::{Session, StoreError};
 
 /// A requested change of settings.
 #[derive(Debug, Clone)]
@@ -25,11 +25,29 @@ impl App {
     /// The settings in force for `domain`: stored ones, or the defaults. Served from the
     /// replica's short-lived cache when fresh.
     pub async fn domain_settings(&self, domain: &DomainName) -> AppResult<DomainSettings> {
+        if let Some(cached) = self.settings_cache.get(domain, self.clock.now()) {
+            return Ok(cached);
+        }
+        let mut session = self.store.session().await?;
+        self.settings_via(session.as_mut(), domain).await
+    }
+
+    /// [`App::domain_settings`] on a connection the caller already holds. A use case that holds
+    /// one must not ask the pool for a second: under load every request would hold one and wait
+    /// for another, and the pool would run dry.
+    pub(crate) async fn settings_via(
+        &self,
+        session: &mut dyn Session,
+        domain: &DomainName,
+    ) -> AppResult<DomainSettings> {
         let now = self.clock.now();
         if let Some(cached) = self.settings_cache.get(domain, now) {
             return Ok(cached);
         }
-        let settings = self.read_settings(domain).await?;
+        let settings = session
+            .get_settings(domain)
+            .await?
+            .unwrap_or_else(|| DomainSettings::defaults(domain.clone()));
         self.settings_cache.put(settings.clone(), now);
         Ok(settings)
     }

@@ -45,7 +45,7 @@ impl App {
         access: StudentAccess,
     ) -> AppResult<StudentContext> {
         let student_settings = match &student {
-            Some(s) => Some(self.domain_settings(&s.domain).await?),
+            Some(s) => Some(self.settings_via(session, &s.domain).await?),
             None => None,
         };
         let subject = UserId::parse(&caller.subject).ok();
@@ -57,7 +57,7 @@ impl App {
             match caller.role {
                 CallerRole::Teacher => {
                     if let Some(home) = caller.home_domain() {
-                        caller_settings = Some(self.domain_settings(home).await?);
+                        caller_settings = Some(self.settings_via(session, home).await?);
                     }
                     caller_record = session.get_user(subject).await?;
                     courses = session

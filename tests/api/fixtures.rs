@@ -89,17 +89,26 @@ pub async fn invite(app: &TestApp, student: &str, email: &str) -> GuardianInvita
 
 /// The accept token of an invitation, read from its newest queued email, as the invitee would.
 pub async fn token_of(app: &TestApp, invitation_id: &str) -> String {
-    let url = &app.db.as_ref().expect("a Postgres-backed app").url;
-    let pool = sqlx::PgPool::connect(url).await.expect("connect");
-    let body: String = sqlx::query_scalar(
-        "SELECT body_text FROM outbox WHERE invitation_id = $1 AND subject LIKE 'Invitation%' \
-         ORDER BY create_time DESC, message_id DESC LIMIT 1",
-    )
-    .bind(invitation_id)
-    .fetch_one(&pool)
-    .await
-    .expect("an invitation email");
-    pool.close().await;
+    const NEWEST_INVITATION: &str = "SELECT body_text FROM outbox WHERE invitation_id = $1 \
+         AND subject LIKE 'Invitation%' ORDER BY create_time DESC, message_id DESC LIMIT 1";
+    let url = &app.database_url;
+    let body: String = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let body = sqlx::query_scalar(NEWEST_INVITATION)
+            .bind(invitation_id)
+            .fetch_one(&pool)
+            .await;
+        pool.close().await;
+        body.expect("an invitation email")
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let body = sqlx::query_scalar(NEWEST_INVITATION)
+            .bind(invitation_id)
+            .fetch_one(&pool)
+            .await;
+        pool.close().await;
+        body.expect("an invitation email")
+    };
     let start = body.find("/accept?token=").expect("accept link") + "/accept?token=".len();
     body[start..].split_whitespace().next().unwrap().to_owned()
 }

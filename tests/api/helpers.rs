@@ -112,6 +112,7 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// A running server and what it needs to stay alive.
 pub struct TestApp {
+    pub database_url: String,
     pub channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     pub handle: Option<JoinHandle<Result<(), guardian_service::server::ServeError>>>,
@@ -212,6 +213,7 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
 
 /// A server with `config` and `clock`, returned as soon as it listens.
 pub async fn spawn_unready_with_clock(config: ServeConfig, clock: Arc<dyn Clock>) -> TestApp {
+    let database_url = config.database_url.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -231,6 +233,7 @@ pub async fn spawn_unready_with_clock(config: ServeConfig, clock: Arc<dyn Clock>
         .await
         .expect("connect");
     TestApp {
+        database_url,
         channel,
         shutdown: Some(tx),
         handle: Some(handle),
