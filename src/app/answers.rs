@@ -2,7 +2,7 @@
 
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
-use super::lifecycle::{apply, audit, hash_token};
+use super::lifecycle::{Letter, apply, audit, hash_token};
 use super::views::{GuardianView, InvitationView};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
@@ -152,22 +152,26 @@ impl App {
         if let Some(student) = &student {
             self.queue_mail(
                 tx.as_mut(),
-                &settings,
-                &link,
-                &student.email,
-                Template::AcceptedToStudent,
-                &values,
+                &Letter {
+                    settings: &settings,
+                    invitation: &link,
+                    to: &student.email,
+                    template: Template::AcceptedToStudent,
+                    values: &values,
+                },
                 now,
             )
             .await?;
         }
         self.queue_mail(
             tx.as_mut(),
-            &settings,
-            &link,
-            &person.email,
-            Template::WelcomeGuardian,
-            &values,
+            &Letter {
+                settings: &settings,
+                invitation: &link,
+                to: &person.email,
+                template: Template::WelcomeGuardian,
+                values: &values,
+            },
             now,
         )
         .await?;

@@ -3,7 +3,7 @@
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::invitations::StudentSelector;
-use super::lifecycle::{apply, audit};
+use super::lifecycle::{Letter, apply, audit};
 use super::views::{GuardianView, Page};
 use super::{App, AppError, AppResult, Missing, page_token};
 use crate::auth::Authorized;
@@ -114,11 +114,22 @@ impl App {
     ) -> AppResult<Page<GuardianView>> {
         let caller = require(who, Permission::ReadGuardians)?;
         let size = paging::page_size(query.page_size)?;
-        let guardian = query
+        let mut guardian = query
             .guardian
             .as_ref()
             .map(|g| g.resolve(caller))
             .transpose()?;
+        if caller.role == CallerRole::Guardian {
+            // A guardian sees only their own links, whatever the request asks for.
+            match &guardian {
+                Some(g) if g.as_str() != caller.subject => {
+                    return Err(AppError::NotAllowed(
+                        "guardians may only see their own links".into(),
+                    ));
+                }
+                _ => guardian = Some(GuardianRef::Me.resolve(caller)?),
+            }
+        }
         let privileged = matches!(caller.role, CallerRole::Admin | CallerRole::Service);
         if query.invited_email.is_some() && !privileged {
             return Err(AppError::NotAllowed(
@@ -130,15 +141,6 @@ impl App {
                 let ctx = self
                     .authorize_student(caller, student, StudentAccess::Read)
                     .await?;
-                if caller.role == CallerRole::Guardian
-                    && guardian
-                        .as_ref()
-                        .is_none_or(|g| g.as_str() != caller.subject)
-                {
-                    return Err(AppError::NotAllowed(
-                        "guardians list their own links (guardian_id = \"me\")".into(),
-                    ));
-                }
                 (
                     LinkScope::Student(ctx.student.user_id),
                     None,
@@ -309,11 +311,13 @@ impl App {
             ];
             self.queue_mail(
                 tx.as_mut(),
-                &ctx.settings,
-                &removed,
-                &profile.email,
-                Template::Removed,
-                &values,
+                &Letter {
+                    settings: &ctx.settings,
+                    invitation: &removed,
+                    to: &profile.email,
+                    template: Template::Removed,
+                    values: &values,
+                },
                 now,
             )
             .await?;

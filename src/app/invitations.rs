@@ -2,7 +2,7 @@
 
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
-use super::lifecycle::{apply, audit, new_token};
+use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
 use super::students::StudentContext;
 use super::views::{InvitationView, Page};
 use super::{App, AppError, AppResult, Missing, page_token};
@@ -170,11 +170,13 @@ impl App {
         let inviter = self.display_name_of(tx.as_mut(), caller).await?;
         self.queue_invitation_mail(
             tx.as_mut(),
-            settings,
-            &invitation,
-            &token,
-            &student.display_name,
-            &inviter,
+            &InvitationLetter {
+                settings,
+                invitation: &invitation,
+                token: &token,
+                student_name: &student.display_name,
+                inviter_name: &inviter,
+            },
             now,
         )
         .await?;
@@ -353,11 +355,13 @@ impl App {
             let inviter = self.display_name_of(tx.as_mut(), caller).await?;
             self.queue_invitation_mail(
                 tx.as_mut(),
-                &ctx.settings,
-                &stored,
-                &token,
-                &ctx.student.display_name,
-                &inviter,
+                &InvitationLetter {
+                    settings: &ctx.settings,
+                    invitation: &stored,
+                    token: &token,
+                    student_name: &ctx.student.display_name,
+                    inviter_name: &inviter,
+                },
                 now,
             )
             .await?;
@@ -368,11 +372,13 @@ impl App {
             ];
             self.queue_mail(
                 tx.as_mut(),
-                &ctx.settings,
-                &stored,
-                &stored.invited_email,
-                Template::Cancellation,
-                &values,
+                &Letter {
+                    settings: &ctx.settings,
+                    invitation: &stored,
+                    to: &stored.invited_email,
+                    template: Template::Cancellation,
+                    values: &values,
+                },
                 now,
             )
             .await?;

@@ -94,31 +94,59 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// One email about an invitation.
+pub(crate) struct Letter<'a> {
+    /// Settings of the student's domain: language, and whether mail goes out at all.
+    pub settings: &'a DomainSettings,
+    /// The invitation it is about.
+    pub invitation: &'a Invitation,
+    /// The recipient.
+    pub to: &'a Email,
+    /// Which email.
+    pub template: Template,
+    /// The template's values.
+    pub values: &'a [(&'a str, &'a str)],
+}
+
+/// The invitation email itself.
+pub(crate) struct InvitationLetter<'a> {
+    /// Settings of the student's domain.
+    pub settings: &'a DomainSettings,
+    /// The invitation.
+    pub invitation: &'a Invitation,
+    /// Its token, which exists only here and in the email.
+    pub token: &'a str,
+    /// The student's name.
+    pub student_name: &'a str,
+    /// The inviter's name.
+    pub inviter_name: &'a str,
+}
+
 impl App {
-    /// Queues one email about `invitation`, unless guardian access is off for its domain
-    /// (turning access off blocks emails too).
+    /// Queues one email, unless guardian access is off for the student's domain (turning
+    /// access off blocks emails too).
     pub(crate) async fn queue_mail(
         &self,
         tx: &mut dyn Transaction,
-        settings: &DomainSettings,
-        invitation: &Invitation,
-        to: &Email,
-        template: Template,
-        values: &[(&str, &str)],
+        letter: &Letter<'_>,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        if !settings.guardian_access_enabled {
+        if !letter.settings.guardian_access_enabled {
             return Ok(());
         }
         let Rendered {
             subject,
             text,
             html,
-        } = render(template, settings.default_locale, values);
+        } = render(
+            letter.template,
+            letter.settings.default_locale,
+            letter.values,
+        );
         tx.enqueue_message(&OutboxMessage {
             message_id: uuid::Uuid::now_v7().to_string(),
-            invitation_id: Some(invitation.id),
-            recipient: to.clone(),
+            invitation_id: Some(letter.invitation.id),
+            recipient: letter.to.clone(),
             subject,
             body_text: text,
             body_html: html,
@@ -137,34 +165,30 @@ impl App {
     pub(crate) async fn queue_invitation_mail(
         &self,
         tx: &mut dyn Transaction,
-        settings: &DomainSettings,
-        invitation: &Invitation,
-        token: &str,
-        student_name: &str,
-        inviter_name: &str,
+        letter: &InvitationLetter<'_>,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
         let base = self.config.accept_url.trim_end_matches('/');
+        let token = letter.token;
         let accept = format!("{base}/accept?token={token}");
         let decline = format!("{base}/decline?token={token}");
-        let expires = format_date(invitation.expire_time, settings.default_locale);
+        let invitation = letter.invitation;
+        let expires = format_date(invitation.expire_time, letter.settings.default_locale);
         let values = [
-            ("student_name", student_name),
+            ("student_name", letter.student_name),
             ("school", invitation.domain.as_str()),
-            ("inviter_name", inviter_name),
+            ("inviter_name", letter.inviter_name),
             ("expire_date", expires.as_str()),
             ("accept_url", accept.as_str()),
             ("decline_url", decline.as_str()),
         ];
-        self.queue_mail(
-            tx,
-            settings,
+        let mail = Letter {
+            settings: letter.settings,
             invitation,
-            &invitation.invited_email,
-            Template::Invitation,
-            &values,
-            now,
-        )
-        .await
+            to: &invitation.invited_email,
+            template: Template::Invitation,
+            values: &values,
+        };
+        self.queue_mail(tx, &mail, now).await
     }
 }

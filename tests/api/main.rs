@@ -8,5 +8,6 @@ mod directory;
 mod fixtures;
 mod helpers;
 mod invitations;
+mod matrix;
 mod server;
 mod settings;

@@ -1,0 +1,581 @@
+//! The authorization matrix (quality.md R8): every RPC x every kind of caller x a student or
+//! domain that is the caller's own, another tenant's, or an allowlisted partner's x both values
+//! of who_can_manage x guardian access on and off. The expected code of each cell is written
+//! here from api.md's "Who may do what" table, independently of the server's policy code.
+//!
+//! Calls are built so that an allowed call ends in a known, harmless outcome (OK, or NOT_FOUND
+//! for a random invitation id) and changes nothing the next cell depends on.
+
+use crate::fixtures::{OTHER, PARTNER, SCHOOL, invite, seed_school, token_of};
+use crate::helpers::{TestApp, admin, guardian, reason, service, spawn_app, student, teacher};
+use guardian_service::proto::*;
+use prost::Message;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tonic::Code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rpc {
+    CreateGuardianInvitation,
+    GetGuardianInvitation,
+    ListGuardianInvitations,
+    CancelGuardianInvitation,
+    ResendGuardianInvitation,
+    AcceptGuardianInvitation,
+    DeclineGuardianInvitation,
+    GetGuardian,
+    ListGuardians,
+    DeleteGuardian,
+    CheckGuardianship,
+    BulkCreateGuardianInvitations,
+    SyncGuardians,
+    BulkDeleteGuardians,
+    ListGuardianEvents,
+    GetDomainSettings,
+    UpdateDomainSettings,
+    UpsertUsers,
+    DeleteUsers,
+    UpsertCourse,
+    DeleteCourse,
+    GetUser,
+    ListUsers,
+}
+
+const RPCS: [Rpc; 23] = [
+    Rpc::CreateGuardianInvitation,
+    Rpc::GetGuardianInvitation,
+    Rpc::ListGuardianInvitations,
+    Rpc::CancelGuardianInvitation,
+    Rpc::ResendGuardianInvitation,
+    Rpc::AcceptGuardianInvitation,
+    Rpc::DeclineGuardianInvitation,
+    Rpc::GetGuardian,
+    Rpc::ListGuardians,
+    Rpc::DeleteGuardian,
+    Rpc::CheckGuardianship,
+    Rpc::BulkCreateGuardianInvitations,
+    Rpc::SyncGuardians,
+    Rpc::BulkDeleteGuardians,
+    Rpc::ListGuardianEvents,
+    Rpc::GetDomainSettings,
+    Rpc::UpdateDomainSettings,
+    Rpc::UpsertUsers,
+    Rpc::DeleteUsers,
+    Rpc::UpsertCourse,
+    Rpc::DeleteCourse,
+    Rpc::GetUser,
+    Rpc::ListUsers,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Admin,
+    VerifiedTeacher,
+    UnverifiedTeacher,
+    Student,
+    LinkedGuardian,
+    OtherGuardian,
+    ServiceAllScopes,
+    ServiceReadOnly,
+    ServiceNoScopes,
+}
+
+const WHO: [Who; 9] = [
+    Who::Admin,
+    Who::VerifiedTeacher,
+    Who::UnverifiedTeacher,
+    Who::Student,
+    Who::LinkedGuardian,
+    Who::OtherGuardian,
+    Who::ServiceAllScopes,
+    Who::ServiceReadOnly,
+    Who::ServiceNoScopes,
+];
+
+/// Whose student or domain a call targets, seen from the caller (whose domain is SCHOOL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    Own,
+    OtherTenant,
+    Partner,
+}
+
+const WHOSE: [Whose; 3] = [Whose::Own, Whose::OtherTenant, Whose::Partner];
+
+impl Whose {
+    fn student(self) -> &'static str {
+        match self {
+            Whose::Own => "s1",
+            Whose::OtherTenant => "o1",
+            Whose::Partner => "p1",
+        }
+    }
+    fn domain(self) -> &'static str {
+        match self {
+            Whose::Own => SCHOOL,
+            Whose::OtherTenant => OTHER,
+            Whose::Partner => PARTNER,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Fails(Code, &'static str),
+}
+
+const DENIED: Outcome = Outcome::Fails(Code::PermissionDenied, "NOT_ALLOWED_TO_MANAGE");
+const NO_STUDENT: Outcome = Outcome::Fails(Code::NotFound, "STUDENT_NOT_FOUND");
+const NO_INVITATION: Outcome = Outcome::Fails(Code::NotFound, "INVITATION_NOT_FOUND");
+const ACCESS_OFF: Outcome = Outcome::Fails(Code::FailedPrecondition, "GUARDIAN_ACCESS_DISABLED");
+const NOT_BUILT: Outcome = Outcome::Fails(Code::Unimplemented, "UNIMPLEMENTED");
+
+/// The table of api.md, for one cell.
+fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: bool) -> Outcome {
+    use Rpc as R;
+    use Who as W;
+    let own = whose == Whose::Own;
+    // What a call on a student's guardians may do once allowed.
+    let allowed = |rpc: Rpc| match rpc {
+        R::CreateGuardianInvitation if !access_on => ACCESS_OFF,
+        // The invited address is the student's own: refused after authorization.
+        R::CreateGuardianInvitation => {
+            Outcome::Fails(Code::InvalidArgument, "GUARDIAN_EMAIL_IS_STUDENT")
+        }
+        R::ResendGuardianInvitation if !access_on => ACCESS_OFF,
+        R::GetGuardianInvitation | R::CancelGuardianInvitation | R::ResendGuardianInvitation => {
+            NO_INVITATION
+        }
+        R::DeleteGuardian => Outcome::Fails(Code::NotFound, "GUARDIAN_NOT_FOUND"),
+        _ => Outcome::Ok,
+    };
+    let manages = matches!(
+        rpc,
+        R::CreateGuardianInvitation
+            | R::CancelGuardianInvitation
+            | R::ResendGuardianInvitation
+            | R::DeleteGuardian
+    );
+    let reads = matches!(
+        rpc,
+        R::GetGuardianInvitation
+            | R::ListGuardianInvitations
+            | R::GetGuardian
+            | R::ListGuardians
+            | R::CheckGuardianship
+    );
+    if manages || reads {
+        return match who {
+            W::Admin => {
+                if own {
+                    allowed(rpc)
+                } else {
+                    NO_STUDENT
+                }
+            }
+            W::ServiceAllScopes => {
+                if own {
+                    allowed(rpc)
+                } else {
+                    NO_STUDENT
+                }
+            }
+            W::ServiceReadOnly if manages => DENIED,
+            W::ServiceReadOnly => {
+                if own {
+                    allowed(rpc)
+                } else {
+                    NO_STUDENT
+                }
+            }
+            W::ServiceNoScopes => DENIED,
+            // Both teachers teach s1 (own) and p1 (partner, allowlisted), not o1.
+            W::VerifiedTeacher | W::UnverifiedTeacher => {
+                if whose == Whose::OtherTenant {
+                    DENIED
+                } else if reads {
+                    allowed(rpc)
+                } else if !teachers_manage || who == W::UnverifiedTeacher {
+                    DENIED
+                } else if whose == Whose::Partner && !access_on {
+                    ACCESS_OFF
+                } else {
+                    allowed(rpc)
+                }
+            }
+            W::Student if manages => DENIED,
+            W::Student => {
+                if own {
+                    allowed(rpc)
+                } else {
+                    DENIED
+                }
+            }
+            // The linked guardian is linked to all three students; they may read, and delete
+            // only their own link (the matrix deletes someone else's).
+            W::LinkedGuardian if reads => allowed(rpc),
+            W::LinkedGuardian | W::OtherGuardian => DENIED,
+        };
+    }
+    match rpc {
+        R::AcceptGuardianInvitation | R::DeclineGuardianInvitation => match who {
+            W::LinkedGuardian | W::OtherGuardian | W::ServiceAllScopes => NO_INVITATION,
+            _ => DENIED,
+        },
+        R::BulkCreateGuardianInvitations | R::SyncGuardians | R::BulkDeleteGuardians => match who {
+            W::Admin
+            | W::VerifiedTeacher
+            | W::UnverifiedTeacher
+            | W::LinkedGuardian
+            | W::OtherGuardian
+            | W::ServiceAllScopes => NOT_BUILT,
+            W::Student | W::ServiceReadOnly | W::ServiceNoScopes => DENIED,
+        },
+        R::ListGuardianEvents => match who {
+            W::Admin | W::ServiceAllScopes | W::ServiceReadOnly => {
+                if own {
+                    Outcome::Ok
+                } else {
+                    DENIED
+                }
+            }
+            _ => DENIED,
+        },
+        R::GetDomainSettings => {
+            match who {
+                W::Admin | W::VerifiedTeacher | W::UnverifiedTeacher | W::ServiceAllScopes => {
+                    if own { Outcome::Ok } else { DENIED }
+                }
+                _ => DENIED,
+            }
+        }
+        R::UpdateDomainSettings | R::UpsertUsers | R::UpsertCourse | R::ListUsers => match who {
+            W::Admin | W::ServiceAllScopes => {
+                if own {
+                    Outcome::Ok
+                } else {
+                    DENIED
+                }
+            }
+            _ => DENIED,
+        },
+        R::DeleteUsers | R::DeleteCourse => match who {
+            W::Admin | W::ServiceAllScopes => Outcome::Ok,
+            _ => DENIED,
+        },
+        R::GetUser => match who {
+            W::Admin | W::ServiceAllScopes => {
+                if own {
+                    Outcome::Ok
+                } else {
+                    Outcome::Fails(Code::NotFound, "USER_NOT_FOUND")
+                }
+            }
+            _ => DENIED,
+        },
+        _ => unreachable!("{rpc:?} is a student RPC"),
+    }
+}
+
+fn token_of_who(who: Who) -> String {
+    match who {
+        Who::Admin => admin(SCHOOL),
+        Who::VerifiedTeacher => teacher("t-verified", SCHOOL),
+        Who::UnverifiedTeacher => teacher("t-unverified", SCHOOL),
+        Who::Student => student("s1", SCHOOL),
+        Who::LinkedGuardian => guardian("g-linked", "linked@example.org"),
+        Who::OtherGuardian => guardian("g-other", "other@example.org"),
+        Who::ServiceAllScopes => service(
+            "svc-all",
+            SCHOOL,
+            &[
+                "guardians.read",
+                "guardians.write",
+                "settings.read",
+                "settings.write",
+                "directory.write",
+                "invitations.accept",
+            ],
+        ),
+        Who::ServiceReadOnly => service("svc-read", SCHOOL, &["guardians.read"]),
+        Who::ServiceNoScopes => service("svc-none", SCHOOL, &[]),
+    }
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn ok<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<(), tonic::Status> {
+    r.map(|_| ())
+}
+
+async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), tonic::Status> {
+    let token = token_of_who(who);
+    let mut g = app.guardians_as(&token);
+    let mut s = app.settings_as(&token);
+    let mut d = app.directory_as(&token);
+    let student = whose.student().to_string();
+    let domain = whose.domain().to_string();
+    let random_id = uuid::Uuid::now_v7().to_string();
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    match rpc {
+        Rpc::CreateGuardianInvitation => ok(g
+            .create_guardian_invitation(CreateGuardianInvitationRequest {
+                invited_email_address: format!("{student}@{domain}"),
+                student_id: student,
+                request_id: String::new(),
+            })
+            .await),
+        Rpc::GetGuardianInvitation => ok(g
+            .get_guardian_invitation(GetGuardianInvitationRequest {
+                student_id: student,
+                invitation_id: random_id,
+            })
+            .await),
+        Rpc::ListGuardianInvitations => ok(g
+            .list_guardian_invitations(ListGuardianInvitationsRequest {
+                student_id: student,
+                ..Default::default()
+            })
+            .await),
+        Rpc::CancelGuardianInvitation => ok(g
+            .cancel_guardian_invitation(CancelGuardianInvitationRequest {
+                student_id: student,
+                invitation_id: random_id,
+                ..Default::default()
+            })
+            .await),
+        Rpc::ResendGuardianInvitation => ok(g
+            .resend_guardian_invitation(ResendGuardianInvitationRequest {
+                student_id: student,
+                invitation_id: random_id,
+                ..Default::default()
+            })
+            .await),
+        Rpc::AcceptGuardianInvitation => ok(g
+            .accept_guardian_invitation(AcceptGuardianInvitationRequest {
+                token: "no-such-token".into(),
+                guardian_id: "g-new".into(),
+                email: "new@example.org".into(),
+                ..Default::default()
+            })
+            .await),
+        Rpc::DeclineGuardianInvitation => ok(g
+            .decline_guardian_invitation(DeclineGuardianInvitationRequest {
+                token: "no-such-token".into(),
+                ..Default::default()
+            })
+            .await),
+        Rpc::GetGuardian => ok(g
+            .get_guardian(GetGuardianRequest {
+                student_id: student,
+                guardian_id: "g-linked".into(),
+            })
+            .await),
+        Rpc::ListGuardians => ok(g
+            .list_guardians(ListGuardiansRequest {
+                student_id: student,
+                ..Default::default()
+            })
+            .await),
+        Rpc::DeleteGuardian => ok(g
+            .delete_guardian(DeleteGuardianRequest {
+                student_id: student,
+                guardian_id: "g-nobody".into(),
+                ..Default::default()
+            })
+            .await),
+        Rpc::CheckGuardianship => ok(g
+            .check_guardianship(CheckGuardianshipRequest {
+                student_id: student,
+                guardian: Some(check_guardianship_request::Guardian::GuardianId(
+                    "g-linked".into(),
+                )),
+            })
+            .await),
+        Rpc::BulkCreateGuardianInvitations => ok(g
+            .bulk_create_guardian_invitations(BulkCreateGuardianInvitationsRequest::default())
+            .await),
+        Rpc::SyncGuardians => ok(g
+            .sync_guardians(SyncGuardiansRequest {
+                student_id: student,
+                ..Default::default()
+            })
+            .await),
+        Rpc::BulkDeleteGuardians => ok(g
+            .bulk_delete_guardians(BulkDeleteGuardiansRequest::default())
+            .await),
+        Rpc::ListGuardianEvents => ok(g
+            .list_guardian_events(ListGuardianEventsRequest {
+                domain,
+                ..Default::default()
+            })
+            .await),
+        Rpc::GetDomainSettings => ok(s
+            .get_domain_settings(GetDomainSettingsRequest { domain })
+            .await),
+        Rpc::UpdateDomainSettings => ok(s
+            .update_domain_settings(UpdateDomainSettingsRequest {
+                settings: Some(DomainSettings {
+                    domain,
+                    invitation_ttl_days: 120,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["invitation_ttl_days".into()],
+                }),
+                etag: String::new(),
+            })
+            .await),
+        Rpc::UpsertUsers => ok(d
+            .upsert_users(UpsertUsersRequest {
+                users: vec![User {
+                    user_id: format!("m-{n}"),
+                    email: format!("m-{n}@{domain}"),
+                    domain,
+                    role: UserRole::Student as i32,
+                    ..Default::default()
+                }],
+            })
+            .await),
+        Rpc::DeleteUsers => ok(d
+            .delete_users(DeleteUsersRequest {
+                user_ids: vec!["no-such-user".into()],
+            })
+            .await),
+        Rpc::UpsertCourse => ok(d
+            .upsert_course(UpsertCourseRequest {
+                course: Some(Course {
+                    course_id: format!("m-course-{n}"),
+                    domain,
+                    ..Default::default()
+                }),
+            })
+            .await),
+        Rpc::DeleteCourse => ok(d
+            .delete_course(DeleteCourseRequest {
+                course_id: "no-such-course".into(),
+            })
+            .await),
+        Rpc::GetUser => ok(d.get_user(GetUserRequest { user_id: student }).await),
+        Rpc::ListUsers => ok(d
+            .list_users(ListUsersRequest {
+                domain,
+                ..Default::default()
+            })
+            .await),
+    }
+}
+
+async fn configure(app: &TestApp, teachers_manage: bool, access_on: bool) {
+    for domain in [SCHOOL, OTHER, PARTNER] {
+        let who = if teachers_manage {
+            WhoCanManage::VerifiedTeachers
+        } else {
+            WhoCanManage::DomainAdminsOnly
+        };
+        let allowlist = if domain == SCHOOL {
+            vec![PARTNER.to_string()]
+        } else {
+            Vec::new()
+        };
+        app.settings()
+            .update_domain_settings(UpdateDomainSettingsRequest {
+                settings: Some(DomainSettings {
+                    domain: domain.into(),
+                    who_can_manage: who as i32,
+                    guardian_access_enabled: access_on,
+                    allowlisted_domains: allowlist,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![
+                        "who_can_manage".into(),
+                        "guardian_access_enabled".into(),
+                        "allowlisted_domains".into(),
+                    ],
+                }),
+                etag: String::new(),
+            })
+            .await
+            .expect("configure");
+    }
+}
+
+#[test]
+fn the_matrix_lists_every_rpc_of_the_proto() {
+    let set = prost_types::FileDescriptorSet::decode(guardian_service::proto::FILE_DESCRIPTOR_SET)
+        .unwrap();
+    let mut methods: Vec<String> = set
+        .file
+        .iter()
+        .flat_map(|f| {
+            f.service
+                .iter()
+                .flat_map(|s| s.method.iter().map(|m| m.name().to_string()))
+        })
+        .collect();
+    methods.sort();
+    let mut listed: Vec<String> = RPCS.iter().map(|r| format!("{r:?}")).collect();
+    listed.sort();
+    assert_eq!(
+        listed, methods,
+        "every RPC of the proto needs its row in the matrix"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_rpc_answers_every_caller_as_the_contract_says() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    configure(&app, true, true).await;
+    for student in ["s1", "o1", "p1"] {
+        let inv = invite(&app, student, "linked@example.org").await;
+        let token = token_of(&app, &inv.invitation_id).await;
+        app.guardians_as(&guardian("g-linked", "linked@example.org"))
+            .accept_guardian_invitation(AcceptGuardianInvitationRequest {
+                token,
+                ..Default::default()
+            })
+            .await
+            .expect("link the guardian");
+    }
+    let mut cells = 0;
+    let mut wrong = Vec::new();
+    for teachers_manage in [true, false] {
+        for access_on in [true, false] {
+            configure(&app, teachers_manage, access_on).await;
+            for rpc in RPCS {
+                for who in WHO {
+                    for whose in WHOSE {
+                        let want = expected(rpc, who, whose, teachers_manage, access_on);
+                        let got = match call(&app, rpc, who, whose).await {
+                            Ok(()) => Outcome::Ok,
+                            Err(status) => {
+                                let r = reason(&status);
+                                match (want, status.code()) {
+                                    (Outcome::Fails(code, why), c) if c == code && r == why => want,
+                                    _ => {
+                                        Outcome::Fails(status.code(), Box::leak(r.into_boxed_str()))
+                                    }
+                                }
+                            }
+                        };
+                        cells += 1;
+                        if got != want {
+                            wrong.push(format!(
+                                "{rpc:?} as {who:?} on {whose:?} (teachers manage: {teachers_manage}, access: {access_on}): want {want:?}, got {got:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cells, 23 * 9 * 3 * 2 * 2);
+    assert!(
+        wrong.is_empty(),
+        "{} of {cells} cells differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
