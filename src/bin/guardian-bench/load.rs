@@ -1,0 +1,229 @@
+//! The load phase: a fixed number of requests shared by N tasks over M channels, each request
+//! timed; the report gives RPS, p50/p90/p99/p999 and errors.
+
+use crate::dataset::{STUDENTS, guardian_of};
+use clap::{Args, ValueEnum};
+use guardian_service::auth::issue::{TokenClaims, sign_hs256};
+use guardian_service::proto::{
+    CheckGuardianshipRequest, CreateGuardianInvitationRequest, ListGuardiansRequest,
+    check_guardianship_request, guardian_service_client::GuardianServiceClient,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// Which RPC to drive.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Scenario {
+    /// CheckGuardianship of a random (student, linked guardian).
+    Check,
+    /// ListGuardians of one student.
+    ListByStudent,
+    /// ListGuardians by guardian id (the reverse lookup).
+    ListByGuardian,
+    /// CreateGuardianInvitation to fresh addresses.
+    Create,
+}
+
+/// `run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// HS256 secret to sign a platform-service token with.
+    #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET", hide_env_values = true)]
+    jwt_secret: String,
+    /// The RPC.
+    #[arg(long, value_enum, default_value = "check")]
+    scenario: Scenario,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections shared by the callers.
+    #[arg(long, default_value_t = 4)]
+    channels: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 100_000)]
+    requests: usize,
+    /// Requests sent first and not measured.
+    #[arg(long, default_value_t = 2_000)]
+    warmup: usize,
+    /// The seeded scale (to address existing students).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Simple deterministic spread over the data set (no extra dependency for randomness).
+fn pick(i: usize, students: usize) -> usize {
+    (i.wrapping_mul(2_654_435_761) ^ (i >> 7)) % students
+}
+
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let students = ((STUDENTS as f64) * args.scale) as usize;
+    let mut claims = TokenClaims::new("bench", "service", Duration::from_secs(3600));
+    claims.domain = Some("*".into());
+    claims.scope = Some("guardians.read guardians.write".into());
+    let token = sign_hs256(&claims, args.jwt_secret.as_bytes())?;
+    let bearer: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| "bad token")?;
+    let mut channels = Vec::new();
+    for _ in 0..args.channels.max(1) {
+        let channel = Channel::from_shared(args.server.clone())
+            .map_err(|e| e.to_string())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", args.server))?;
+        channels.push(channel);
+    }
+    // Warm-up: connections, prepared statements, caches.
+    drive(&args, &channels, &bearer, students, args.warmup, 0).await;
+    let started = Instant::now();
+    let (mut latencies, errors) = drive(
+        &args,
+        &channels,
+        &bearer,
+        students,
+        args.requests,
+        args.warmup,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[idx] as f64 / 1000.0
+    };
+    let rps = args.requests as f64 / elapsed.as_secs_f64();
+    if args.json {
+        println!(
+            "{{\"scenario\":\"{:?}\",\"requests\":{},\"concurrency\":{},\"channels\":{},\"seconds\":{:.3},\"rps\":{:.0},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"errors\":{}}}",
+            args.scenario,
+            args.requests,
+            args.concurrency,
+            args.channels,
+            elapsed.as_secs_f64(),
+            rps,
+            pct(0.50),
+            pct(0.90),
+            pct(0.99),
+            pct(0.999),
+            errors
+        );
+    } else {
+        println!(
+            "{:?}: {} requests, {} callers on {} channels, {:.2}s: {:.0} RPS; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; {} errors",
+            args.scenario,
+            args.requests,
+            args.concurrency,
+            args.channels,
+            elapsed.as_secs_f64(),
+            rps,
+            pct(0.50),
+            pct(0.90),
+            pct(0.99),
+            pct(0.999),
+            errors
+        );
+    }
+    Ok(())
+}
+
+/// Sends `total` requests from `concurrency` tasks; returns latencies (µs) and the error count.
+async fn drive(
+    args: &RunArgs,
+    channels: &[Channel],
+    bearer: &MetadataValue<tonic::metadata::Ascii>,
+    students: usize,
+    total: usize,
+    offset: usize,
+) -> (Vec<u32>, usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..args.concurrency {
+        let channel = channels[t % channels.len()].clone();
+        let bearer = bearer.clone();
+        let next = next.clone();
+        let scenario = args.scenario;
+        tasks.push(tokio::spawn(async move {
+            let mut client = GuardianServiceClient::new(channel);
+            let mut latencies = Vec::with_capacity(total / 64 + 1);
+            let mut errors = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let n = pick(i + offset, students);
+                let started = Instant::now();
+                let ok = match scenario {
+                    Scenario::Check => {
+                        let mut req = tonic::Request::new(CheckGuardianshipRequest {
+                            student_id: format!("s{n}"),
+                            guardian: Some(check_guardianship_request::Guardian::GuardianId(
+                                guardian_of(n, 0),
+                            )),
+                        });
+                        req.metadata_mut().insert("authorization", bearer.clone());
+                        client.check_guardianship(req).await.is_ok()
+                    }
+                    Scenario::ListByStudent | Scenario::ListByGuardian => {
+                        let body = if scenario == Scenario::ListByStudent {
+                            ListGuardiansRequest {
+                                student_id: format!("s{n}"),
+                                ..Default::default()
+                            }
+                        } else {
+                            ListGuardiansRequest {
+                                student_id: "-".into(),
+                                guardian_id: guardian_of(n, 0),
+                                ..Default::default()
+                            }
+                        };
+                        let mut req = tonic::Request::new(body);
+                        req.metadata_mut().insert("authorization", bearer.clone());
+                        client.list_guardians(req).await.is_ok()
+                    }
+                    Scenario::Create => {
+                        let mut req = tonic::Request::new(CreateGuardianInvitationRequest {
+                            student_id: format!("s{n}"),
+                            invited_email_address: format!("load{}-{i}@families.example", offset),
+                            request_id: String::new(),
+                        });
+                        req.metadata_mut().insert("authorization", bearer.clone());
+                        // Refusals (limits) are answers too: count only transport failures.
+                        match client.create_guardian_invitation(req).await {
+                            Ok(_) => true,
+                            Err(status) => {
+                                status.code() != tonic::Code::Unavailable
+                                    && status.code() != tonic::Code::Internal
+                            }
+                        }
+                    }
+                };
+                latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    let mut errors = 0;
+    for task in tasks {
+        if let Ok((l, e)) = task.await {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    (all, errors)
+}

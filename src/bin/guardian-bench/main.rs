@@ -1,0 +1,43 @@
+//! `guardian-bench`: seeds a realistic data set straight into a store, and drives a running
+//! server over gRPC with N concurrent callers on M channels, printing RPS and latency
+//! percentiles as text and JSON. ghz is not installable here, so the load generator is ours.
+
+mod dataset;
+mod load;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "guardian-bench",
+    about = "Seed data and load-test guardian-service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the data set into a database (migrating it first).
+    Seed(dataset::SeedArgs),
+    /// Drive a running server and report throughput and latency.
+    Run(load::RunArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Seed(args) => dataset::seed(args).await,
+        Command::Run(args) => load::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("guardian-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
