@@ -40,7 +40,7 @@ pub fn domain_of(n: usize) -> String {
 /// How many accepted links, pending, and removed-or-expired invitations student `n` has:
 /// 2.5, 0.5 and 1 on average.
 fn shape(n: usize) -> (usize, usize, usize) {
-    let accepted = if n % 2 == 0 { 2 } else { 3 };
+    let accepted = if n.is_multiple_of(2) { 2 } else { 3 };
     let pending = n % 2;
     let ended = 1;
     (accepted, pending, ended)
@@ -103,7 +103,7 @@ async fn write_range(
             tx.upsert_user(&student, now)
                 .await
                 .map_err(|e| e.to_string())?;
-            if n % 25 == 0 {
+            if n.is_multiple_of(25) {
                 // A verified teacher and a course per 25 students.
                 let teacher = User {
                     user_id: UserId::parse(&format!("t{n}")).map_err(|e| e.to_string())?,
@@ -169,7 +169,7 @@ async fn write_range(
                 k += 1;
             }
             for e in 0..ended {
-                let state = if (n + e) % 2 == 0 {
+                let state = if (n + e).is_multiple_of(2) {
                     InvitationState::Removed(RemovalReason::Cancelled)
                 } else {
                     InvitationState::Expired
