@@ -56,6 +56,28 @@ start_throwaway_postgres() {
   echo "test.sh: started a throwaway Postgres on port $port" >&2
 }
 
+# The mail tests talk to a real SMTP server: aiosmtpd, run by Python.
+ensure_smtp_sink() {
+  local py
+  for py in "${GUARDIANS_TEST_PYTHON:-}" python3 /usr/bin/python3; do
+    if [ -n "$py" ] && command -v "$py" >/dev/null && "$py" -c 'import aiosmtpd' 2>/dev/null; then
+      export GUARDIANS_TEST_PYTHON="$py"
+      return 0
+    fi
+  done
+  echo "test.sh: installing aiosmtpd for the mail tests" >&2
+  if python3 -m pip install --quiet aiosmtpd >/dev/null 2>&1 && python3 -c 'import aiosmtpd' 2>/dev/null; then
+    export GUARDIANS_TEST_PYTHON=python3
+  elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd >/dev/null
+    export GUARDIANS_TEST_PYTHON=/usr/bin/python3
+  else
+    echo "test.sh: the mail tests need Python's aiosmtpd (pip install aiosmtpd)" >&2
+    exit 1
+  fi
+}
+ensure_smtp_sink
+
 if [ -z "${DATABASE_URL:-}" ]; then
   if answers 127.0.0.1 5432; then
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"

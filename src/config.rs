@@ -53,6 +53,35 @@ pub struct ServeConfig {
     )]
     pub accept_url: String,
 
+    /// SMTP server for email, e.g. `smtp://user:pass@host:587?tls=required`; unset: `.eml`
+    /// files are written to the mail folder instead.
+    #[arg(long, env = "GUARDIANS_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Folder for `.eml` files when no SMTP server is configured.
+    #[arg(long, env = "GUARDIANS_MAIL_DIR", default_value = "./mail")]
+    pub mail_dir: std::path::PathBuf,
+
+    /// Sender of every email.
+    #[arg(
+        long,
+        env = "GUARDIANS_MAIL_FROM",
+        default_value = "Guardian notifications <no-reply@guardians.invalid>"
+    )]
+    pub mail_from: String,
+
+    /// Run the outbox dispatcher in this replica.
+    #[arg(long, env = "GUARDIANS_MAIL_DISPATCHER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mail_dispatcher: bool,
+
+    /// How often the dispatcher looks for due email.
+    #[arg(long, env = "GUARDIANS_MAIL_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub mail_poll_interval: Duration,
+
+    /// Delivery attempts before an email is marked FAILED.
+    #[arg(long, env = "GUARDIANS_MAIL_MAX_ATTEMPTS", default_value_t = 8)]
+    pub mail_max_attempts: i32,
+
     /// How often this replica expires due invitations and purges old request ids.
     #[arg(long, env = "GUARDIANS_UPKEEP_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub upkeep_interval: Duration,
@@ -109,6 +138,12 @@ impl ServeConfig {
             data_dir: std::path::PathBuf::from("."),
             accept_url: "http://localhost:8080/guardian-invitations".into(),
             upkeep_interval: Duration::from_secs(30),
+            smtp_url: None,
+            mail_dir: std::path::PathBuf::from("./mail"),
+            mail_from: "Guardian notifications <no-reply@guardians.invalid>".into(),
+            mail_dispatcher: true,
+            mail_poll_interval: Duration::from_secs(1),
+            mail_max_attempts: 8,
             db_max_connections: 16,
             db_acquire_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
@@ -122,6 +157,29 @@ impl ServeConfig {
 }
 
 impl ServeConfig {
+    /// The mail transport this configuration names.
+    pub fn mail_transport(&self) -> Result<std::sync::Arc<dyn crate::mail::Transport>, String> {
+        let from: lettre::message::Mailbox = self
+            .mail_from
+            .parse()
+            .map_err(|e| format!("GUARDIANS_MAIL_FROM is not a mailbox: {e}"))?;
+        Ok(match &self.smtp_url {
+            Some(url) => std::sync::Arc::new(crate::mail::SmtpTransport::from_url(url, from)?),
+            None => std::sync::Arc::new(crate::mail::FolderTransport::new(
+                self.mail_dir.clone(),
+                from,
+            )),
+        })
+    }
+
+    /// The dispatcher's pacing from this configuration.
+    pub fn dispatch_policy(&self) -> crate::mail::DispatchPolicy {
+        crate::mail::DispatchPolicy {
+            max_attempts: self.mail_max_attempts.max(1),
+            ..Default::default()
+        }
+    }
+
     /// Where the keys come from.
     pub fn key_sources(&self) -> crate::auth::KeySources {
         crate::auth::KeySources {

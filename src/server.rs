@@ -6,6 +6,7 @@ use crate::auth::{AuthLayer, AuthMode};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
 use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
+use crate::mail::Dispatcher;
 use crate::proto::{
     self, directory_service_server::DirectoryServiceServer,
     guardian_service_server::GuardianServiceServer, settings_service_server::SettingsServiceServer,
@@ -43,6 +44,9 @@ pub enum ServeError {
     /// The token keys could not be loaded, or development mode was asked to leave loopback.
     #[error("authentication: {0}")]
     Auth(String),
+    /// The mail transport could not be set up.
+    #[error("mail: {0}")]
+    Mail(String),
     /// Reflection could not load the descriptors.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -92,7 +96,7 @@ pub async fn serve_with_clock(
     .await?;
     let app = App::new(
         store.clone(),
-        clock,
+        clock.clone(),
         AppConfig {
             accept_url: config.accept_url.clone(),
         },
@@ -107,7 +111,21 @@ pub async fn serve_with_clock(
         config.auto_migrate,
         stop_rx.clone(),
     ));
-    let upkeep = tokio::spawn(run_upkeep(app.clone(), config.upkeep_interval, stop_rx));
+    let upkeep = tokio::spawn(run_upkeep(
+        app.clone(),
+        config.upkeep_interval,
+        stop_rx.clone(),
+    ));
+    let transport = config.mail_transport().map_err(ServeError::Mail)?;
+    let dispatcher = config.mail_dispatcher.then(|| {
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            transport,
+            clock.clone(),
+            config.dispatch_policy(),
+        );
+        tokio::spawn(dispatcher.run(config.mail_poll_interval, stop_rx))
+    });
 
     // Both reflection versions: grpcurl 1.8 speaks only v1alpha, buf curl speaks v1.
     let reflection = || {
@@ -182,6 +200,9 @@ pub async fn serve_with_clock(
     };
     readiness.abort();
     upkeep.abort();
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(result?)

@@ -1,6 +1,10 @@
-//! Email: the messages the service sends, rendered from templates into the outbox in the same
-//! transaction as the change that causes them.
+//! Email: templates rendered into the outbox in the same transaction as the change that causes
+//! them, and a dispatcher that delivers the outbox through SMTP or into a folder.
 
+pub mod dispatcher;
 pub mod templates;
+pub mod transport;
 
+pub use dispatcher::{DispatchPolicy, Dispatcher, Round};
 pub use templates::{Rendered, Template, escape_html, format_date, render};
+pub use transport::{FolderTransport, SendError, SmtpTransport, Transport};

@@ -921,6 +921,9 @@ async fn outbox_claims_are_disjoint_and_outcomes_recorded(store: Arc<dyn Store>)
         (sent.status, sent.attempts, sent.sent_time),
         (DeliveryStatus::Sent, 2, Some(retry_at))
     );
+    let bodies = (sent.body_text.as_str(), sent.body_html.as_str());
+    assert_eq!(bodies, ("", ""), "bodies are dropped once sent");
+    assert_eq!(again.body_text, "text", "and kept while queued");
     assert_eq!(
         s.latest_delivery_status(first.invitation_id.unwrap())
             .await

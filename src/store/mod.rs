@@ -182,7 +182,8 @@ pub trait OutboxRepo {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<OutboxMessage>>;
-    /// Records a delivery attempt's outcome: SENT, QUEUED again with a new due time, or FAILED.
+    /// Records a delivery attempt's outcome: SENT (dropping the bodies, which may carry a
+    /// token), QUEUED again with a new due time, or FAILED.
     async fn record_delivery(
         &mut self,
         message_id: &str,

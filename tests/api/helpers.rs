@@ -185,6 +185,8 @@ pub async fn spawn_sqlite_app() -> TestApp {
 pub fn test_config(database_url: &str) -> ServeConfig {
     ServeConfig {
         jwt_hs256_secret: Some(SECRET.into()),
+        // Mail tests drive a dispatcher of their own; others leave the outbox as it is.
+        mail_dispatcher: false,
         ..ServeConfig::for_database(database_url)
     }
 }

@@ -8,6 +8,7 @@ mod directory;
 mod fixtures;
 mod helpers;
 mod invitations;
+mod mail;
 mod matrix;
 mod server;
 mod settings;

@@ -115,8 +115,12 @@ macro_rules! impl_journal_repos {
             ) -> $crate::store::StoreResult<()> {
                 let sent_time = (status == $crate::domain::DeliveryStatus::Sent).then_some(now);
                 sqlx::query(
+                    // A sent message's bodies are dropped: an invitation's carries its token,
+                    // which is otherwise kept only as a hash.
                     "UPDATE outbox SET status = $2, attempts = attempts + 1, \
-                     next_attempt_time = $3, last_error = $4, sent_time = $5 \
+                     next_attempt_time = $3, last_error = $4, sent_time = $5, \
+                     body_text = CASE WHEN $2 = 'SENT' THEN '' ELSE body_text END, \
+                     body_html = CASE WHEN $2 = 'SENT' THEN '' ELSE body_html END \
                      WHERE message_id = $1",
                 )
                 .bind(message_id)

@@ -1,0 +1,368 @@
+//! Email end to end: the outbox, the dispatcher, a real SMTP server on loopback (aiosmtpd) and
+//! the folder transport (quality.md R6, and the cases).
+
+use crate::fixtures::{SCHOOL, invite, seed_school};
+use crate::helpers::{TestApp, guardian, spawn_app_with_clock};
+use chrono::TimeDelta;
+use guardian_service::domain::Clock;
+use guardian_service::domain::clock::ManualClock;
+use guardian_service::mail::{
+    DispatchPolicy, Dispatcher, FolderTransport, SmtpTransport, Transport,
+};
+use guardian_service::proto::*;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+/// An aiosmtpd server writing what it receives into a folder; stopped on drop.
+struct SmtpSink {
+    child: Child,
+    folder: PathBuf,
+    _dir: guardian_service::testing::TempDir,
+}
+
+impl SmtpSink {
+    fn start(port: u16) -> Self {
+        let dir = guardian_service::testing::TempDir::new();
+        let folder = dir.path.join("received");
+        let python = std::env::var("GUARDIANS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = format!("{}/tests/support/smtp_sink.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&folder)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect(
+                "start the SMTP sink (needs python3 with aiosmtpd; scripts/test.sh installs it)",
+            );
+        // Wait for the server to say it listens: no sleep, a line on its stdout.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the SMTP sink did not start");
+        Self {
+            child,
+            folder,
+            _dir: dir,
+        }
+    }
+
+    /// Every message received so far, as raw text.
+    fn received(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.folder)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn dispatcher(
+    app: &TestApp,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    policy: DispatchPolicy,
+) -> Dispatcher {
+    let store = guardian_service::store::connect(&guardian_service::store::ConnectOptions {
+        url: app.database_url.clone(),
+        max_connections: 4,
+        acquire_timeout: std::time::Duration::from_secs(10),
+    })
+    .await
+    .expect("store");
+    Dispatcher::new(store, transport, clock, policy)
+}
+
+fn smtp(port: u16) -> Arc<dyn Transport> {
+    Arc::new(
+        SmtpTransport::from_url(
+            &format!("smtp://127.0.0.1:{port}"),
+            "School <no-reply@school.example>".parse().unwrap(),
+        )
+        .unwrap(),
+    )
+}
+
+/// Undoes quoted-printable soft breaks and escapes, which mail bodies may use.
+fn unfold(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::new();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn accept_token(mail: &str) -> String {
+    let text = unfold(mail);
+    let start = text.find("/accept?token=").expect("an accept link") + "/accept?token=".len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+async fn set_dutch(app: &TestApp) {
+    app.settings()
+        .update_domain_settings(UpdateDomainSettingsRequest {
+            settings: Some(DomainSettings {
+                domain: SCHOOL.into(),
+                default_locale: "nl".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["default_locale".into()],
+            }),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn delivery(app: &TestApp, id: &str) -> i32 {
+    app.guardians()
+        .get_guardian_invitation(GetGuardianInvitationRequest {
+            student_id: "s1".into(),
+            invitation_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap()
+        .delivery_status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invitation_arrives_by_smtp_in_dutch_and_its_link_accepts() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 1).await;
+    set_dutch(&app).await;
+    let port = free_port();
+    let sink = SmtpSink::start(port);
+    let inv = invite(&app, "s1", "ouder@example.org").await;
+    let round = dispatcher(&app, smtp(port), clock.clone(), DispatchPolicy::default())
+        .await
+        .dispatch_due()
+        .await
+        .unwrap();
+    assert_eq!(round.sent, 1);
+    let mails = sink.received();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(
+        mail.starts_with("X-Envelope-To: ouder@example.org"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Subject: Uitnodiging: volg het schoolwerk van Name of s1"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Message-ID: <"),
+        "a stable Message-ID"
+    );
+    assert_eq!(
+        delivery(&app, &inv.invitation_id).await,
+        DeliveryStatus::Sent as i32
+    );
+
+    let token = accept_token(mail);
+    let link = app
+        .guardians_as(&guardian("g-1", "ouder@example.org"))
+        .accept_guardian_invitation(AcceptGuardianInvitationRequest {
+            token,
+            ..Default::default()
+        })
+        .await
+        .expect("the emailed link accepts")
+        .into_inner();
+    assert_eq!(link.guardian.unwrap().student_id, "s1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_waits_while_smtp_is_down_and_is_delivered_once_when_it_is_back() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 1).await;
+    let port = free_port();
+    let first = invite(&app, "s1", "a@example.org").await;
+    invite(&app, "s1", "b@example.org").await;
+    let d = dispatcher(&app, smtp(port), clock.clone(), DispatchPolicy::default()).await;
+    let down = d.dispatch_due().await.unwrap();
+    assert_eq!((down.sent, down.retried, down.failed), (0, 2, 0));
+    assert_eq!(
+        delivery(&app, &first.invitation_id).await,
+        DeliveryStatus::Queued as i32
+    );
+    // Not due again before the backoff ends.
+    assert_eq!(d.dispatch_due().await.unwrap().retried, 0);
+
+    let sink = SmtpSink::start(port);
+    clock.advance(TimeDelta::minutes(1));
+    let up = d.dispatch_due().await.unwrap();
+    assert_eq!(up.sent, 2);
+    assert_eq!(
+        d.dispatch_due().await.unwrap().sent,
+        0,
+        "nothing is sent twice"
+    );
+    clock.advance(TimeDelta::hours(2));
+    assert_eq!(d.dispatch_due().await.unwrap().sent, 0);
+    assert_eq!(sink.received().len(), 2);
+    assert_eq!(
+        delivery(&app, &first.invitation_id).await,
+        DeliveryStatus::Sent as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_is_marked_failed() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 1).await;
+    let inv = invite(&app, "s1", "never@example.org").await;
+    let policy = DispatchPolicy {
+        max_attempts: 2,
+        ..Default::default()
+    };
+    let d = dispatcher(&app, smtp(free_port()), clock.clone(), policy).await;
+    assert_eq!(d.dispatch_due().await.unwrap().retried, 1);
+    clock.advance(TimeDelta::minutes(5));
+    assert_eq!(d.dispatch_due().await.unwrap().failed, 1);
+    assert_eq!(
+        delivery(&app, &inv.invitation_id).await,
+        DeliveryStatus::Failed as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_dispatchers_on_one_database_never_send_a_message_twice() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 2).await;
+    for i in 0..15 {
+        invite(&app, "s1", &format!("p{i}@example.org")).await;
+        invite(&app, "s2", &format!("q{i}@example.org")).await;
+    }
+    let port = free_port();
+    let sink = SmtpSink::start(port);
+    let policy = DispatchPolicy {
+        batch: 4,
+        ..Default::default()
+    };
+    let a = dispatcher(&app, smtp(port), clock.clone(), policy.clone()).await;
+    let b = dispatcher(&app, smtp(port), clock.clone(), policy).await;
+    let (ra, rb) = tokio::join!(a.dispatch_due(), b.dispatch_due());
+    assert_eq!(ra.unwrap().sent + rb.unwrap().sent, 30);
+    let mails = sink.received();
+    assert_eq!(mails.len(), 30);
+    let ids: BTreeSet<String> = mails
+        .iter()
+        .map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 30, "every message once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_escaped_in_html_and_mail_goes_to_a_folder_by_default() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 1).await;
+    app.directory()
+        .upsert_users(UpsertUsersRequest {
+            users: vec![User {
+                user_id: "s1".into(),
+                domain: SCHOOL.into(),
+                email: "s1@school.example".into(),
+                role: UserRole::Student as i32,
+                display_name: "<script>alert(1)</script>".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    invite(&app, "s1", "html@example.org").await;
+    let dir = guardian_service::testing::TempDir::new();
+    let folder = dir.path.join("mail");
+    let transport = Arc::new(FolderTransport::new(
+        folder.clone(),
+        "School <no-reply@school.example>".parse().unwrap(),
+    ));
+    assert_eq!(
+        dispatcher(&app, transport, clock.clone(), DispatchPolicy::default())
+            .await
+            .dispatch_due()
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(has_extension(&files[0], "eml") && has_extension(&files[1], "txt"));
+    // The .txt beside the message holds the link on one line, as a person would copy it.
+    let txt = std::fs::read_to_string(&files[1]).unwrap();
+    assert!(
+        txt.lines()
+            .any(|l| l.contains("/accept?token=") && l.starts_with("http")),
+        "{txt}"
+    );
+    let mail = unfold(&std::fs::read_to_string(&files[0]).unwrap());
+    let html = &mail[mail.find("Content-Type: text/html").expect("an HTML part")..];
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!accept_token(&mail).is_empty());
+}
+
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension().is_some_and(|e| e == ext)
+}
