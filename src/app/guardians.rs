@@ -59,6 +59,15 @@ pub struct GuardianQuery {
     pub page_token: String,
 }
 
+/// How a link is removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Removal {
+    /// A missing link is success, not GUARDIAN_NOT_FOUND.
+    pub allow_missing: bool,
+    /// Check and roll back.
+    pub dry_run: bool,
+}
+
 /// Who a CheckGuardianship asks about.
 #[derive(Debug, Clone)]
 pub enum CheckSubject {
@@ -251,7 +260,11 @@ impl App {
                 StudentAccess::DeleteLink(guardian_id.clone()),
             )
             .await?;
-        self.remove_link(caller, &ctx, &guardian_id, allow_missing, key, encode)
+        let how = Removal {
+            allow_missing,
+            dry_run: false,
+        };
+        self.remove_link(caller, &ctx, &guardian_id, how, key, encode)
             .await
     }
 
@@ -261,10 +274,14 @@ impl App {
         caller: &Caller,
         ctx: &super::students::StudentContext,
         guardian_id: &UserId,
-        allow_missing: bool,
+        how: Removal,
         key: Option<&RequestKey>,
         encode: Encoder<'_, ()>,
     ) -> AppResult<Replay<()>> {
+        let Removal {
+            allow_missing,
+            dry_run,
+        } = how;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.lock_student(&ctx.student.user_id).await?;
@@ -274,7 +291,9 @@ impl App {
             return Ok(Replay::Replayed(bytes));
         }
         let Some(link) = tx.find_link(&ctx.student.user_id, guardian_id).await? else {
-            return if allow_missing {
+            return if allow_missing && dry_run {
+                Ok(Replay::Fresh(()))
+            } else if allow_missing {
                 commit_with(self, tx, key, now, (), encode).await
             } else {
                 Err(AppError::NotFound(Missing::Guardian))
@@ -321,6 +340,9 @@ impl App {
                 now,
             )
             .await?;
+        }
+        if dry_run {
+            return Ok(Replay::Fresh(()));
         }
         commit_with(self, tx, key, now, (), encode).await
     }

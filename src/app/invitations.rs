@@ -32,6 +32,15 @@ pub struct InvitationRef {
     pub etag: Option<String>,
 }
 
+/// A transition a manager asks for, and whether to keep it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change {
+    /// Cancel or Resend.
+    pub event: InvitationEvent,
+    /// Check and roll back.
+    pub dry_run: bool,
+}
+
 /// Whose invitations a listing wants.
 #[derive(Debug, Clone)]
 pub enum StudentSelector {
@@ -73,10 +82,12 @@ impl App {
         let ctx = self
             .authorize_student(caller, student, StudentAccess::Manage)
             .await?;
-        self.invite(caller, &ctx, invited, key, encode).await
+        self.invite(caller, &ctx, invited, key, encode, false).await
     }
 
     /// Creates one invitation for a student the caller may manage (single and bulk calls).
+    /// With `dry_run`, everything is checked and written inside the transaction, which is then
+    /// rolled back: the answer is what a real call would give, and nothing stays.
     pub(crate) async fn invite(
         &self,
         caller: &Caller,
@@ -84,6 +95,7 @@ impl App {
         invited: &Email,
         key: Option<&RequestKey>,
         encode: Encoder<'_, InvitationView>,
+        dry_run: bool,
     ) -> AppResult<Replay<InvitationView>> {
         let settings = &ctx.settings;
         let student = &ctx.student;
@@ -188,6 +200,9 @@ impl App {
                 .guardian_access_enabled
                 .then_some(crate::domain::DeliveryStatus::Queued),
         };
+        if dry_run {
+            return Ok(Replay::Fresh(view));
+        }
         commit_with(self, tx, key, now, view, encode).await
     }
 
@@ -307,6 +322,25 @@ impl App {
         let ctx = self
             .authorize_student(caller, &target.student, StudentAccess::Manage)
             .await?;
+        let change = Change {
+            event,
+            dry_run: false,
+        };
+        self.change_for(caller, &ctx, target, change, key, encode)
+            .await
+    }
+
+    /// Cancels or resends an invitation of a student the caller may manage (single and sync).
+    pub(crate) async fn change_for(
+        &self,
+        caller: &Caller,
+        ctx: &StudentContext,
+        target: &InvitationRef,
+        change: Change,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+    ) -> AppResult<Replay<InvitationView>> {
+        let Change { event, dry_run } = change;
         if event == InvitationEvent::Resend && !ctx.settings.guardian_access_enabled {
             return Err(AppError::GuardianAccessDisabled);
         }
@@ -392,6 +426,9 @@ impl App {
                 .guardian_access_enabled
                 .then_some(crate::domain::DeliveryStatus::Queued),
         };
+        if dry_run {
+            return Ok(Replay::Fresh(view));
+        }
         commit_with(self, tx, key, now, view, encode).await
     }
 

@@ -3,6 +3,7 @@
 
 mod access;
 mod answers;
+mod bulk;
 mod directory;
 mod error;
 mod events;
@@ -17,6 +18,7 @@ mod students;
 mod views;
 
 pub use answers::Answer;
+pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind};
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};
 pub use events::{EventQuery, SYSTEM_ACTOR, Upkeep};

@@ -1,15 +1,16 @@
 //! GuardianService: the invitation workflow and guardian links. Each handler takes the gate's
 //! [`crate::auth::Authorized`], parses its request once, calls one use case and converts the
-//! result. Bulk RPCs answer UNIMPLEMENTED until the bulk operations are built.
+//! result; bulk calls answer per row.
 
 use super::convert::parse_field;
 use super::guardians_convert::{
     event_to_proto, guardian_ref, guardian_to_proto, invitation_to_proto, request_key, respond,
     state_from_proto, student_ref, student_selector,
 };
-use super::status::unimplemented;
+use super::status::to_status;
 use crate::app::{
-    Answer, App, CheckSubject, EventQuery, GuardianQuery, InvitationQuery, InvitationRef,
+    Answer, App, CheckSubject, EventQuery, GuardianQuery, GuardianSelector, InvitationQuery,
+    InvitationRef, Replay, SyncKind,
 };
 use crate::auth::authorized;
 use crate::domain::{DomainName, Email, InvitationId, UserId, ValidationError};
@@ -40,6 +41,35 @@ fn optional_email(field: &str, raw: &str) -> Result<Option<Email>, ValidationErr
 
 fn invitation_id(raw: &str) -> Result<InvitationId, ValidationError> {
     parse_field("invitation_id", raw, InvitationId::parse)
+}
+
+fn row_ok(index: usize, invitation: Option<proto::GuardianInvitation>) -> proto::BulkRowResult {
+    proto::BulkRowResult {
+        row_index: index as i32,
+        code: 0,
+        reason: String::new(),
+        message: String::new(),
+        invitation,
+    }
+}
+
+fn row_error(index: usize, err: crate::app::AppError) -> proto::BulkRowResult {
+    let status = to_status(err);
+    proto::BulkRowResult {
+        row_index: index as i32,
+        code: status.code() as i32,
+        reason: error_reason(&status),
+        message: status.message().to_owned(),
+        invitation: None,
+    }
+}
+
+fn error_reason(status: &Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
 }
 
 fn etag(raw: String) -> Option<String> {
@@ -332,23 +362,157 @@ impl GuardianService for GuardiansApi {
 
     async fn bulk_create_guardian_invitations(
         &self,
-        _request: Request<proto::BulkCreateGuardianInvitationsRequest>,
+        request: Request<proto::BulkCreateGuardianInvitationsRequest>,
     ) -> Result<Response<proto::BulkCreateGuardianInvitationsResponse>, Status> {
-        Err(unimplemented("bulk operations"))
+        let who = authorized(&request)?;
+        let req = request.into_inner();
+        let key = request_key(&who, "BulkCreateGuardianInvitations", &req.request_id, &req)?;
+        let rows = req
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let student = student_ref(&who, &row.student_id)
+                    .map_err(|e| e.for_field(&format!("rows[{i}].student_id")))?;
+                let email = parse_field(
+                    &format!("rows[{i}].invited_email_address"),
+                    &row.invited_email_address,
+                    Email::parse,
+                )?;
+                Ok((student, email))
+            })
+            .collect();
+        let encode = |v: &crate::app::InvitationView| invitation_to_proto(v).encode_to_vec();
+        let outcomes = self
+            .app
+            .bulk_invite(&who, rows, req.dry_run, key.as_ref(), &encode)
+            .await?;
+        let results = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, outcome)| match outcome {
+                Ok(Replay::Fresh(view)) => row_ok(i, Some(invitation_to_proto(&view))),
+                Ok(Replay::Replayed(bytes)) => {
+                    row_ok(i, proto::GuardianInvitation::decode(bytes.as_slice()).ok())
+                }
+                Err(err) => row_error(i, err),
+            })
+            .collect();
+        Ok(Response::new(
+            proto::BulkCreateGuardianInvitationsResponse { results },
+        ))
     }
 
     async fn sync_guardians(
         &self,
-        _request: Request<proto::SyncGuardiansRequest>,
+        request: Request<proto::SyncGuardiansRequest>,
     ) -> Result<Response<proto::SyncGuardiansResponse>, Status> {
-        Err(unimplemented("bulk operations"))
+        let who = authorized(&request)?;
+        let req = request.into_inner();
+        let key = request_key(&who, "SyncGuardians", &req.request_id, &req)?;
+        let student = student_ref(&who, &req.student_id)?;
+        let desired = req
+            .guardian_email_addresses
+            .iter()
+            .enumerate()
+            .map(|(i, e)| parse_field(&format!("guardian_email_addresses[{i}]"), e, Email::parse))
+            .collect::<Result<Vec<_>, _>>()?;
+        let plan = self
+            .app
+            .sync_guardians(
+                &who,
+                &student,
+                desired,
+                req.dry_run,
+                req.allow_remove_all,
+                key.as_ref(),
+            )
+            .await?;
+        let actions = plan
+            .into_iter()
+            .map(|a| {
+                let (code, reason) = match a.outcome {
+                    None | Some(Ok(())) => (0, String::new()),
+                    Some(Err(err)) => {
+                        let status = to_status(err);
+                        (status.code() as i32, error_reason(&status))
+                    }
+                };
+                proto::SyncAction {
+                    kind: match a.kind {
+                        SyncKind::Invite => proto::sync_action::Kind::Invite,
+                        SyncKind::CancelInvitation => proto::sync_action::Kind::CancelInvitation,
+                        SyncKind::DeleteGuardian => proto::sync_action::Kind::DeleteGuardian,
+                        SyncKind::Keep => proto::sync_action::Kind::Keep,
+                    } as i32,
+                    email_address: a.email.to_string(),
+                    guardian_id: a.guardian_id.map(|g| g.to_string()).unwrap_or_default(),
+                    invitation_id: a.invitation_id.map(|i| i.to_text()).unwrap_or_default(),
+                    code,
+                    reason,
+                }
+            })
+            .collect();
+        Ok(Response::new(proto::SyncGuardiansResponse {
+            actions,
+            applied: !req.dry_run,
+        }))
     }
 
     async fn bulk_delete_guardians(
         &self,
-        _request: Request<proto::BulkDeleteGuardiansRequest>,
+        request: Request<proto::BulkDeleteGuardiansRequest>,
     ) -> Result<Response<proto::BulkDeleteGuardiansResponse>, Status> {
-        Err(unimplemented("bulk operations"))
+        let who = authorized(&request)?;
+        let req = request.into_inner();
+        let key = request_key(&who, "BulkDeleteGuardians", &req.request_id, &req)?;
+        let rows = req
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let student = student_ref(&who, &row.student_id)
+                    .map_err(|e| e.for_field(&format!("rows[{i}].student_id")))?;
+                let guardian = match &row.guardian {
+                    Some(proto::bulk_delete_guardians_row::Guardian::GuardianId(id)) => {
+                        GuardianSelector::Id(parse_field(
+                            &format!("rows[{i}].guardian_id"),
+                            id,
+                            UserId::parse,
+                        )?)
+                    }
+                    Some(proto::bulk_delete_guardians_row::Guardian::GuardianEmail(email)) => {
+                        GuardianSelector::Email(parse_field(
+                            &format!("rows[{i}].guardian_email"),
+                            email,
+                            Email::parse,
+                        )?)
+                    }
+                    None => {
+                        return Err(ValidationError::invalid(
+                            &format!("rows[{i}].guardian"),
+                            "give guardian_id or guardian_email",
+                        ));
+                    }
+                };
+                Ok((student, guardian))
+            })
+            .collect();
+        let outcomes = self
+            .app
+            .bulk_remove(&who, rows, req.dry_run, key.as_ref(), &|_| Vec::new())
+            .await?;
+        let results = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, outcome)| match outcome {
+                Ok(_) => row_ok(i, None),
+                Err(err) => row_error(i, err),
+            })
+            .collect();
+        Ok(Response::new(proto::BulkDeleteGuardiansResponse {
+            results,
+        }))
     }
 
     async fn list_guardian_events(

@@ -194,10 +194,7 @@ async fn the_invitation_arrives_by_smtp_in_dutch_and_its_link_accepts() {
         mail.contains("Subject: Uitnodiging: volg het schoolwerk van Name of s1"),
         "{mail}"
     );
-    assert!(
-        mail.contains("Message-ID: <"),
-        "a stable Message-ID"
-    );
+    assert!(mail.contains("Message-ID: <"), "a stable Message-ID");
     assert_eq!(
         delivery(&app, &inv.invitation_id).await,
         DeliveryStatus::Sent as i32

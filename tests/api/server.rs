@@ -4,9 +4,7 @@ use crate::helpers::{
     reason, spawn_app, spawn_sqlite_app, spawn_unready, spawn_with, test_config, wait_for,
 };
 use guardian_service::config::ServeConfig;
-use guardian_service::proto::{
-    GetDomainSettingsRequest, SyncGuardiansRequest, UpsertUsersRequest, User, UserRole,
-};
+use guardian_service::proto::{GetDomainSettingsRequest, UpsertUsersRequest, User, UserRole};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -66,22 +64,6 @@ async fn reflection_lists_every_service_in_both_versions() {
         reply.message_response,
         Some(r0::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
     ));
-}
-
-#[tokio::test]
-async fn rpcs_of_later_work_answer_unimplemented_naming_what_is_missing() {
-    let app = spawn_app().await;
-    let err = app
-        .guardians()
-        .sync_guardians(SyncGuardiansRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(
-        err.message().contains("bulk operations"),
-        "{}",
-        err.message()
-    );
 }
 
 #[tokio::test]

@@ -1,0 +1,367 @@
+//! Bulk calls for administrators' CSV files: invite many, remove many, and sync one student's
+//! guardians to a list. Every row is its own transaction, authorized like the single call, and
+//! a failing row never affects another. Rows of one request run concurrently (the database
+//! serialises rows of one student); a retried request replays row by row, each row's request id
+//! derived from the request's.
+
+use super::access::require;
+use super::guardians::Removal;
+use super::idempotency::{Encoder, Replay, RequestKey};
+use super::invitations::{Change, InvitationRef};
+use super::views::InvitationView;
+use super::{App, AppError, AppResult, Missing};
+use crate::auth::Authorized;
+use crate::domain::policy::{Permission, StudentAccess};
+use crate::domain::{
+    Email, InvitationEvent, InvitationId, InvitationState, StudentRef, UserId, ValidationError,
+};
+use crate::store::{InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+/// Most rows one bulk call takes.
+pub const MAX_BULK_ROWS: usize = 10_000;
+/// Rows of one request in flight at once.
+const ROW_PARALLELISM: usize = 8;
+
+/// The outcome of one row.
+pub type RowOutcome<T> = Result<Replay<T>, AppError>;
+
+/// Who a removal row names.
+#[derive(Debug, Clone)]
+pub enum GuardianSelector {
+    /// By account id.
+    Id(UserId),
+    /// By profile or invited address.
+    Email(Email),
+}
+
+/// One kind of sync action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// Invite a missing address.
+    Invite,
+    /// Cancel a pending invitation not in the list.
+    CancelInvitation,
+    /// Remove a guardian none of whose addresses is in the list.
+    DeleteGuardian,
+    /// Already as wanted.
+    Keep,
+}
+
+/// One planned sync action and, when applied, its outcome.
+#[derive(Debug)]
+pub struct SyncAction {
+    /// What.
+    pub kind: SyncKind,
+    /// The address concerned.
+    pub email: Email,
+    /// The guardian concerned.
+    pub guardian_id: Option<UserId>,
+    /// The invitation concerned.
+    pub invitation_id: Option<InvitationId>,
+    /// `None` for a dry run or KEEP; the result otherwise.
+    pub outcome: Option<Result<(), AppError>>,
+}
+
+fn too_many(rows: usize) -> AppResult<()> {
+    if rows > MAX_BULK_ROWS {
+        Err(
+            ValidationError::invalid("rows", format!("at most {MAX_BULK_ROWS} rows per call"))
+                .into(),
+        )
+    } else {
+        Ok(())
+    }
+}
+
+/// The request key of one part of a bulk request: stable for the same request and part.
+fn part_key(key: Option<&RequestKey>, part: &str, content: &str) -> Option<RequestKey> {
+    key.map(|k| {
+        let digest = Sha256::digest(format!("{}\u{0}{part}", k.request_id).as_bytes());
+        RequestKey {
+            principal: k.principal.clone(),
+            request_id: super::page_token::hex(&digest[..16]),
+            method: k.method,
+            request_hash: super::page_token::hex(&Sha256::digest(content.as_bytes())),
+        }
+    })
+}
+
+impl App {
+    /// BulkCreateGuardianInvitations: one outcome per row, in row order.
+    pub async fn bulk_invite(
+        &self,
+        who: &Authorized,
+        rows: Vec<Result<(StudentRef, Email), ValidationError>>,
+        dry_run: bool,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, InvitationView>,
+    ) -> AppResult<Vec<RowOutcome<InvitationView>>> {
+        let caller = require(who, Permission::ManageGuardians)?;
+        too_many(rows.len())?;
+        let outcomes = futures_util::stream::iter(rows.into_iter().enumerate())
+            .map(|(i, row)| async move {
+                let (student, email) = row?;
+                let row_key = part_key(
+                    key,
+                    &i.to_string(),
+                    &format!("{student:?}/{}", email.as_str()),
+                );
+                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
+                    return Ok(Replay::Replayed(bytes));
+                }
+                let ctx = self
+                    .authorize_student(caller, &student, StudentAccess::Manage)
+                    .await?;
+                let row_key = if dry_run { None } else { row_key };
+                self.invite(caller, &ctx, &email, row_key.as_ref(), encode, dry_run)
+                    .await
+            })
+            .buffered(ROW_PARALLELISM)
+            .collect()
+            .await;
+        Ok(outcomes)
+    }
+
+    /// BulkDeleteGuardians: one outcome per row, in row order.
+    pub async fn bulk_remove(
+        &self,
+        who: &Authorized,
+        rows: Vec<Result<(StudentRef, GuardianSelector), ValidationError>>,
+        dry_run: bool,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, ()>,
+    ) -> AppResult<Vec<RowOutcome<()>>> {
+        let caller = require(who, Permission::ManageGuardians)?;
+        too_many(rows.len())?;
+        let outcomes = futures_util::stream::iter(rows.into_iter().enumerate())
+            .map(|(i, row)| async move {
+                let (student, guardian) = row?;
+                let row_key = part_key(key, &i.to_string(), &format!("{student:?}/{guardian:?}"));
+                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
+                    return Ok(Replay::Replayed(bytes));
+                }
+                let access = match &guardian {
+                    GuardianSelector::Id(id) => StudentAccess::DeleteLink(id.clone()),
+                    GuardianSelector::Email(_) => StudentAccess::Manage,
+                };
+                let ctx = self.authorize_student(caller, &student, access).await?;
+                let guardian_id = match guardian {
+                    GuardianSelector::Id(id) => id,
+                    GuardianSelector::Email(email) => self
+                        .guardian_by_email(&ctx.student.user_id, &email)
+                        .await?
+                        .ok_or(AppError::NotFound(Missing::Guardian))?,
+                };
+                let row_key = if dry_run { None } else { row_key };
+                let how = Removal {
+                    allow_missing: false,
+                    dry_run,
+                };
+                self.remove_link(caller, &ctx, &guardian_id, how, row_key.as_ref(), encode)
+                    .await
+            })
+            .buffered(ROW_PARALLELISM)
+            .collect()
+            .await;
+        Ok(outcomes)
+    }
+
+    /// The guardian of `student` whose invited or profile address is `email`.
+    async fn guardian_by_email(
+        &self,
+        student: &UserId,
+        email: &Email,
+    ) -> AppResult<Option<UserId>> {
+        let links = self.links_of(student).await?;
+        Ok(links
+            .into_iter()
+            .find(|l| {
+                &l.invited_email == email || l.guardian.as_ref().is_some_and(|g| &g.email == email)
+            })
+            .and_then(|l| l.guardian.map(|g| g.guardian_id)))
+    }
+
+    async fn links_of(&self, student: &UserId) -> AppResult<Vec<crate::domain::Invitation>> {
+        let mut session = self.store.session().await?;
+        // A student has at most 20 guardians; 100 leaves room for lowered limits.
+        Ok(session
+            .list_links(&LinkFilter {
+                scope: LinkScope::Student(student.clone()),
+                invited_email: None,
+                domain: None,
+                after: None,
+                limit: 100,
+            })
+            .await?)
+    }
+
+    /// SyncGuardians: plans what makes the student's guardians match `desired` and, unless
+    /// `dry_run`, applies each action on its own. An empty list removes nothing unless
+    /// `allow_remove_all`. A guardian counts as listed when either their invited or their
+    /// profile address is.
+    pub async fn sync_guardians(
+        &self,
+        who: &Authorized,
+        student: &StudentRef,
+        desired: Vec<Email>,
+        dry_run: bool,
+        allow_remove_all: bool,
+        key: Option<&RequestKey>,
+    ) -> AppResult<Vec<SyncAction>> {
+        let caller = require(who, Permission::ManageGuardians)?;
+        let ctx = self
+            .authorize_student(caller, student, StudentAccess::Manage)
+            .await?;
+        let mut desired = desired;
+        desired.sort();
+        desired.dedup();
+        let links = self.links_of(&ctx.student.user_id).await?;
+        let pending = {
+            let mut session = self.store.session().await?;
+            session
+                .list_invitations(&InvitationFilter {
+                    scope: InvitationScope::Student(ctx.student.user_id.clone()),
+                    invited_email: None,
+                    states: StateFilter::pending_only(),
+                    now: self.clock.now(),
+                    after: None,
+                    limit: 100,
+                })
+                .await?
+        };
+        let removing = !desired.is_empty() || allow_remove_all;
+        let mut plan = Vec::new();
+        for email in &desired {
+            let linked = links.iter().find(|l| {
+                &l.invited_email == email || l.guardian.as_ref().is_some_and(|g| &g.email == email)
+            });
+            let waiting = pending.iter().find(|p| &p.invited_email == email);
+            let (kind, guardian_id, invitation_id) = match (linked, waiting) {
+                (Some(link), _) => (
+                    SyncKind::Keep,
+                    link.guardian.as_ref().map(|g| g.guardian_id.clone()),
+                    Some(link.id),
+                ),
+                (None, Some(p)) => (SyncKind::Keep, None, Some(p.id)),
+                (None, None) => (SyncKind::Invite, None, None),
+            };
+            plan.push(SyncAction {
+                kind,
+                email: email.clone(),
+                guardian_id,
+                invitation_id,
+                outcome: None,
+            });
+        }
+        if removing {
+            for link in &links {
+                let listed = desired.contains(&link.invited_email)
+                    || link
+                        .guardian
+                        .as_ref()
+                        .is_some_and(|g| desired.contains(&g.email));
+                if !listed {
+                    plan.push(SyncAction {
+                        kind: SyncKind::DeleteGuardian,
+                        email: link
+                            .guardian
+                            .as_ref()
+                            .map(|g| g.email.clone())
+                            .unwrap_or_else(|| link.invited_email.clone()),
+                        guardian_id: link.guardian.as_ref().map(|g| g.guardian_id.clone()),
+                        invitation_id: Some(link.id),
+                        outcome: None,
+                    });
+                }
+            }
+            for p in pending.iter().filter(|p| {
+                p.state == InvitationState::Pending && !desired.contains(&p.invited_email)
+            }) {
+                plan.push(SyncAction {
+                    kind: SyncKind::CancelInvitation,
+                    email: p.invited_email.clone(),
+                    guardian_id: None,
+                    invitation_id: Some(p.id),
+                    outcome: None,
+                });
+            }
+        }
+        // Removals first, so that invitations are counted against the limit after them.
+        plan.sort_by_key(|a| match a.kind {
+            SyncKind::DeleteGuardian | SyncKind::CancelInvitation => 0,
+            SyncKind::Invite => 1,
+            SyncKind::Keep => 2,
+        });
+        let ignore_view: Encoder<'_, InvitationView> = &|_| Vec::new();
+        let ignore_unit: Encoder<'_, ()> = &|_| Vec::new();
+        for action in &mut plan {
+            let action_key = part_key(
+                key,
+                &format!("{:?}/{}", action.kind, action.email.as_str()),
+                action.email.as_str(),
+            );
+            let action_key = if dry_run { None } else { action_key };
+            let result = match action.kind {
+                SyncKind::Keep => continue,
+                SyncKind::Invite => self
+                    .invite(
+                        caller,
+                        &ctx,
+                        &action.email,
+                        action_key.as_ref(),
+                        ignore_view,
+                        dry_run,
+                    )
+                    .await
+                    .map(|_| ()),
+                SyncKind::CancelInvitation => {
+                    let target = InvitationRef {
+                        student: StudentRef::Id(ctx.student.user_id.clone()),
+                        invitation_id: action
+                            .invitation_id
+                            .ok_or(AppError::NotFound(Missing::Invitation))?,
+                        etag: None,
+                    };
+                    let change = Change {
+                        event: InvitationEvent::Cancel,
+                        dry_run,
+                    };
+                    self.change_for(
+                        caller,
+                        &ctx,
+                        &target,
+                        change,
+                        action_key.as_ref(),
+                        ignore_view,
+                    )
+                    .await
+                    .map(|_| ())
+                }
+                SyncKind::DeleteGuardian => {
+                    let guardian = action
+                        .guardian_id
+                        .clone()
+                        .ok_or(AppError::NotFound(Missing::Guardian))?;
+                    let how = Removal {
+                        allow_missing: true,
+                        dry_run,
+                    };
+                    self.remove_link(
+                        caller,
+                        &ctx,
+                        &guardian,
+                        how,
+                        action_key.as_ref(),
+                        ignore_unit,
+                    )
+                    .await
+                    .map(|_| ())
+                }
+            };
+            action.outcome = Some(result);
+        }
+        Ok(plan)
+    }
+}
