@@ -1,9 +1,16 @@
-//! `guardianctl`: the operator command line over the gRPC API. Only `health` exists so far;
-//! CSV import, sync, listing and settings come with the bulk operations.
+//! `guardianctl`: the operator command line over the gRPC API: CSV invite, remove and sync
+//! (with dry runs, progress and a per-row report), listings, domain settings, and health.
 
-use clap::{Parser, Subcommand};
+mod client;
+mod csv_input;
+mod import;
+mod report;
+mod views;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use client::Client;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 #[derive(Debug, Parser)]
 #[command(name = "guardianctl", version, about = "Operate guardian-service")]
@@ -16,46 +23,133 @@ struct Cli {
         global = true
     )]
     server: String,
+    /// Bearer token (an administrator's or a service's).
+    #[arg(long, env = "GUARDIANS_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct CsvArgs {
+    /// The CSV file: a header `Student,Guardian` (or `student_email,guardian_email`), then rows.
+    #[arg(long)]
+    csv: PathBuf,
+    /// Check every row but change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the per-row outcome here (CSV).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Rows per request.
+    #[arg(long, default_value_t = 500)]
+    chunk: usize,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the server's health (SERVING or NOT_SERVING); exit non-zero unless SERVING.
     Health,
+    /// Invite the guardian of each row.
+    Invite(CsvArgs),
+    /// Remove the guardian of each row (by email, or account id).
+    Remove(CsvArgs),
+    /// Make each listed student's guardians exactly those the file lists for them.
+    Sync(CsvArgs),
+    /// List guardians or invitations, paging through all of them.
+    List {
+        /// What to list.
+        what: Listing,
+        /// A student id or email, or `-` for every student you may see.
+        #[arg(long, default_value = "-")]
+        student: String,
+        /// Invitation states (default: pending).
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: views::Format,
+    },
+    /// Read or change a domain's settings.
+    Settings {
+        #[command(subcommand)]
+        action: views::SettingsAction,
+    },
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Listing {
+    Guardians,
+    Invitations,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Health => match health(&cli.server).await {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(message) => {
-                eprintln!("guardianctl: {message}");
-                ExitCode::from(2)
-            }
-        },
+    match run(cli).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("guardianctl: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
-async fn health(server: &str) -> Result<bool, String> {
-    let channel = tonic::transport::Channel::from_shared(server.to_owned())
-        .map_err(|e| format!("bad server address {server}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
-    let mut client = HealthClient::new(channel);
-    let status = client
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .map_err(|e| format!("health check failed: {}", e.message()))?
-        .into_inner()
-        .status();
-    println!("{}", status.as_str_name());
-    Ok(status == tonic_health::pb::health_check_response::ServingStatus::Serving)
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let client = Client::connect(&cli.server, cli.token.as_deref()).await?;
+    match cli.command {
+        Command::Health => views::health(&cli.server).await,
+        Command::Invite(args) => import_file(&client, "invite", args).await,
+        Command::Remove(args) => import_file(&client, "remove", args).await,
+        Command::Sync(args) => import_file(&client, "sync", args).await,
+        Command::List {
+            what,
+            student,
+            state,
+            format,
+        } => match what {
+            Listing::Guardians => views::list_guardians(&client, &student, format).await,
+            Listing::Invitations => {
+                views::list_invitations(&client, &student, &state, format).await
+            }
+        },
+        Command::Settings { action } => views::settings(&client, action).await,
+    }
+}
+
+async fn import_file(client: &Client, command: &str, args: CsvArgs) -> Result<ExitCode, String> {
+    let input = csv_input::read(&args.csv)?;
+    let started = std::time::Instant::now();
+    let entries = match command {
+        "invite" => import::invite(client, &input, args.chunk, args.dry_run).await,
+        "remove" => import::remove(client, &input, args.chunk, args.dry_run).await,
+        _ => import::sync(client, &input, args.dry_run).await,
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.report {
+        report::write(path, &entries)?;
+    }
+    let failed = entries.iter().filter(|e| e.failed()).count();
+    let rows = input.rows.len() + input.bad.len();
+    println!(
+        "{command}{}: {rows} rows, {} ok, {failed} failed, in {elapsed:.1}s ({:.0} rows/s)",
+        if args.dry_run {
+            " (dry run, nothing changed)"
+        } else {
+            ""
+        },
+        entries.len() - failed,
+        rows as f64 / elapsed.max(0.001),
+    );
+    for e in entries.iter().filter(|e| e.failed()).take(10) {
+        eprintln!(
+            "line {}: {} {}: {}",
+            e.line, e.student, e.guardian, e.reason
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

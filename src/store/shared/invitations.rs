@@ -234,10 +234,15 @@ macro_rules! impl_invitation_repo {
                 email: &$crate::domain::Email,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<i64> {
+                // Two index lookups (invited address; accepted profile address) rather than
+                // an OR across columns, which no index serves.
                 let count: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(DISTINCT student_id) FROM invitations \
-                     WHERE (invited_email = $1 OR guardian_email = $1) \
-                     AND (state = 'ACCEPTED' OR (state = 'PENDING' AND expire_time > $2))",
+                    "SELECT COUNT(DISTINCT student_id) FROM ( \
+                       SELECT student_id FROM invitations WHERE invited_email = $1 \
+                       AND (state = 'ACCEPTED' OR (state = 'PENDING' AND expire_time > $2)) \
+                       UNION ALL \
+                       SELECT student_id FROM invitations WHERE guardian_email = $1 \
+                       AND state = 'ACCEPTED') AS students",
                 )
                 .bind(email.as_str())
                 .bind(now)

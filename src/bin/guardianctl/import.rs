@@ -1,0 +1,234 @@
+//! `invite`, `remove` and `sync` from a CSV file: chunked into bulk requests sent a few at a
+//! time, each with a request id derived from the file's content and the chunk, so running the
+//! same file again is safe (finished rows replay, the rest are done).
+
+use crate::client::{Client, describe};
+use crate::csv_input::{Input, Row};
+use crate::report::{Entry, Progress};
+use futures_util::StreamExt;
+use guardian_service::proto::{
+    BulkCreateGuardianInvitationsRequest, BulkCreateGuardianInvitationsRow,
+    BulkDeleteGuardiansRequest, BulkDeleteGuardiansRow, BulkRowResult, SyncGuardiansRequest,
+    bulk_delete_guardians_row, sync_action,
+};
+use sha2::{Digest, Sha256};
+
+/// Chunks in flight at once.
+const IN_FLIGHT: usize = 6;
+
+/// A request id for one part of one file's import.
+fn request_id(input: &Input, command: &str, part: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(input.digest);
+    hasher.update(command.as_bytes());
+    hasher.update([0]);
+    hasher.update(part.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+fn refused(input: &Input) -> Vec<Entry> {
+    input
+        .bad
+        .iter()
+        .map(|b| Entry {
+            line: b.line,
+            student: String::new(),
+            guardian: String::new(),
+            outcome: "FAILED".into(),
+            reason: format!("malformed CSV line {}: {}", b.line, b.reason),
+        })
+        .collect()
+}
+
+fn entry(row: &Row, result: Option<&BulkRowResult>, failure: Option<&str>) -> Entry {
+    let (outcome, reason) = match (result, failure) {
+        (_, Some(why)) => ("FAILED".to_string(), why.to_owned()),
+        (Some(r), None) if r.code == 0 => ("OK".to_string(), String::new()),
+        (Some(r), None) => ("FAILED".to_string(), format!("{}: {}", r.reason, r.message)),
+        (None, None) => ("FAILED".to_string(), "no result for this row".into()),
+    };
+    Entry {
+        line: row.line,
+        student: row.student.clone(),
+        guardian: row.guardian.clone(),
+        outcome,
+        reason,
+    }
+}
+
+/// Invites every row.
+pub async fn invite(client: &Client, input: &Input, chunk: usize, dry_run: bool) -> Vec<Entry> {
+    let mut entries = refused(input);
+    let mut progress = Progress::new(input.rows.len() as u64, "invite");
+    let chunks: Vec<(usize, &[Row])> = input.rows.chunks(chunk.max(1)).enumerate().collect();
+    let mut results = futures_util::stream::iter(chunks)
+        .map(|(n, rows)| {
+            let mut guardians = client.guardians();
+            let request = BulkCreateGuardianInvitationsRequest {
+                rows: rows
+                    .iter()
+                    .map(|r| BulkCreateGuardianInvitationsRow {
+                        student_id: r.student.clone(),
+                        invited_email_address: r.guardian.clone(),
+                    })
+                    .collect(),
+                dry_run,
+                request_id: if dry_run {
+                    String::new()
+                } else {
+                    request_id(input, "invite", &n.to_string())
+                },
+            };
+            async move {
+                (
+                    rows,
+                    guardians.bulk_create_guardian_invitations(request).await,
+                )
+            }
+        })
+        .buffer_unordered(IN_FLIGHT);
+    while let Some((rows, reply)) = results.next().await {
+        match reply {
+            Ok(reply) => {
+                let results = reply.into_inner().results;
+                for (i, row) in rows.iter().enumerate() {
+                    entries.push(entry(
+                        row,
+                        results.iter().find(|r| r.row_index as usize == i),
+                        None,
+                    ));
+                }
+            }
+            Err(status) => {
+                let why = describe(&status);
+                entries.extend(rows.iter().map(|row| entry(row, None, Some(&why))));
+            }
+        }
+        progress.advance(rows.len() as u64);
+    }
+    progress.finish();
+    entries
+}
+
+/// Removes every row's guardian (by email, or by account id when it has no `@`).
+pub async fn remove(client: &Client, input: &Input, chunk: usize, dry_run: bool) -> Vec<Entry> {
+    let mut entries = refused(input);
+    let mut progress = Progress::new(input.rows.len() as u64, "remove");
+    let chunks: Vec<(usize, &[Row])> = input.rows.chunks(chunk.max(1)).enumerate().collect();
+    let mut results = futures_util::stream::iter(chunks)
+        .map(|(n, rows)| {
+            let mut guardians = client.guardians();
+            let request = BulkDeleteGuardiansRequest {
+                rows: rows
+                    .iter()
+                    .map(|r| BulkDeleteGuardiansRow {
+                        student_id: r.student.clone(),
+                        guardian: Some(if r.guardian.contains('@') {
+                            bulk_delete_guardians_row::Guardian::GuardianEmail(r.guardian.clone())
+                        } else {
+                            bulk_delete_guardians_row::Guardian::GuardianId(r.guardian.clone())
+                        }),
+                    })
+                    .collect(),
+                dry_run,
+                request_id: if dry_run {
+                    String::new()
+                } else {
+                    request_id(input, "remove", &n.to_string())
+                },
+            };
+            async move { (rows, guardians.bulk_delete_guardians(request).await) }
+        })
+        .buffer_unordered(IN_FLIGHT);
+    while let Some((rows, reply)) = results.next().await {
+        match reply {
+            Ok(reply) => {
+                let results = reply.into_inner().results;
+                for (i, row) in rows.iter().enumerate() {
+                    entries.push(entry(
+                        row,
+                        results.iter().find(|r| r.row_index as usize == i),
+                        None,
+                    ));
+                }
+            }
+            Err(status) => {
+                let why = describe(&status);
+                entries.extend(rows.iter().map(|row| entry(row, None, Some(&why))));
+            }
+        }
+        progress.advance(rows.len() as u64);
+    }
+    progress.finish();
+    entries
+}
+
+/// Makes each student's guardians those the file lists for them; students absent from the
+/// file are left alone.
+pub async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<Entry> {
+    let mut entries = refused(input);
+    let mut students: Vec<(String, Vec<&Row>)> = Vec::new();
+    for row in &input.rows {
+        match students
+            .iter_mut()
+            .find(|(s, _)| s.eq_ignore_ascii_case(&row.student))
+        {
+            Some((_, rows)) => rows.push(row),
+            None => students.push((row.student.clone(), vec![row])),
+        }
+    }
+    let mut progress = Progress::new(input.rows.len() as u64, "sync");
+    let mut results = futures_util::stream::iter(students.iter())
+        .map(|(student, rows)| {
+            let mut guardians = client.guardians();
+            let request = SyncGuardiansRequest {
+                student_id: student.clone(),
+                guardian_email_addresses: rows.iter().map(|r| r.guardian.clone()).collect(),
+                dry_run,
+                allow_remove_all: false,
+                request_id: if dry_run {
+                    String::new()
+                } else {
+                    request_id(input, "sync", student)
+                },
+            };
+            async move { (student, rows, guardians.sync_guardians(request).await) }
+        })
+        .buffer_unordered(IN_FLIGHT * 2);
+    while let Some((student, rows, reply)) = results.next().await {
+        match reply {
+            Ok(reply) => {
+                for action in reply.into_inner().actions {
+                    let kind = sync_action::Kind::try_from(action.kind)
+                        .map(|k| k.as_str_name().to_owned())
+                        .unwrap_or_default();
+                    let line = rows
+                        .iter()
+                        .find(|r| r.guardian.eq_ignore_ascii_case(&action.email_address))
+                        .map(|r| r.line)
+                        .unwrap_or(0);
+                    let failed = action.code != 0;
+                    entries.push(Entry {
+                        line,
+                        student: student.clone(),
+                        guardian: action.email_address,
+                        outcome: format!("{kind} {}", if failed { "FAILED" } else { "OK" }),
+                        reason: action.reason,
+                    });
+                }
+            }
+            Err(status) => {
+                let why = describe(&status);
+                entries.extend(rows.iter().map(|row| entry(row, None, Some(&why))));
+            }
+        }
+        progress.advance(rows.len() as u64);
+    }
+    progress.finish();
+    entries
+}

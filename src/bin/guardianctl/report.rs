@@ -1,0 +1,104 @@
+//! The per-row report (`--report FILE`, CSV) and the progress display: a bar on a terminal,
+//! plain lines otherwise.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The input line (0 for actions that come from no line, such as a sync's removals).
+    pub line: u64,
+    /// Student as given.
+    pub student: String,
+    /// Guardian as given.
+    pub guardian: String,
+    /// OK or FAILED (with the action for syncs).
+    pub outcome: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+impl Entry {
+    /// Whether this row failed.
+    pub fn failed(&self) -> bool {
+        self.outcome.contains("FAILED")
+    }
+}
+
+/// Writes the report as CSV.
+pub fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
+    let mut out = csv::Writer::from_path(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by_key(|e| e.line);
+    out.write_record(["line", "student", "guardian", "outcome", "reason"])
+        .map_err(|e| e.to_string())?;
+    for e in sorted {
+        out.write_record([
+            e.line.to_string(),
+            e.student.clone(),
+            e.guardian.clone(),
+            e.outcome.clone(),
+            e.reason.clone(),
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
+}
+
+/// Progress of an import.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    last_line: u64,
+}
+
+impl Progress {
+    /// Progress over `total` rows.
+    pub fn new(total: u64, what: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} rows {per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(what.to_owned());
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: 0,
+            last_line: 0,
+        }
+    }
+
+    /// `n` more rows are done.
+    pub fn advance(&mut self, n: u64) {
+        self.done += n;
+        match &self.bar {
+            Some(bar) => bar.inc(n),
+            None => {
+                // A line every tenth of the way, and at the end.
+                let step = (self.total / 10).max(1);
+                if self.done / step > self.last_line / step || self.done == self.total {
+                    eprintln!("progress: {}/{} rows", self.done, self.total);
+                }
+                self.last_line = self.done;
+            }
+        }
+    }
+
+    /// Done.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
