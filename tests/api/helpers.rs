@@ -113,6 +113,7 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 /// A running server and what it needs to stay alive.
 pub struct TestApp {
     pub database_url: String,
+    pub channel_uri: String,
     pub channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     pub handle: Option<JoinHandle<Result<(), guardian_service::server::ServeError>>>,
@@ -229,13 +230,15 @@ pub async fn spawn_unready_with_clock(config: ServeConfig, clock: Arc<dyn Clock>
         },
         clock,
     ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
+    let channel_uri = format!("http://{addr}");
+    let channel = Channel::from_shared(channel_uri.clone())
         .expect("uri")
         .connect()
         .await
         .expect("connect");
     TestApp {
         database_url,
+        channel_uri,
         channel,
         shutdown: Some(tx),
         handle: Some(handle),

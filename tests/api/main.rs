@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod cli;
 mod concurrency;
 mod directory;
 mod fixtures;

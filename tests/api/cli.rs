@@ -1,0 +1,424 @@
+//! guardianctl, the real binary, against a real server on Postgres: CSV imports with malformed
+//! lines, dry runs, removal, sync, and an import interrupted by killing the server (R7).
+
+use crate::fixtures::{SCHOOL, invite, seed_school, token_of};
+use crate::helpers::{TestApp, guardian, platform, spawn_app};
+use guardian_service::proto::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn guardianctl(app_addr: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guardianctl"))
+        .args(["--server", app_addr])
+        .args(args)
+        .env("GUARDIANS_TOKEN", platform())
+        .output()
+        .expect("run guardianctl")
+}
+
+fn addr(app: &TestApp) -> String {
+    app.channel_uri.clone()
+}
+
+fn write(dir: &guardian_service::testing::TempDir, name: &str, bytes: &[u8]) -> String {
+    let path = dir.path.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.display().to_string()
+}
+
+fn read_report(path: &str) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+async fn pending_of(app: &TestApp, student: &str) -> Vec<String> {
+    let mut emails: Vec<String> = app
+        .guardians()
+        .list_guardian_invitations(ListGuardianInvitationsRequest {
+            student_id: student.into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitations
+        .into_iter()
+        .map(|i| i.invited_email_address)
+        .collect();
+    emails.sort();
+    emails
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_keeps_good_rows_and_reports_bad_ones_by_line() {
+    let app = spawn_app().await;
+    seed_school(&app, 3).await;
+    let dir = guardian_service::testing::TempDir::new();
+    let csv = write(
+        &dir,
+        "gam.csv",
+        b"\xEF\xBB\xBFStudent,Guardian\r\ns1@school.example,Mum@Example.org\r\n\r\ns2,dad@example.org,extra\r\ns2,not-an-email\r\nnobody,x@example.org\r\n\"s3\",\"carer@example.org\"\r\n",
+    );
+    let report = dir.path.join("report.csv").display().to_string();
+
+    let dry = guardianctl(
+        &addr(&app),
+        &["invite", "--csv", &csv, "--dry-run", "--report", &report],
+    );
+    assert_eq!(
+        dry.status.code(),
+        Some(1),
+        "some rows fail even in a dry run"
+    );
+    assert!(
+        pending_of(&app, "s1").await.is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let out = guardianctl(&addr(&app), &["invite", "--csv", &csv, "--report", &report]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("5 rows, 2 ok, 3 failed"), "{summary}");
+    let rows = read_report(&report);
+    let by_line = |line: &str| {
+        rows.iter()
+            .find(|r| r[0] == line)
+            .unwrap_or_else(|| panic!("line {line} in {rows:?}"))
+            .clone()
+    };
+    assert_eq!(by_line("2")[3], "OK");
+    assert!(
+        by_line("4")[4].contains("malformed CSV line 4"),
+        "{:?}",
+        by_line("4")
+    );
+    assert!(
+        by_line("5")[4].contains("INVALID_EMAIL"),
+        "{:?}",
+        by_line("5")
+    );
+    assert!(
+        by_line("6")[4].contains("STUDENT_NOT_FOUND"),
+        "{:?}",
+        by_line("6")
+    );
+    assert_eq!(by_line("7")[3], "OK");
+    assert_eq!(pending_of(&app, "s1").await, vec!["mum@example.org"]);
+    assert_eq!(pending_of(&app, "s3").await, vec!["carer@example.org"]);
+
+    // Running the same file again is safe: the done rows replay, nothing doubles.
+    let again = guardianctl(&addr(&app), &["invite", "--csv", &csv]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("2 ok"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert_eq!(pending_of(&app, "s1").await, vec!["mum@example.org"]);
+
+    let missing_header = write(&dir, "bad.csv", b"s1,a@example.org\n");
+    let out = guardianctl(&addr(&app), &["invite", "--csv", &missing_header]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_and_sync_make_the_file_true() {
+    let app = spawn_app().await;
+    seed_school(&app, 3).await;
+    // s1: one guardian who accepted under another address, one pending, one to remove.
+    let moved = invite(&app, "s1", "old@example.org").await;
+    let token = token_of(&app, &moved.invitation_id).await;
+    app.guardians_as(&guardian("g-moved", "new@example.org"))
+        .accept_guardian_invitation(AcceptGuardianInvitationRequest {
+            token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let gone = invite(&app, "s1", "gone@example.org").await;
+    let token = token_of(&app, &gone.invitation_id).await;
+    app.guardians_as(&guardian("g-gone", "gone@example.org"))
+        .accept_guardian_invitation(AcceptGuardianInvitationRequest {
+            token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    invite(&app, "s1", "stale@example.org").await;
+    invite(&app, "s2", "untouched@example.org").await;
+
+    let dir = guardian_service::testing::TempDir::new();
+    // s1 keeps the guardian by their profile address, keeps nothing else, gains one; s2 is
+    // not in the file and is left alone.
+    let csv = write(&dir, "sync.csv", b"student_email,guardian_email\ns1@school.example,new@example.org\ns1@school.example,added@example.org\n");
+    let report = dir.path.join("sync.csv.report").display().to_string();
+    let dry = guardianctl(&addr(&app), &["sync", "--csv", &csv, "--dry-run"]);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    assert_eq!(pending_of(&app, "s1").await, vec!["stale@example.org"]);
+
+    let out = guardianctl(&addr(&app), &["sync", "--csv", &csv, "--report", &report]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcomes: Vec<String> = read_report(&report)
+        .into_iter()
+        .map(|r| format!("{} {}", r[2], r[3]))
+        .collect();
+    for expected in [
+        "new@example.org KEEP OK",
+        "added@example.org INVITE OK",
+        "gone@example.org DELETE_GUARDIAN OK",
+        "stale@example.org CANCEL_INVITATION OK",
+    ] {
+        assert!(
+            outcomes.contains(&expected.to_string()),
+            "{expected} not in {outcomes:?}"
+        );
+    }
+    assert_eq!(pending_of(&app, "s1").await, vec!["added@example.org"]);
+    assert_eq!(pending_of(&app, "s2").await, vec!["untouched@example.org"]);
+    let links = app
+        .guardians()
+        .list_guardians(ListGuardiansRequest {
+            student_id: "s1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .guardians;
+    assert_eq!(
+        links
+            .iter()
+            .map(|g| g.guardian_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["g-moved"]
+    );
+
+    // An unchanged file changes nothing more.
+    let again = guardianctl(&addr(&app), &["sync", "--csv", &csv, "--report", &report]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        read_report(&report).iter().all(|r| r[3] == "KEEP OK"),
+        "{:?}",
+        read_report(&report)
+    );
+
+    // An empty list removes nothing unless asked to.
+    let empty = SyncGuardiansRequest {
+        student_id: "s1".into(),
+        ..Default::default()
+    };
+    let plan = app
+        .guardians()
+        .sync_guardians(empty.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plan.actions.is_empty());
+    let all = SyncGuardiansRequest {
+        allow_remove_all: true,
+        ..empty
+    };
+    let plan = app
+        .guardians()
+        .sync_guardians(all)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plan.actions.len(), 2, "{:?}", plan.actions);
+    assert!(pending_of(&app, "s1").await.is_empty());
+
+    // Removal by CSV, by address.
+    let dir2 = guardian_service::testing::TempDir::new();
+    let csv = write(
+        &dir2,
+        "remove.csv",
+        b"Student,Guardian\ns2,nobody@example.org\n",
+    );
+    let out = guardianctl(&addr(&app), &["remove", "--csv", &csv]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no such guardian is a failed row"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GUARDIAN_NOT_FOUND"));
+    let _ = SCHOOL;
+}
+
+/// The real server binary, as a child process, returned once it reports SERVING.
+struct ServerProcess {
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    fn start(database_url: &str, port: u16, data_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_guardian-service"))
+            .env("GUARDIANS_DATABASE_URL", database_url)
+            .env("GUARDIANS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GUARDIANS_JWT_HS256_SECRET", crate::helpers::SECRET)
+            .env("GUARDIANS_MAIL_DISPATCHER", "false")
+            .env("GUARDIANS_DATA_DIR", data_dir)
+            .env("RUST_LOG", "info")
+            .env("GUARDIANS_LOG_FORMAT", "text")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start guardian-service");
+        // Wait for its own word that it serves; keep draining its log afterwards so that a
+        // full pipe never blocks it.
+        let stderr = child.stderr.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(ready_tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("SERVING")
+                    && !line.contains("NOT_SERVING")
+                    && let Some(tx) = ready.take()
+                {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        ready_rx.recv().expect("the server reported SERVING");
+        Self { child }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_duplicates() {
+    let db = guardian_service::testing::TestDatabase::create().await;
+    let dir = guardian_service::testing::TempDir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = ServerProcess::start(&db.url, port, &dir.path);
+    let uri = format!("http://127.0.0.1:{port}");
+
+    // 1,000 students, 20 guardians each: 20,000 rows.
+    let channel = tonic::transport::Channel::from_shared(uri.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let bearer = crate::helpers::Bearer::new(&platform());
+    let authed = tonic::service::interceptor::InterceptedService::new(channel, bearer);
+    let users = (0..1000)
+        .map(|n| User {
+            user_id: format!("k{n}"),
+            domain: SCHOOL.into(),
+            email: format!("k{n}@{SCHOOL}"),
+            role: UserRole::Student as i32,
+            ..Default::default()
+        })
+        .collect();
+    directory_service_client::DirectoryServiceClient::new(authed)
+        .upsert_users(UpsertUsersRequest { users })
+        .await
+        .unwrap();
+    let mut csv = String::from("Student,Guardian\n");
+    for n in 0..1000 {
+        for g in 0..20 {
+            csv.push_str(&format!("k{n},g{g}-k{n}@families.example\n"));
+        }
+    }
+    let path = write(&dir, "big.csv", csv.as_bytes());
+
+    let mut import = Command::new(env!("CARGO_BIN_EXE_guardianctl"))
+        .args(["--server", &uri, "invite", "--csv", &path, "--chunk", "200"])
+        .env("GUARDIANS_TOKEN", platform())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server once the import reports its first tenth done.
+    let mut progress = BufReader::new(import.stderr.take().unwrap()).lines();
+    loop {
+        let line = progress.next().expect("progress before the end").unwrap();
+        if line.starts_with("progress:") {
+            break;
+        }
+    }
+    server.kill();
+    let first = import.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "the cut-short import reports failed rows"
+    );
+
+    let _server = ServerProcess::start(&db.url, port, &dir.path);
+    let rerun = Command::new(env!("CARGO_BIN_EXE_guardianctl"))
+        .args(["--server", &uri, "invite", "--csv", &path, "--chunk", "200"])
+        .env("GUARDIANS_TOKEN", platform())
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&rerun.stdout);
+    assert_eq!(
+        rerun.status.code(),
+        Some(0),
+        "{summary}{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    assert!(
+        summary.contains("20000 rows, 20000 ok, 0 failed"),
+        "{summary}"
+    );
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let invitations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let created: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM guardian_events WHERE action = 'invitation.created'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mails: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(
+        (invitations, created, mails),
+        (20_000, 20_000, 20_000),
+        "one effect per row"
+    );
+}
