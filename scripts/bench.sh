@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Benchmarks guardian-service against the machine's own limits, in one go (quality.md P1-P7):
+# starts Postgres if needed, builds release, seeds the data set, starts the server (timing its
+# start-up to SERVING), then alternates `pgbench -S` with each guardian-bench scenario at the same
+# client concurrency and prints every ratio, plus the server's idle and peak resident memory.
+#
+#   scripts/bench.sh [--scale 1] [--requests 100000] [--concurrency 64] [--seconds 10]
+#
+# Results go to stdout and, as JSON lines, to target/bench/results.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/postgres.sh
+
+SCALE=1 REQUESTS=100000 CONCURRENCY=64 SECONDS_PGBENCH=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE=$2; shift 2 ;;
+    --requests) REQUESTS=$2; shift 2 ;;
+    --concurrency) CONCURRENCY=$2; shift 2 ;;
+    --seconds) SECONDS_PGBENCH=$2; shift 2 ;;
+    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+ensure_postgres
+command -v pgbench >/dev/null || { echo "bench.sh: pgbench is required (Debian: postgresql-contrib or postgresql)" >&2; exit 1; }
+cargo build --release --locked --bins -q
+
+OUT=target/bench
+mkdir -p "$OUT"
+: > "$OUT/results.jsonl"
+DB=guardians_bench
+BASE=${DATABASE_URL%/*}
+URL="$BASE/$DB"
+SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+
+echo "== seeding scale $SCALE"
+./target/release/guardian-bench seed --database-url "$URL" --scale "$SCALE"
+psql "$URL" -qc "VACUUM ANALYZE" >/dev/null
+echo "== pgbench tables (scale 10)"
+pgbench -q -i -s 10 "$URL" >/dev/null 2>&1
+
+echo "== starting the server"
+started=$(date +%s%N)
+GUARDIANS_DATABASE_URL=$URL GUARDIANS_LISTEN=127.0.0.1:$PORT GUARDIANS_JWT_HS256_SECRET=$SECRET \
+  GUARDIANS_MAIL_DISPATCHER=false RUST_LOG=warn ./target/release/guardian-service >"$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+until ./target/release/guardianctl --server "http://127.0.0.1:$PORT" health >/dev/null 2>&1; do sleep 0.02; done
+ready=$(date +%s%N)
+startup_ms=$(( (ready - started) / 1000000 ))
+idle_kib=$(awk '/VmRSS/ {print $2}' /proc/$SERVER/status)
+echo "start-up to SERVING: ${startup_ms} ms; idle RSS: $((idle_kib / 1024)) MiB"
+
+pgbench_tps() { # clients
+  pgbench -n -S -c "$1" -j 2 -T "$SECONDS_PGBENCH" "$URL" 2>/dev/null | awk '/^tps/ {print int($3)}'
+}
+
+scenario() { # name concurrency
+  GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT" \
+    --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "$REQUESTS" --json
+}
+
+report() { # label json pgbench_tps
+  local rps p50 p99
+  rps=$(sed -E 's/.*"rps":([0-9.]+).*/\1/' <<<"$2")
+  p50=$(sed -E 's/.*"p50_ms":([0-9.]+).*/\1/' <<<"$2")
+  p99=$(sed -E 's/.*"p99_ms":([0-9.]+).*/\1/' <<<"$2")
+  printf '%-28s %8.0f RPS  p50 %6.2f ms  p99 %6.2f ms  pgbench -S %6d TPS  ratio %.2f\n' \
+    "$1" "$rps" "$p50" "$p99" "$3" "$(awk -v a="$rps" -v b="$3" 'BEGIN { print (b > 0 ? a / b : 0) }')"
+  echo "{\"label\":\"$1\",\"pgbench_tps\":$3,\"result\":$2}" >> "$OUT/results.jsonl"
+}
+
+echo "== alternating pgbench -S and guardian-bench (concurrency $CONCURRENCY, $REQUESTS requests each)"
+for name in check list-by-student list-by-guardian; do
+  tps=$(pgbench_tps "$CONCURRENCY")
+  report "$name @$CONCURRENCY" "$(scenario "$name" "$CONCURRENCY")" "$tps"
+done
+tps=$(pgbench_tps 8)
+report "check @8" "$(scenario check 8)" "$tps"
+peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
+echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"
+echo "{\"startup_ms\":$startup_ms,\"idle_rss_kib\":$idle_kib,\"peak_rss_kib\":$peak_kib,\"scale\":$SCALE}" >> "$OUT/results.jsonl"
