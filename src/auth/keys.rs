@@ -6,6 +6,8 @@ use crate::domain::{Caller, CallerDomains, CallerRole, DomainName, Email, Scope}
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 60;
@@ -40,7 +42,14 @@ pub struct KeySet {
     keys: Vec<Key>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Tokens already verified, with their expiry: callers send the same token on every call,
+    /// and checking a signature and parsing claims each time was a visible share of the hot
+    /// path. Bounded; entries are only ever added after full verification.
+    verified: Mutex<HashMap<String, (Caller, i64)>>,
 }
+
+/// Past this many cached tokens the cache starts over.
+const MAX_CACHED_TOKENS: usize = 10_000;
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,6 +115,7 @@ impl KeySet {
             keys,
             issuer,
             audience,
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -116,6 +126,26 @@ impl KeySet {
 
     /// Verifies a compact JWS and turns its claims into a [`Caller`].
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some((caller, exp)) = self.lock().get(token)
+            && now <= exp + LEEWAY_SECONDS as i64
+        {
+            return Ok(caller.clone());
+        }
+        let (caller, exp) = self.verify_uncached(token)?;
+        let mut cache = self.lock();
+        if cache.len() >= MAX_CACHED_TOKENS {
+            cache.clear();
+        }
+        cache.insert(token.to_owned(), (caller.clone(), exp));
+        Ok(caller)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Caller, i64)>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<(Caller, i64), TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm"))?;
         let candidates = self.keys.iter().filter(|k| {
@@ -143,7 +173,10 @@ impl KeySet {
                 None => validation.validate_aud = false,
             }
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
-                Ok(data) => return data.claims.into_caller(),
+                Ok(data) => {
+                    let exp = data.claims.exp;
+                    return data.claims.into_caller().map(|caller| (caller, exp));
+                }
                 Err(e) => {
                     outcome = Err(match e.kind() {
                         ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -170,6 +203,7 @@ impl KeySet {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
     role: String,
     #[serde(default)]
     domain: Option<String>,
