@@ -82,6 +82,14 @@ pub struct ServeConfig {
     #[arg(long, env = "GUARDIANS_MAIL_MAX_ATTEMPTS", default_value_t = 8)]
     pub mail_max_attempts: i32,
 
+    /// Where Prometheus reads `/metrics`.
+    #[arg(
+        long,
+        env = "GUARDIANS_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// How often this replica expires due invitations and purges old request ids.
     #[arg(long, env = "GUARDIANS_UPKEEP_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub upkeep_interval: Duration,
@@ -138,6 +146,7 @@ impl ServeConfig {
             data_dir: std::path::PathBuf::from("."),
             accept_url: "http://localhost:8080/guardian-invitations".into(),
             upkeep_interval: Duration::from_secs(30),
+            metrics_listen: None,
             smtp_url: None,
             mail_dir: std::path::PathBuf::from("./mail"),
             mail_from: "Guardian notifications <no-reply@guardians.invalid>".into(),

@@ -12,6 +12,7 @@ use crate::proto::{
     guardian_service_server::GuardianServiceServer, settings_service_server::SettingsServiceServer,
 };
 use crate::store::{self, ConnectOptions, Store, StoreError};
+use crate::telemetry::rpc::RpcLayer;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +117,17 @@ pub async fn serve_with_clock(
         config.upkeep_interval,
         stop_rx.clone(),
     ));
+    if let Some(addr) = config.metrics_listen {
+        match crate::telemetry::install_metrics(addr) {
+            Ok(()) => tracing::info!(%addr, "serving Prometheus metrics on /metrics"),
+            Err(err) => tracing::warn!(error = %err, "metrics are not served"),
+        }
+    }
+    let gauges = tokio::spawn(crate::telemetry::sample_gauges(
+        store.clone(),
+        Duration::from_secs(15),
+        stop_rx.clone(),
+    ));
     let transport = config.mail_transport().map_err(ServeError::Mail)?;
     let dispatcher = config.mail_dispatcher.then(|| {
         let dispatcher = Dispatcher::new(
@@ -161,7 +173,9 @@ pub async fn serve_with_clock(
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
     let server = tonic::transport::Server::builder()
         .timeout(config.request_timeout)
-        // Outermost, so that no handler runs for an unauthenticated or ungated call; health and
+        // Outermost: every call is observed, refused ones too.
+        .layer(RpcLayer)
+        // Next, so that no handler runs for an unauthenticated or ungated call; health and
         // reflection pass through it on a named allow-list.
         .layer(AuthLayer::new(Arc::new(keys)))
         .concurrency_limit_per_connection(config.concurrency_per_connection)
@@ -200,6 +214,7 @@ pub async fn serve_with_clock(
     };
     readiness.abort();
     upkeep.abort();
+    gauges.abort();
     if let Some(dispatcher) = dispatcher {
         dispatcher.abort();
     }
@@ -260,10 +275,14 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
             _ = stop.changed() => return,
         }
         match app.run_upkeep(BATCH).await {
-            Ok(done) if done.expired > 0 || done.purged > 0 => {
-                tracing::info!(expired = done.expired, purged = done.purged, "upkeep");
+            Ok(done) => {
+                metrics::counter!("guardians_upkeep_runs_total").increment(1);
+                metrics::counter!("guardians_invitations_expired_total")
+                    .increment(done.expired as u64);
+                if done.expired > 0 || done.purged > 0 {
+                    tracing::info!(expired = done.expired, purged = done.purged, "upkeep");
+                }
             }
-            Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "upkeep failed; will retry"),
         }
     }

@@ -84,6 +84,12 @@ fn authorize(keys: &KeySet, headers: &http::HeaderMap, path: &str) -> Result<Aut
         .ok_or(TokenError::Missing)
         .map_err(unauthenticated)?;
     let caller = keys.verify(token).map_err(unauthenticated)?;
+    // Role and domain describe the caller without identifying a person.
+    let span = tracing::Span::current();
+    span.record("caller.role", caller.role.as_str());
+    if let Some(domain) = caller.home_domain() {
+        span.record("caller.domain", domain.as_str());
+    }
     gate::admit(caller, path).map_err(|denial| {
         tracing::debug!(method = path, ?denial, "refused by the gate");
         match denial {

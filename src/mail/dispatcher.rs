@@ -136,18 +136,25 @@ impl Dispatcher {
         match outcome {
             Ok(()) => {
                 round.sent += 1;
+                metrics::counter!("guardians_mail_sent_total").increment(1);
                 session
                     .record_delivery(&message.message_id, DeliveryStatus::Sent, now, None, now)
                     .await
             }
             Err(err) => {
-                // The error text is the transport's: it names servers and codes, never bodies.
+                // The transport's text goes to the outbox row only: an SMTP reply may quote the
+                // recipient's address, which must not reach the logs.
                 let error = err.to_string();
+                let kind = match err {
+                    SendError::Transient(_) => "transient",
+                    SendError::Permanent(_) => "permanent",
+                };
+                metrics::counter!("guardians_mail_failures_total", "kind" => kind).increment(1);
                 let give_up =
                     matches!(err, SendError::Permanent(_)) || attempts >= self.policy.max_attempts;
                 if give_up {
                     round.failed += 1;
-                    tracing::warn!(message_id = %message.message_id, attempts, error = %error, "email failed for good");
+                    tracing::warn!(message_id = %message.message_id, attempts, kind, "email failed for good");
                     session
                         .record_delivery(
                             &message.message_id,
@@ -160,7 +167,7 @@ impl Dispatcher {
                 } else {
                     round.retried += 1;
                     let next = now + self.policy.backoff(message.attempts);
-                    tracing::info!(message_id = %message.message_id, attempts, error = %error, "email will be retried");
+                    tracing::info!(message_id = %message.message_id, attempts, kind, "email will be retried");
                     session
                         .record_delivery(
                             &message.message_id,

@@ -143,6 +143,8 @@ pub trait InvitationRepo {
         student: &UserId,
         guardian: &GuardianKey,
     ) -> StoreResult<Option<(DomainName, bool)>>;
+    /// Stored PENDING and ACCEPTED rows, counted on their partial indexes.
+    async fn count_live_invitations(&mut self) -> StoreResult<(i64, i64)>;
     /// PENDING invitations whose expiry has passed, up to `limit`, locked for this transaction
     /// and skipped by other sweepers (Postgres `FOR UPDATE SKIP LOCKED`).
     async fn claim_expired_pending(
@@ -194,6 +196,8 @@ pub trait OutboxRepo {
     ) -> StoreResult<()>;
     /// One message by id.
     async fn get_message(&mut self, message_id: &str) -> StoreResult<Option<OutboxMessage>>;
+    /// How many messages wait to be sent.
+    async fn count_queued_messages(&mut self) -> StoreResult<i64>;
     /// The status of the newest message about an invitation.
     async fn latest_delivery_status(
         &mut self,
@@ -238,6 +242,17 @@ pub trait Transaction: Session {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// Connection pool occupancy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open and idle.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 /// Which backend a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -258,6 +273,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// Which backend this is.
     fn backend(&self) -> Backend;
+    /// The connection pool's occupancy, for metrics.
+    fn pool_stats(&self) -> PoolStats;
     /// Applies pending migrations, under the database's own lock so that any number of
     /// replicas may start at once.
     async fn migrate(&self) -> StoreResult<()>;

@@ -81,6 +81,14 @@ impl Store for PostgresStore {
         Backend::Postgres
     }
 
+    fn pool_stats(&self) -> super::PoolStats {
+        super::PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR
             .run(&self.pool)

@@ -316,6 +316,16 @@ macro_rules! impl_invitation_repo {
                 }))
             }
 
+            async fn count_live_invitations(&mut self) -> $crate::store::StoreResult<(i64, i64)> {
+                let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations WHERE state = 'PENDING'")
+                    .fetch_one(&mut *self.conn)
+                    .await?;
+                let accepted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations WHERE state = 'ACCEPTED'")
+                    .fetch_one(&mut *self.conn)
+                    .await?;
+                Ok((pending, accepted))
+            }
+
             async fn claim_expired_pending(
                 &mut self,
                 now: chrono::DateTime<chrono::Utc>,

@@ -145,6 +145,13 @@ macro_rules! impl_journal_repos {
                 row.map(TryInto::try_into).transpose()
             }
 
+            async fn count_queued_messages(&mut self) -> $crate::store::StoreResult<i64> {
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'QUEUED'")
+                    .fetch_one(&mut *self.conn)
+                    .await?;
+                Ok(count)
+            }
+
             async fn latest_delivery_status(
                 &mut self,
                 invitation_id: $crate::domain::InvitationId,
