@@ -78,14 +78,15 @@ struct TokenArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    guardian_service::telemetry::init_logging();
     let cli = Cli::parse();
+    let telemetry = guardian_service::telemetry::init();
     let result = match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(config)) => serve(config).await,
         Some(Command::Migrate { database_url }) => migrate(database_url).await,
         Some(Command::Token(args)) => token(args),
     };
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

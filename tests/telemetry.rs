@@ -41,10 +41,15 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
         .with_env_filter(guardian_service::telemetry::log_filter(Some("trace")))
         .with_writer(captured.clone())
         .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this test binary");
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the only subscriber of this test binary");
 
     let db = guardian_service::testing::TestDatabase::create().await;
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = guardian_service::testing::TempDir::new();
     let config = guardian_service::config::ServeConfig {
         metrics_listen: Some(format!("127.0.0.1:{metrics_port}").parse().unwrap()),
@@ -59,18 +64,29 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
     let accept_token = token_of(&app, &inv.invitation_id).await;
     let parent_jwt = guardian("g-1", "secret.parent@example.org");
     app.guardians_as(&parent_jwt)
-        .accept_guardian_invitation(AcceptGuardianInvitationRequest { token: accept_token.clone(), ..Default::default() })
+        .accept_guardian_invitation(AcceptGuardianInvitationRequest {
+            token: accept_token.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let _ = app
         .guardians()
         .check_guardianship(CheckGuardianshipRequest {
             student_id: "s1".into(),
-            guardian: Some(check_guardianship_request::Guardian::GuardianEmail("secret.parent@example.org".into())),
+            guardian: Some(check_guardianship_request::Guardian::GuardianEmail(
+                "secret.parent@example.org".into(),
+            )),
         })
         .await
         .unwrap();
-    let _ = app.guardians().list_guardians(ListGuardiansRequest { student_id: "s1@school.example".into(), ..Default::default() }).await;
+    let _ = app
+        .guardians()
+        .list_guardians(ListGuardiansRequest {
+            student_id: "s1@school.example".into(),
+            ..Default::default()
+        })
+        .await;
     let _ = app
         .guardians()
         .create_guardian_invitation(CreateGuardianInvitationRequest {
@@ -86,7 +102,10 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
     let _ = app
         .guardians()
         .bulk_create_guardian_invitations(BulkCreateGuardianInvitationsRequest {
-            rows: vec![BulkCreateGuardianInvitationsRow { student_id: "s2".into(), invited_email_address: "bulk.parent@example.org".into() }],
+            rows: vec![BulkCreateGuardianInvitationsRow {
+                student_id: "s2".into(),
+                invited_email_address: "bulk.parent@example.org".into(),
+            }],
             dry_run: false,
             request_id: uuid::Uuid::new_v4().to_string(),
         })
@@ -104,11 +123,19 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
     // The metrics endpoint counts what happened.
     let body = http_get(metrics_port, "/metrics").await;
     assert!(body.contains("guardians_rpc_requests_total"), "{body}");
-    assert!(body.contains("code=\"AlreadyExists\""), "refusals are counted by code");
-    assert!(body.contains("guardians_rpc_duration_seconds_bucket"), "latency histogram");
+    assert!(
+        body.contains("code=\"AlreadyExists\""),
+        "refusals are counted by code"
+    );
+    assert!(
+        body.contains("guardians_rpc_duration_seconds_bucket"),
+        "latency histogram"
+    );
 
     // Send the queued mail, so that the dispatcher's logs are in the capture too.
-    let store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(2)).await.unwrap();
+    let store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(2))
+        .await
+        .unwrap();
     let transport = Arc::new(guardian_service::mail::FolderTransport::new(
         dir.path.join("mail"),
         "School <no-reply@school.example>".parse().unwrap(),
@@ -126,7 +153,11 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
     app.stop().await;
 
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_lowercase();
-    assert!(logs.len() > 10_000, "the capture holds the workload's logs ({} bytes)", logs.len());
+    assert!(
+        logs.len() > 10_000,
+        "the capture holds the workload's logs ({} bytes)",
+        logs.len()
+    );
     for secret in [
         "secret.parent@example.org",
         "bulk.parent@example.org",
@@ -144,9 +175,14 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
 /// A plain HTTP/1.1 GET on loopback.
 async fn http_get(port: u16, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("metrics port");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics port");
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await
         .unwrap();
     let mut body = String::new();

@@ -16,18 +16,87 @@ pub fn log_filter(spec: Option<&str>) -> EnvFilter {
     EnvFilter::try_new(spec.unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Installs the global subscriber. Safe to call once per process.
-pub fn init_logging() {
+/// Keeps the trace exporter alive; [`TelemetryGuard::shutdown`] flushes what is buffered.
+#[derive(Debug, Default)]
+pub struct TelemetryGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Sends the spans still buffered and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("guardian-service: flushing traces failed: {err}");
+        }
+    }
+}
+
+/// A tracer provider exporting over OTLP/gRPC to `endpoint`; the other standard `OTEL_*`
+/// variables (service name, headers, timeout, sampler) are read by the SDK.
+pub fn otlp_provider(
+    endpoint: &str,
+) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| format!("OTLP exporter: {e}"))?;
+    // The batch processor on the Tokio runtime: the tonic exporter needs one to send.
+    let processor =
+        BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("guardian-service")
+        .build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource)
+        .build())
+}
+
+/// Installs the global subscriber: logs per `RUST_LOG` and `GUARDIANS_LOG_FORMAT`, plus span
+/// export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Call once, inside the Tokio runtime.
+pub fn init() -> TelemetryGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let json = std::env::var("GUARDIANS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.trim().is_empty());
+    let (provider, problem) = match endpoint.as_deref().map(otlp_provider) {
+        Some(Ok(provider)) => (Some(provider), None),
+        Some(Err(err)) => (None, Some(err)),
+        None => (None, None),
     };
+    let otel = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("guardian-service"))
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let _ = if json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()
+    };
+    if let Some(err) = problem {
+        tracing::error!(error = %err, "traces are not exported");
+    }
+    TelemetryGuard { provider }
 }
 
 /// Latency buckets, in seconds, for the RPC histogram.
