@@ -150,7 +150,10 @@ pub fn to_status(err: AppError) -> Status {
             "the resource changed since the given etag; read it again",
         ),
         E::Unavailable(cause) => {
-            tracing::warn!(%cause, "database unavailable");
+            // Server-caused: logged at error, once, here; counted so that pool waits that
+            // ran out (and an unreachable database) show on the dashboard.
+            metrics::counter!("guardians_db_unavailable_total").increment(1);
+            tracing::error!(%cause, "database unavailable");
             plain(
                 Code::Unavailable,
                 "UNAVAILABLE",

@@ -94,7 +94,7 @@ where
                 let code_name = format!("{:?}", tonic::Code::from_i32(code));
                 metrics::counter!("guardians_rpc_requests_total", "method" => method.clone(), "code" => code_name.clone())
                     .increment(1);
-                metrics::histogram!("guardians_rpc_duration_seconds", "method" => method.clone())
+                metrics::histogram!("guardians_rpc_duration_seconds", "method" => method.clone(), "code" => code_name.clone())
                     .record(started.elapsed().as_secs_f64());
                 if code != 0 && !server_caused(code) {
                     tracing::info!(code = %code_name, "rpc refused");
