@@ -163,15 +163,8 @@ impl App {
         let mut users = session
             .list_users(&query.domain, query.role, after.as_ref(), size + 1)
             .await?;
-        let next_page_token = if users.len() > size as usize {
-            users.truncate(size as usize);
-            users
-                .last()
-                .map(|u| page_token::encode(u.user_id.as_str(), &filters))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            page_token::cut(&mut users, size, |last| last.user_id.to_string(), &filters);
         Ok(UserPage {
             users,
             next_page_token,

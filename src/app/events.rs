@@ -54,12 +54,12 @@ impl App {
         let mut events = session
             .list_events(&query.domain, query.student.as_ref(), after, size + 1)
             .await?;
-        let more = events.len() > size as usize;
-        events.truncate(size as usize);
-        let next_page_token = match (more, events.last()) {
-            (true, Some(last)) => page_token::encode(&last.event_id.to_string(), &filters),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::cut(
+            &mut events,
+            size,
+            |last| last.event_id.to_string(),
+            &filters,
+        );
         Ok(Page {
             items: events,
             next_page_token,

@@ -214,12 +214,7 @@ impl App {
                 limit: size + 1,
             })
             .await?;
-        let more = links.len() > size as usize;
-        links.truncate(size as usize);
-        let next_page_token = match (more, links.last()) {
-            (true, Some(last)) => page_token::encode(&last.id.to_text(), &filters),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::cut(&mut links, size, |last| last.id.to_text(), &filters);
         let items = links
             .into_iter()
             .filter(|l| {

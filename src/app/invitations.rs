@@ -515,12 +515,7 @@ impl App {
                 limit: size + 1,
             })
             .await?;
-        let more = found.len() > size as usize;
-        found.truncate(size as usize);
-        let next_page_token = match (more, found.last()) {
-            (true, Some(last)) => page_token::encode(&last.id.to_text(), &filters),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::cut(&mut found, size, |last| last.id.to_text(), &filters);
         let items = found
             .into_iter()
             .filter(|i| !guardian_only || is_own(caller, i))

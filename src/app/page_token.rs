@@ -39,6 +39,22 @@ pub fn encode(last_key: &str, filters: &[&str]) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
 }
 
+/// Cuts `rows`, fetched as one page plus one, to the page, and returns the next page's token
+/// made from the last row served (empty when nothing follows).
+pub fn cut<T>(
+    rows: &mut Vec<T>,
+    size: u32,
+    key_of: impl Fn(&T) -> String,
+    filters: &[&str],
+) -> String {
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    match (more, rows.last()) {
+        (true, Some(last)) => encode(&key_of(last), filters),
+        _ => String::new(),
+    }
+}
+
 /// Decodes a client's token: `None` for the first page, the last key served otherwise.
 pub fn decode(token: &str, filters: &[&str]) -> Result<Option<String>, AppError> {
     if token.is_empty() {

@@ -61,41 +61,25 @@ fn entry(row: &Row, result: Option<&BulkRowResult>, failure: Option<&str>) -> En
     }
 }
 
-/// Invites every row.
-pub async fn invite(client: &Client, input: &Input, chunk: usize, dry_run: bool) -> Vec<Entry> {
+/// Sends the rows in chunks, a few at a time, with `send` (chunk number, rows) returning the
+/// per-row results of one bulk request, and reports every row.
+async fn chunked<F, Fut>(input: &Input, what: &str, chunk: usize, send: F) -> Vec<Entry>
+where
+    F: Fn(usize, &[Row]) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<BulkRowResult>, tonic::Status>>,
+{
     let mut entries = refused(input);
-    let mut progress = Progress::new(input.rows.len() as u64, "invite");
+    let mut progress = Progress::new(input.rows.len() as u64, what);
     let chunks: Vec<(usize, &[Row])> = input.rows.chunks(chunk.max(1)).enumerate().collect();
-    let mut results = futures_util::stream::iter(chunks)
+    let mut replies = futures_util::stream::iter(chunks)
         .map(|(n, rows)| {
-            let mut guardians = client.guardians();
-            let request = BulkCreateGuardianInvitationsRequest {
-                rows: rows
-                    .iter()
-                    .map(|r| BulkCreateGuardianInvitationsRow {
-                        student_id: r.student.clone(),
-                        invited_email_address: r.guardian.clone(),
-                    })
-                    .collect(),
-                dry_run,
-                request_id: if dry_run {
-                    String::new()
-                } else {
-                    request_id(input, "invite", &n.to_string())
-                },
-            };
-            async move {
-                (
-                    rows,
-                    guardians.bulk_create_guardian_invitations(request).await,
-                )
-            }
+            let reply = send(n, rows);
+            async move { (rows, reply.await) }
         })
         .buffer_unordered(IN_FLIGHT);
-    while let Some((rows, reply)) = results.next().await {
+    while let Some((rows, reply)) = replies.next().await {
         match reply {
-            Ok(reply) => {
-                let results = reply.into_inner().results;
+            Ok(results) => {
                 for (i, row) in rows.iter().enumerate() {
                     entries.push(entry(
                         row,
@@ -115,57 +99,66 @@ pub async fn invite(client: &Client, input: &Input, chunk: usize, dry_run: bool)
     entries
 }
 
+/// Invites every row.
+pub async fn invite(client: &Client, input: &Input, chunk: usize, dry_run: bool) -> Vec<Entry> {
+    chunked(input, "invite", chunk, |n, rows| {
+        let mut guardians = client.guardians();
+        let request = BulkCreateGuardianInvitationsRequest {
+            rows: rows
+                .iter()
+                .map(|r| BulkCreateGuardianInvitationsRow {
+                    student_id: r.student.clone(),
+                    invited_email_address: r.guardian.clone(),
+                })
+                .collect(),
+            dry_run,
+            request_id: if dry_run {
+                String::new()
+            } else {
+                request_id(input, "invite", &n.to_string())
+            },
+        };
+        async move {
+            guardians
+                .bulk_create_guardian_invitations(request)
+                .await
+                .map(|reply| reply.into_inner().results)
+        }
+    })
+    .await
+}
+
 /// Removes every row's guardian (by email, or by account id when it has no `@`).
 pub async fn remove(client: &Client, input: &Input, chunk: usize, dry_run: bool) -> Vec<Entry> {
-    let mut entries = refused(input);
-    let mut progress = Progress::new(input.rows.len() as u64, "remove");
-    let chunks: Vec<(usize, &[Row])> = input.rows.chunks(chunk.max(1)).enumerate().collect();
-    let mut results = futures_util::stream::iter(chunks)
-        .map(|(n, rows)| {
-            let mut guardians = client.guardians();
-            let request = BulkDeleteGuardiansRequest {
-                rows: rows
-                    .iter()
-                    .map(|r| BulkDeleteGuardiansRow {
-                        student_id: r.student.clone(),
-                        guardian: Some(if r.guardian.contains('@') {
-                            bulk_delete_guardians_row::Guardian::GuardianEmail(r.guardian.clone())
-                        } else {
-                            bulk_delete_guardians_row::Guardian::GuardianId(r.guardian.clone())
-                        }),
-                    })
-                    .collect(),
-                dry_run,
-                request_id: if dry_run {
-                    String::new()
-                } else {
-                    request_id(input, "remove", &n.to_string())
-                },
-            };
-            async move { (rows, guardians.bulk_delete_guardians(request).await) }
-        })
-        .buffer_unordered(IN_FLIGHT);
-    while let Some((rows, reply)) = results.next().await {
-        match reply {
-            Ok(reply) => {
-                let results = reply.into_inner().results;
-                for (i, row) in rows.iter().enumerate() {
-                    entries.push(entry(
-                        row,
-                        results.iter().find(|r| r.row_index as usize == i),
-                        None,
-                    ));
-                }
-            }
-            Err(status) => {
-                let why = describe(&status);
-                entries.extend(rows.iter().map(|row| entry(row, None, Some(&why))));
-            }
+    chunked(input, "remove", chunk, |n, rows| {
+        let mut guardians = client.guardians();
+        let request = BulkDeleteGuardiansRequest {
+            rows: rows
+                .iter()
+                .map(|r| BulkDeleteGuardiansRow {
+                    student_id: r.student.clone(),
+                    guardian: Some(if r.guardian.contains('@') {
+                        bulk_delete_guardians_row::Guardian::GuardianEmail(r.guardian.clone())
+                    } else {
+                        bulk_delete_guardians_row::Guardian::GuardianId(r.guardian.clone())
+                    }),
+                })
+                .collect(),
+            dry_run,
+            request_id: if dry_run {
+                String::new()
+            } else {
+                request_id(input, "remove", &n.to_string())
+            },
+        };
+        async move {
+            guardians
+                .bulk_delete_guardians(request)
+                .await
+                .map(|reply| reply.into_inner().results)
         }
-        progress.advance(rows.len() as u64);
-    }
-    progress.finish();
-    entries
+    })
+    .await
 }
 
 /// Makes each student's guardians those the file lists for them; students absent from the
