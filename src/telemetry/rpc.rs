@@ -40,6 +40,47 @@ fn status_code<B>(response: &http::Response<B>) -> i32 {
         .unwrap_or(0)
 }
 
+/// The method as a static string: one of the contract's, health or reflection, or "other".
+fn static_method(path: &str) -> &'static str {
+    if let Some((known, _)) = crate::auth::gate::METHOD_PERMISSIONS
+        .iter()
+        .find(|(m, _)| *m == path)
+    {
+        return known;
+    }
+    const OTHERS: [&str; 4] = [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ];
+    OTHERS.into_iter().find(|m| *m == path).unwrap_or("other")
+}
+
+/// The name of a gRPC status code, as a static string.
+fn code_name(code: i32) -> &'static str {
+    use tonic::Code;
+    match Code::from_i32(code) {
+        Code::Ok => "Ok",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
 /// Codes that mean the server (or what it depends on) failed, not the caller.
 fn server_caused(code: i32) -> bool {
     use tonic::Code;
@@ -64,7 +105,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        // Labels are static strings: no allocation per call, and a bounded label set even when
+        // a client sends paths that are not ours.
+        let method = static_method(request.uri().path());
         let span = tracing::info_span!(
             "rpc",
             otel.name = %method,
@@ -91,13 +134,13 @@ where
                     Err(_) => tonic::Code::Unknown as i32,
                 };
                 recorded.record("rpc.grpc.status_code", code);
-                let code_name = format!("{:?}", tonic::Code::from_i32(code));
-                metrics::counter!("guardians_rpc_requests_total", "method" => method.clone(), "code" => code_name.clone())
+                let code_name = code_name(code);
+                metrics::counter!("guardians_rpc_requests_total", "method" => method, "code" => code_name)
                     .increment(1);
-                metrics::histogram!("guardians_rpc_duration_seconds", "method" => method.clone(), "code" => code_name.clone())
+                metrics::histogram!("guardians_rpc_duration_seconds", "method" => method, "code" => code_name)
                     .record(started.elapsed().as_secs_f64());
                 if code != 0 && !server_caused(code) {
-                    tracing::info!(code = %code_name, "rpc refused");
+                    tracing::info!(code = code_name, "rpc refused");
                 }
                 result
             }
