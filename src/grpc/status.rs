@@ -24,16 +24,6 @@ pub fn status(
     )
 }
 
-/// The status for `UNIMPLEMENTED` RPCs, naming what is missing.
-pub fn unimplemented(what: &str) -> Status {
-    status(
-        Code::Unimplemented,
-        "UNIMPLEMENTED",
-        format!("not implemented yet: {what}"),
-        HashMap::new(),
-    )
-}
-
 impl From<AppError> for Status {
     fn from(err: AppError) -> Self {
         to_status(err)
