@@ -36,9 +36,12 @@ pub struct RunArgs {
     /// HS256 secret to sign a platform-service token with.
     #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET", hide_env_values = true)]
     jwt_secret: String,
-    /// The RPC.
-    #[arg(long, value_enum, default_value = "check")]
-    scenario: Scenario,
+    /// The RPC, or a mix of them separated by commas (requests take turns).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "check")]
+    scenario: Vec<Scenario>,
+    /// Stop after this long instead of after `--requests` (e.g. 30s).
+    #[arg(long, value_parser = guardian_service::config::parse_duration)]
+    duration: Option<Duration>,
     /// Concurrent callers.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -82,18 +85,26 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         channels.push(channel);
     }
     // Warm-up: connections, prepared statements, caches.
-    drive(&args, &channels, &bearer, students, args.warmup, 0).await;
+    drive(&args, &channels, &bearer, students, args.warmup, 0, None).await;
     let started = Instant::now();
+    let deadline = args.duration.map(|d| started + d);
+    let total = if deadline.is_some() {
+        usize::MAX
+    } else {
+        args.requests
+    };
     let (mut latencies, errors) = drive(
         &args,
         &channels,
         &bearer,
         students,
-        args.requests,
+        total,
         args.warmup,
+        deadline,
     )
     .await;
     let elapsed = started.elapsed();
+    let done = latencies.len();
     latencies.sort_unstable();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -102,12 +113,18 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
         latencies[idx] as f64 / 1000.0
     };
-    let rps = args.requests as f64 / elapsed.as_secs_f64();
+    let rps = done as f64 / elapsed.as_secs_f64();
+    let scenario = args
+        .scenario
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join("+");
     if args.json {
         println!(
-            "{{\"scenario\":\"{:?}\",\"requests\":{},\"concurrency\":{},\"channels\":{},\"seconds\":{:.3},\"rps\":{:.0},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"errors\":{}}}",
-            args.scenario,
-            args.requests,
+            "{{\"scenario\":\"{}\",\"requests\":{},\"concurrency\":{},\"channels\":{},\"seconds\":{:.3},\"rps\":{:.0},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"errors\":{}}}",
+            scenario,
+            done,
             args.concurrency,
             args.channels,
             elapsed.as_secs_f64(),
@@ -120,9 +137,9 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         );
     } else {
         println!(
-            "{:?}: {} requests, {} callers on {} channels, {:.2}s: {:.0} RPS; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; {} errors",
-            args.scenario,
-            args.requests,
+            "{}: {} requests, {} callers on {} channels, {:.2}s: {:.0} RPS; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; {} errors",
+            scenario,
+            done,
             args.concurrency,
             args.channels,
             elapsed.as_secs_f64(),
@@ -145,6 +162,7 @@ async fn drive(
     students: usize,
     total: usize,
     offset: usize,
+    deadline: Option<Instant>,
 ) -> (Vec<u32>, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -152,16 +170,17 @@ async fn drive(
         let channel = channels[t % channels.len()].clone();
         let bearer = bearer.clone();
         let next = next.clone();
-        let scenario = args.scenario;
+        let scenarios = args.scenario.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = GuardianServiceClient::new(channel);
-            let mut latencies = Vec::with_capacity(total / 64 + 1);
+            let mut latencies = Vec::with_capacity(total.min(1 << 20) / 64 + 1);
             let mut errors = 0usize;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
+                if i >= total || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
+                let scenario = scenarios[i % scenarios.len().max(1)];
                 let n = pick(i + offset, students);
                 let started = Instant::now();
                 let ok = match scenario {
@@ -217,7 +236,7 @@ async fn drive(
             (latencies, errors)
         }));
     }
-    let mut all = Vec::with_capacity(total);
+    let mut all = Vec::with_capacity(total.min(1 << 22));
     let mut errors = 0;
     for task in tasks {
         if let Ok((l, e)) = task.await {
