@@ -1,6 +1,7 @@
 //! Inviting guardians: create, resend, cancel, and reading invitations.
 
 use super::access::require;
+use super::events::SYSTEM_ACTOR;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
 use super::students::StudentContext;
@@ -20,6 +21,60 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 /// Declines by one address for one student after which it cannot be invited again.
 pub const MAX_DECLINES: i64 = 3;
+
+/// Most of a student's invitations read to decide on a new one (far above what a student has).
+const MAX_STUDENT_RECORDS: u32 = 10_000;
+
+/// What a student's invitations say about inviting one more address.
+struct StudentRecords<'a> {
+    /// PENDING rows of this address whose expiry passed.
+    stale: Vec<&'a Invitation>,
+    /// Times this address declined.
+    declines: i64,
+    /// The address is an accepted guardian (invited or profile address).
+    linked: bool,
+    /// A live PENDING invitation to this address exists.
+    pending: bool,
+    /// ACCEPTED plus live PENDING invitations of the student.
+    active: i64,
+}
+
+impl<'a> StudentRecords<'a> {
+    fn of(records: &'a [Invitation], invited: &Email, now: DateTime<Utc>) -> Self {
+        let mut facts = Self {
+            stale: Vec::new(),
+            declines: 0,
+            linked: false,
+            pending: false,
+            active: 0,
+        };
+        for r in records {
+            let observed = r.observed_state(now);
+            let same_address = &r.invited_email == invited;
+            match observed {
+                InvitationState::Accepted => {
+                    facts.active += 1;
+                    facts.linked |=
+                        same_address || r.guardian.as_ref().is_some_and(|g| &g.email == invited);
+                }
+                InvitationState::Pending => {
+                    facts.active += 1;
+                    facts.pending |= same_address;
+                }
+                InvitationState::Expired if same_address && r.state == InvitationState::Pending => {
+                    facts.stale.push(r);
+                }
+                InvitationState::Removed(crate::domain::RemovalReason::Declined)
+                    if same_address =>
+                {
+                    facts.declines += 1;
+                }
+                InvitationState::Expired | InvitationState::Removed(_) => {}
+            }
+        }
+        facts
+    }
+}
 
 /// Which invitation a request names.
 #[derive(Debug, Clone)]
@@ -117,22 +172,43 @@ impl App {
             }
         }
         let request_id = key.map(|k| k.request_id.as_str());
-        self.settle_expired(tx.as_mut(), &student.user_id, invited, now, request_id)
+        // One read of the student's invitations answers every check below (a student has a few
+        // dozen at most); the student's lock keeps it true until commit.
+        let records = tx
+            .list_invitations(&InvitationFilter {
+                scope: InvitationScope::Student(student.user_id.clone()),
+                invited_email: None,
+                states: StateFilter::all(),
+                now,
+                after: None,
+                limit: MAX_STUDENT_RECORDS,
+            })
             .await?;
-        if tx.count_declines(&student.user_id, invited).await? >= MAX_DECLINES {
+        let facts = StudentRecords::of(&records, invited, now);
+        for stale in facts.stale {
+            // A PENDING row past its expiry still holds the one-pending index: settle it first.
+            let expired = apply(
+                tx.as_mut(),
+                stale.clone(),
+                InvitationEvent::Expire,
+                now,
+                &|_| {},
+            )
+            .await?;
+            let action = InvitationEvent::Expire.audit_action();
+            audit(tx.as_mut(), &expired, action, SYSTEM_ACTOR, request_id, now).await?;
+        }
+        if facts.declines >= MAX_DECLINES {
             return Err(AppError::TooManyDeclines);
         }
-        if tx.is_linked_by_email(&student.user_id, invited).await? {
+        if facts.linked {
             return Err(AppError::GuardianAlreadyLinked);
         }
-        let limit = i64::from(settings.max_guardians_per_student);
-        let current = tx.count_active_for_student(&student.user_id, now).await?;
-        let pending = self
-            .pending_for(tx.as_mut(), &student.user_id, invited, now)
-            .await?;
-        if pending.is_some() {
+        if facts.pending {
             return Err(AppError::InvitationAlreadyPending);
         }
+        let limit = i64::from(settings.max_guardians_per_student);
+        let current = facts.active;
         if current >= limit {
             return Err(AppError::StudentGuardianLimitReached { limit, current });
         }
@@ -204,65 +280,6 @@ impl App {
             return Ok(Replay::Fresh(view));
         }
         commit_with(self, tx, key, now, view, encode).await
-    }
-
-    /// Moves a PENDING invitation of (student, address) whose expiry passed to EXPIRED, so
-    /// that the one-pending rule sees what readers see.
-    async fn settle_expired(
-        &self,
-        tx: &mut dyn Transaction,
-        student: &UserId,
-        invited: &Email,
-        now: DateTime<Utc>,
-        request_id: Option<&str>,
-    ) -> AppResult<()> {
-        let stale = tx
-            .list_invitations(&InvitationFilter {
-                scope: InvitationScope::Student(student.clone()),
-                invited_email: Some(invited.clone()),
-                states: StateFilter::default().with(InvitationState::Expired),
-                now,
-                after: None,
-                limit: 10,
-            })
-            .await?;
-        for invitation in stale
-            .into_iter()
-            .filter(|i| i.state == InvitationState::Pending)
-        {
-            let expired = apply(tx, invitation, InvitationEvent::Expire, now, &|_| {}).await?;
-            audit(
-                tx,
-                &expired,
-                InvitationEvent::Expire.audit_action(),
-                "system",
-                request_id,
-                now,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn pending_for(
-        &self,
-        tx: &mut dyn Transaction,
-        student: &UserId,
-        invited: &Email,
-        now: DateTime<Utc>,
-    ) -> AppResult<Option<Invitation>> {
-        Ok(tx
-            .list_invitations(&InvitationFilter {
-                scope: InvitationScope::Student(student.clone()),
-                invited_email: Some(invited.clone()),
-                states: StateFilter::pending_only(),
-                now,
-                after: None,
-                limit: 1,
-            })
-            .await?
-            .into_iter()
-            .next())
     }
 
     /// The name emails give the caller: their directory name, else their domain.

@@ -127,14 +127,14 @@ impl Transaction for PgSession<sqlx::Transaction<'static, Postgres>> {
     }
 
     async fn lock_address(&mut self, email: &Email) -> StoreResult<()> {
-        sqlx::query("INSERT INTO guardian_addresses (email) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(email.as_str())
-            .execute(&mut *self.conn)
-            .await?;
-        sqlx::query("SELECT 1 FROM guardian_addresses WHERE email = $1 FOR UPDATE")
-            .bind(email.as_str())
-            .fetch_optional(&mut *self.conn)
-            .await?;
+        // One statement: inserting the row locks it, and so does updating it on conflict.
+        sqlx::query(
+            "INSERT INTO guardian_addresses (email) VALUES ($1) \
+             ON CONFLICT (email) DO UPDATE SET email = excluded.email",
+        )
+        .bind(email.as_str())
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 
