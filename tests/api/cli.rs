@@ -1,8 +1,8 @@
 //! guardianctl, the real binary, against a real server on Postgres: CSV imports with malformed
 //! lines, dry runs, removal, sync, and an import interrupted by killing the server (R7).
 
-use crate::fixtures::{SCHOOL, invite, seed_school, token_of};
-use crate::helpers::{TestApp, guardian, platform, spawn_app};
+use crate::fixtures::{SCHOOL, invite, link, seed_school};
+use crate::helpers::{TestApp, platform, spawn_app};
 use guardian_service::proto::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -139,24 +139,8 @@ async fn remove_and_sync_make_the_file_true() {
     let app = spawn_app().await;
     seed_school(&app, 3).await;
     // s1: one guardian who accepted under another address, one pending, one to remove.
-    let moved = invite(&app, "s1", "old@example.org").await;
-    let token = token_of(&app, &moved.invitation_id).await;
-    app.guardians_as(&guardian("g-moved", "new@example.org"))
-        .accept_guardian_invitation(AcceptGuardianInvitationRequest {
-            token,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let gone = invite(&app, "s1", "gone@example.org").await;
-    let token = token_of(&app, &gone.invitation_id).await;
-    app.guardians_as(&guardian("g-gone", "gone@example.org"))
-        .accept_guardian_invitation(AcceptGuardianInvitationRequest {
-            token,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    link(&app, "s1", "old@example.org", "g-moved", "new@example.org").await;
+    link(&app, "s1", "gone@example.org", "g-gone", "gone@example.org").await;
     invite(&app, "s1", "stale@example.org").await;
     invite(&app, "s2", "untouched@example.org").await;
 

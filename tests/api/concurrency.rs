@@ -1,7 +1,7 @@
 //! Limits and transitions under concurrent calls (quality.md R1-R4), keyset paging under
 //! concurrent inserts, settings reaching every replica, and the workflow on SQLite.
 
-use crate::fixtures::{SCHOOL, invite, seed_school, token_of};
+use crate::fixtures::{SCHOOL, invite, seed_school, set_settings, token_of};
 use crate::helpers::{
     admin, guardian, reason, spawn_app, spawn_sqlite_app, spawn_unready_with_clock, spawn_with,
     teacher, test_config, wait_for,
@@ -281,7 +281,15 @@ async fn paging_a_thousand_invitations_by_seven_sees_each_once_while_others_are_
     }
     assert_eq!(existing.len(), 1000);
     // Meanwhile, more invitations arrive for a student who still has room.
-    set_limit(&app, 20).await;
+    set_settings(
+        &app,
+        DomainSettings {
+            max_guardians_per_student: 20,
+            ..Default::default()
+        },
+        &["max_guardians_per_student"],
+    )
+    .await;
     let writer = {
         let mut client = app.guardians();
         tokio::spawn(async move {
@@ -320,23 +328,6 @@ async fn paging_a_thousand_invitations_by_seven_sees_each_once_while_others_are_
         existing.is_subset(&unique),
         "an invitation that existed before paging was missed"
     );
-}
-
-async fn set_limit(app: &crate::helpers::TestApp, n: i32) {
-    app.settings()
-        .update_domain_settings(UpdateDomainSettingsRequest {
-            settings: Some(DomainSettings {
-                domain: SCHOOL.into(),
-                max_guardians_per_student: n,
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["max_guardians_per_student".into()],
-            }),
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

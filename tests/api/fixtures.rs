@@ -4,8 +4,9 @@
 
 use crate::helpers::{TestApp, reason};
 use guardian_service::proto::{
-    Course, CreateGuardianInvitationRequest, GuardianInvitation, UpsertCourseRequest,
-    UpsertUsersRequest, User, UserRole,
+    AcceptGuardianInvitationRequest, Course, CreateGuardianInvitationRequest, DomainSettings,
+    GuardianInvitation, UpdateDomainSettingsRequest, UpsertCourseRequest, UpsertUsersRequest, User,
+    UserRole,
 };
 use tonic::Code;
 
@@ -85,6 +86,54 @@ pub async fn invite(app: &TestApp, student: &str, email: &str) -> GuardianInvita
         .into_inner()
         .invitation
         .expect("invitation")
+}
+
+/// Accepts `invitation` with the token from its email, as guardian `guardian_id` whose own
+/// address is `email`.
+pub async fn accept_as(
+    app: &TestApp,
+    invitation: &GuardianInvitation,
+    guardian_id: &str,
+    email: &str,
+) {
+    let token = token_of(app, &invitation.invitation_id).await;
+    app.guardians_as(&crate::helpers::guardian(guardian_id, email))
+        .accept_guardian_invitation(AcceptGuardianInvitationRequest {
+            token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("accept as {guardian_id}: {e:?}"));
+}
+
+/// Invites `invited` for `student` and accepts it as `guardian_id` with address `email`: a link.
+pub async fn link(
+    app: &TestApp,
+    student: &str,
+    invited: &str,
+    guardian_id: &str,
+    email: &str,
+) -> GuardianInvitation {
+    let invitation = invite(app, student, invited).await;
+    accept_as(app, &invitation, guardian_id, email).await;
+    invitation
+}
+
+/// Changes the SCHOOL settings named by `paths` to the values in `settings`.
+pub async fn set_settings(app: &TestApp, settings: DomainSettings, paths: &[&str]) {
+    app.settings()
+        .update_domain_settings(UpdateDomainSettingsRequest {
+            settings: Some(DomainSettings {
+                domain: SCHOOL.into(),
+                ..settings
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }),
+            etag: String::new(),
+        })
+        .await
+        .expect("settings");
 }
 
 /// The accept token of an invitation, read from its newest queued email, as the invitee would.

@@ -1,7 +1,9 @@
 //! The invitation workflow over gRPC on Postgres: the lifecycle, every error reason it owns,
 //! visibility, tokens, expiry by an injected clock, and the audit trail.
 
-use crate::fixtures::{SCHOOL, assert_status, invite, seed_school, token_of};
+use crate::fixtures::{
+    SCHOOL, accept_as, assert_status, invite, link, seed_school, set_settings, token_of,
+};
 use crate::helpers::{admin, guardian, spawn_app, spawn_app_with_clock, teacher};
 use chrono::TimeDelta;
 use guardian_service::domain::clock::ManualClock;
@@ -413,11 +415,7 @@ async fn duplicates_links_and_declines_are_refused() {
         Code::AlreadyExists,
         "INVITATION_ALREADY_PENDING",
     );
-    let token = token_of(&app, &first.invitation_id).await;
-    app.guardians_as(&guardian("g-1", "dup@example.org"))
-        .accept_guardian_invitation(accept(&token))
-        .await
-        .unwrap();
+    accept_as(&app, &first, "g-1", "dup@example.org").await;
     assert_status(
         app.guardians().create_guardian_invitation(create).await,
         Code::AlreadyExists,
@@ -445,22 +443,6 @@ async fn duplicates_links_and_declines_are_refused() {
         Code::FailedPrecondition,
         "TOO_MANY_DECLINES",
     );
-}
-
-async fn set_settings(app: &crate::helpers::TestApp, settings: DomainSettings, paths: &[&str]) {
-    app.settings()
-        .update_domain_settings(UpdateDomainSettingsRequest {
-            settings: Some(DomainSettings {
-                domain: SCHOOL.into(),
-                ..settings
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: paths.iter().map(|p| p.to_string()).collect(),
-            }),
-            etag: String::new(),
-        })
-        .await
-        .expect("settings");
 }
 
 #[tokio::test]
@@ -516,12 +498,7 @@ async fn guardian_access_off_blocks_invitations_and_acceptance_but_keeps_links()
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let app = spawn_app_with_clock(clock.clone()).await;
     seed_school(&app, 2).await;
-    let linked = invite(&app, "s1", "kept@example.org").await;
-    let token = token_of(&app, &linked.invitation_id).await;
-    app.guardians_as(&guardian("g-1", "kept@example.org"))
-        .accept_guardian_invitation(accept(&token))
-        .await
-        .unwrap();
+    link(&app, "s1", "kept@example.org", "g-1", "kept@example.org").await;
     let waiting = invite(&app, "s2", "waiting@example.org").await;
     let waiting_token = token_of(&app, &waiting.invitation_id).await;
 
@@ -667,12 +644,7 @@ async fn the_upkeep_expires_due_invitations_once_with_an_event() {
 async fn deleting_a_student_removes_their_invitations_and_links() {
     let app = spawn_app().await;
     seed_school(&app, 1).await;
-    let linked = invite(&app, "s1", "x@example.org").await;
-    let token = token_of(&app, &linked.invitation_id).await;
-    app.guardians_as(&guardian("g-1", "x@example.org"))
-        .accept_guardian_invitation(accept(&token))
-        .await
-        .unwrap();
+    let linked = link(&app, "s1", "x@example.org", "g-1", "x@example.org").await;
     let waiting = invite(&app, "s1", "y@example.org").await;
     let store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(2))
         .await

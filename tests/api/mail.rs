@@ -1,7 +1,7 @@
 //! Email end to end: the outbox, the dispatcher, a real SMTP server on loopback (aiosmtpd) and
 //! the folder transport (quality.md R6, and the cases).
 
-use crate::fixtures::{SCHOOL, invite, seed_school};
+use crate::fixtures::{SCHOOL, invite, seed_school, set_settings};
 use crate::helpers::{TestApp, guardian, spawn_app_with_clock};
 use chrono::TimeDelta;
 use guardian_service::domain::Clock;
@@ -137,23 +137,6 @@ fn accept_token(mail: &str) -> String {
         .collect()
 }
 
-async fn set_dutch(app: &TestApp) {
-    app.settings()
-        .update_domain_settings(UpdateDomainSettingsRequest {
-            settings: Some(DomainSettings {
-                domain: SCHOOL.into(),
-                default_locale: "nl".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["default_locale".into()],
-            }),
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
-}
-
 async fn delivery(app: &TestApp, id: &str) -> i32 {
     app.guardians()
         .get_guardian_invitation(GetGuardianInvitationRequest {
@@ -173,7 +156,15 @@ async fn the_invitation_arrives_by_smtp_in_dutch_and_its_link_accepts() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let app = spawn_app_with_clock(clock.clone()).await;
     seed_school(&app, 1).await;
-    set_dutch(&app).await;
+    set_settings(
+        &app,
+        DomainSettings {
+            default_locale: "nl".into(),
+            ..Default::default()
+        },
+        &["default_locale"],
+    )
+    .await;
     let port = free_port();
     let sink = SmtpSink::start(port);
     let inv = invite(&app, "s1", "ouder@example.org").await;

@@ -6,7 +6,7 @@
 //! Calls are built so that an allowed call ends in a known, harmless outcome (OK, or NOT_FOUND
 //! for a random invitation id) and changes nothing the next cell depends on.
 
-use crate::fixtures::{OTHER, PARTNER, SCHOOL, invite, seed_school, token_of};
+use crate::fixtures::{OTHER, PARTNER, SCHOOL, link, seed_school};
 use crate::helpers::{TestApp, admin, guardian, reason, service, spawn_app, student, teacher};
 use guardian_service::proto::*;
 use prost::Message;
@@ -530,15 +530,14 @@ async fn every_rpc_answers_every_caller_as_the_contract_says() {
     seed_school(&app, 1).await;
     configure(&app, true, true).await;
     for student in ["s1", "o1", "p1"] {
-        let inv = invite(&app, student, "linked@example.org").await;
-        let token = token_of(&app, &inv.invitation_id).await;
-        app.guardians_as(&guardian("g-linked", "linked@example.org"))
-            .accept_guardian_invitation(AcceptGuardianInvitationRequest {
-                token,
-                ..Default::default()
-            })
-            .await
-            .expect("link the guardian");
+        link(
+            &app,
+            student,
+            "linked@example.org",
+            "g-linked",
+            "linked@example.org",
+        )
+        .await;
     }
     let mut cells = 0;
     let mut wrong = Vec::new();
