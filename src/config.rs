@@ -41,6 +41,11 @@ pub struct ServeConfig {
     #[arg(long, env = "GUARDIANS_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// Secret that signs page tokens; every replica needs the same one. Unset: derived from
+    /// the HS256 (or development) secret; with only a JWKS file, a random key per process.
+    #[arg(long, env = "GUARDIANS_PAGE_TOKEN_SECRET", hide_env_values = true)]
+    pub page_token_secret: Option<String>,
+
     /// Folder for local state: the development secret.
     #[arg(long, env = "GUARDIANS_DATA_DIR", default_value = ".")]
     pub data_dir: std::path::PathBuf,
@@ -143,6 +148,7 @@ impl ServeConfig {
             jwks_file: None,
             jwt_issuer: None,
             jwt_audience: None,
+            page_token_secret: None,
             data_dir: std::path::PathBuf::from("."),
             accept_url: "http://localhost:8080/guardian-invitations".into(),
             upkeep_interval: Duration::from_secs(30),

@@ -20,6 +20,8 @@ struct Cli {
     serve: ServeConfig,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the gRPC API (the default when no command is given).

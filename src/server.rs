@@ -1,7 +1,7 @@
 //! The server: the three services, health and reflection on one listener, with readiness that
 //! follows the database, bounded messages, a request deadline and graceful shutdown.
 
-use crate::app::{App, AppConfig};
+use crate::app::{App, AppConfig, PageTokens};
 use crate::auth::{AuthLayer, AuthMode};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
@@ -100,6 +100,7 @@ pub async fn serve_with_clock(
         clock.clone(),
         AppConfig {
             accept_url: config.accept_url.clone(),
+            page_tokens: page_tokens(&config, mode)?,
         },
     );
 
@@ -221,6 +222,32 @@ pub async fn serve_with_clock(
     store.close().await;
     tracing::info!("stopped");
     Ok(result?)
+}
+
+/// The page-token signer: the configured secret, else one derived from the token secret that
+/// every replica shares already; with neither, a key of this process alone (said in the log,
+/// since paging then breaks when consecutive pages reach different replicas).
+fn page_tokens(config: &ServeConfig, mode: AuthMode) -> Result<PageTokens, ServeError> {
+    if let Some(secret) = &config.page_token_secret {
+        return Ok(PageTokens::new(secret.trim().as_bytes()));
+    }
+    let shared = match mode {
+        AuthMode::Development => crate::auth::dev::read_dev_secret(&config.data_dir),
+        AuthMode::Configured => config
+            .key_sources()
+            .secret()
+            .map_err(|e| ServeError::Auth(e.to_string()))?,
+    };
+    Ok(match shared {
+        Some(secret) => PageTokens::new(&secret),
+        None => {
+            tracing::warn!(
+                "GUARDIANS_PAGE_TOKEN_SECRET is not set and there is no HS256 secret: page tokens \
+                 are signed with a key of this process, so they fail on other replicas"
+            );
+            PageTokens::random()
+        }
+    })
 }
 
 async fn set_health(health: &HealthReporter, status: ServingStatus) {

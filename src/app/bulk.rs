@@ -108,12 +108,12 @@ impl App {
                     &i.to_string(),
                     &format!("{student:?}/{}", email.as_str()),
                 );
-                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
-                    return Ok(Replay::Replayed(bytes));
-                }
                 let ctx = self
                     .authorize_student(caller, &student, StudentAccess::Manage)
                     .await?;
+                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
+                    return Ok(Replay::Replayed(bytes));
+                }
                 let row_key = if dry_run { None } else { row_key };
                 self.invite(caller, &ctx, &email, row_key.as_ref(), encode, dry_run)
                     .await
@@ -139,14 +139,14 @@ impl App {
             .map(|(i, row)| async move {
                 let (student, guardian) = row?;
                 let row_key = part_key(key, &i.to_string(), &format!("{student:?}/{guardian:?}"));
-                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
-                    return Ok(Replay::Replayed(bytes));
-                }
                 let access = match &guardian {
                     GuardianSelector::Id(id) => StudentAccess::DeleteLink(id.clone()),
                     GuardianSelector::Email(_) => StudentAccess::Manage,
                 };
                 let ctx = self.authorize_student(caller, &student, access).await?;
+                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
+                    return Ok(Replay::Replayed(bytes));
+                }
                 let guardian_id = match guardian {
                     GuardianSelector::Id(id) => id,
                     GuardianSelector::Email(email) => self

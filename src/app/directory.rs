@@ -1,9 +1,9 @@
 //! The directory: users and courses pushed in by other systems.
 
 use super::access::{require, require_domain};
-use super::{App, AppError, AppResult, Missing, page_token};
+use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
-use crate::domain::policy::Permission;
+use crate::domain::policy::{self, Permission};
 use crate::domain::{
     AuditEvent, Course, CourseId, DomainName, InvitationEvent, Role, User, UserId, paging,
     transition,
@@ -156,7 +156,9 @@ impl App {
         let size = paging::page_size(query.page_size)?;
         let role = query.role.map(Role::as_str).unwrap_or("");
         let filters = [query.domain.as_str(), role];
-        let after = page_token::decode(&query.page_token, &filters)?
+        let after = self
+            .page_tokens
+            .decode(&query.page_token, &filters)?
             .map(|k| UserId::parse(&k).map_err(|_| AppError::InvalidPageToken))
             .transpose()?;
         let mut session = self.store.session().await?;
@@ -164,7 +166,8 @@ impl App {
             .list_users(&query.domain, query.role, after.as_ref(), size + 1)
             .await?;
         let next_page_token =
-            page_token::cut(&mut users, size, |last| last.user_id.to_string(), &filters);
+            self.page_tokens
+                .cut(&mut users, size, |last| last.user_id.to_string(), &filters);
         Ok(UserPage {
             users,
             next_page_token,
@@ -185,6 +188,18 @@ impl App {
         let mut tx = self.store.begin().await?;
         if let Some(existing) = tx.get_course(&course.course_id).await? {
             require_domain(caller, &existing.domain)?;
+        }
+        // A student of another domain joins only with both domains' consent, whoever writes
+        // the directory: enrolment is what gives a course's teachers rights over a student.
+        let course_settings = self.settings_via(tx.as_mut(), &course.domain).await?;
+        for id in &course.student_ids {
+            let Some(user) = tx.get_user(id).await? else {
+                continue;
+            };
+            if user.domain != course.domain {
+                let student_settings = self.settings_via(tx.as_mut(), &user.domain).await?;
+                policy::partners_consent(&course_settings, &student_settings)?;
+            }
         }
         tx.upsert_course(&course, self.clock.now()).await?;
         tx.commit().await?;

@@ -5,7 +5,7 @@ use super::access::{require, require_domain};
 use super::idempotency::RETENTION;
 use super::lifecycle::{apply, audit};
 use super::views::Page;
-use super::{App, AppError, AppResult, page_token};
+use super::{App, AppError, AppResult};
 use crate::auth::Authorized;
 use crate::domain::policy::Permission;
 use crate::domain::{AuditEvent, DomainName, InvitationEvent, UserId, paging};
@@ -46,7 +46,7 @@ impl App {
         let size = paging::page_size(query.page_size)?;
         let student_key = query.student.as_ref().map(UserId::as_str).unwrap_or("");
         let filters = [query.domain.as_str(), student_key];
-        let after = match page_token::decode(&query.page_token, &filters)? {
+        let after = match self.page_tokens.decode(&query.page_token, &filters)? {
             Some(k) => k.parse::<i64>().map_err(|_| AppError::InvalidPageToken)?,
             None => 0,
         };
@@ -54,7 +54,7 @@ impl App {
         let mut events = session
             .list_events(&query.domain, query.student.as_ref(), after, size + 1)
             .await?;
-        let next_page_token = page_token::cut(
+        let next_page_token = self.page_tokens.cut(
             &mut events,
             size,
             |last| last.event_id.to_string(),

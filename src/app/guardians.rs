@@ -5,7 +5,7 @@ use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::invitations::StudentSelector;
 use super::lifecycle::{Letter, apply, audit};
 use super::views::{GuardianView, Page};
-use super::{App, AppError, AppResult, Missing, page_token};
+use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
@@ -201,7 +201,9 @@ impl App {
             .map(Email::as_str)
             .unwrap_or("");
         let filters = [scope_key.as_str(), email_key];
-        let after = page_token::decode(&query.page_token, &filters)?
+        let after = self
+            .page_tokens
+            .decode(&query.page_token, &filters)?
             .map(|k| InvitationId::parse(&k).map_err(|_| AppError::InvalidPageToken))
             .transpose()?;
         let mut session = self.store.session().await?;
@@ -214,7 +216,9 @@ impl App {
                 limit: size + 1,
             })
             .await?;
-        let next_page_token = page_token::cut(&mut links, size, |last| last.id.to_text(), &filters);
+        let next_page_token =
+            self.page_tokens
+                .cut(&mut links, size, |last| last.id.to_text(), &filters);
         let items = links
             .into_iter()
             .filter(|l| {
@@ -245,9 +249,6 @@ impl App {
     ) -> AppResult<Replay<()>> {
         let caller = require(who, Permission::ManageGuardians)?;
         let guardian_id = guardian.resolve(caller)?;
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
         let ctx = self
             .authorize_student(
                 caller,
@@ -255,6 +256,9 @@ impl App {
                 StudentAccess::DeleteLink(guardian_id.clone()),
             )
             .await?;
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
         let how = Removal {
             allow_missing,
             dry_run: false,

@@ -6,7 +6,7 @@ use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
 use super::students::StudentContext;
 use super::views::{InvitationView, Page};
-use super::{App, AppError, AppResult, Missing, page_token};
+use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
@@ -131,12 +131,13 @@ impl App {
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<Replay<InvitationView>> {
         let caller = require(who, Permission::ManageGuardians)?;
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
+        // Access first: a replay answers only a caller that may still see the student.
         let ctx = self
             .authorize_student(caller, student, StudentAccess::Manage)
             .await?;
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
         self.invite(caller, &ctx, invited, key, encode, false).await
     }
 
@@ -333,12 +334,12 @@ impl App {
         event: InvitationEvent,
     ) -> AppResult<Replay<InvitationView>> {
         let caller = require(who, Permission::ManageGuardians)?;
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
         let ctx = self
             .authorize_student(caller, &target.student, StudentAccess::Manage)
             .await?;
+        if let Some(bytes) = self.replay_before(key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
         let change = Change {
             event,
             dry_run: false,
@@ -517,7 +518,9 @@ impl App {
             .unwrap_or("");
         let states_key = format!("{states:?}");
         let filters = [scope_key.as_str(), email_key, states_key.as_str()];
-        let after = page_token::decode(&query.page_token, &filters)?
+        let after = self
+            .page_tokens
+            .decode(&query.page_token, &filters)?
             .map(|k| InvitationId::parse(&k).map_err(|_| AppError::InvalidPageToken))
             .transpose()?;
         let now = self.clock.now();
@@ -532,7 +535,9 @@ impl App {
                 limit: size + 1,
             })
             .await?;
-        let next_page_token = page_token::cut(&mut found, size, |last| last.id.to_text(), &filters);
+        let next_page_token =
+            self.page_tokens
+                .cut(&mut found, size, |last| last.id.to_text(), &filters);
         let items = found
             .into_iter()
             .filter(|i| !guardian_only || is_own(caller, i))

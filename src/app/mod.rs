@@ -25,6 +25,7 @@ pub use events::{EventQuery, SYSTEM_ACTOR, Upkeep};
 pub use guardians::{CheckSubject, GuardianQuery, GuardianRef, Guardianship};
 pub use idempotency::{Encoder, Replay, RequestKey};
 pub use invitations::{InvitationQuery, InvitationRef, MAX_DECLINES, StudentSelector};
+pub use page_token::PageTokens;
 pub use settings::SettingsUpdate;
 pub use settings_cache::SettingsCache;
 pub use views::{GuardianView, InvitationView, Page};
@@ -44,12 +45,16 @@ pub const SETTINGS_CACHE_TTL: Duration = Duration::from_millis(500);
 pub struct AppConfig {
     /// Base of the accept and decline links in invitation emails.
     pub accept_url: String,
+    /// Signs page tokens; the same in every replica.
+    pub page_tokens: PageTokens,
 }
 
 impl Default for AppConfig {
+    /// Defaults for tools and tests: page tokens valid in this process only.
     fn default() -> Self {
         Self {
             accept_url: "http://localhost:8080/guardian-invitations".into(),
+            page_tokens: PageTokens::random(),
         }
     }
 }
@@ -60,6 +65,7 @@ pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings_cache: Arc<SettingsCache>,
+    page_tokens: PageTokens,
     config: Arc<AppConfig>,
 }
 
@@ -70,6 +76,7 @@ impl App {
             store,
             clock,
             settings_cache: Arc::new(SettingsCache::new(SETTINGS_CACHE_TTL)),
+            page_tokens: config.page_tokens.clone(),
             config: Arc::new(config),
         }
     }

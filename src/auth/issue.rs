@@ -31,6 +31,9 @@ pub struct TokenClaims {
     pub iat: i64,
     /// Expiry (seconds since the epoch).
     pub exp: i64,
+    /// Not before (seconds since the epoch), when the token is for later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl TokenClaims {
@@ -47,6 +50,7 @@ impl TokenClaims {
             aud: None,
             iat: now,
             exp: now + ttl.as_secs() as i64,
+            nbf: None,
         }
     }
 }

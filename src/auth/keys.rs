@@ -159,6 +159,8 @@ impl KeySet {
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
             validation.leeway = LEEWAY_SECONDS;
+            // Off by default in jsonwebtoken: a token issued for later is not valid yet.
+            validation.validate_nbf = true;
             // A configured issuer or audience must be present, not merely right when present.
             let mut required = vec!["exp", "sub"];
             required.extend(self.issuer.as_ref().map(|_| "iss"));

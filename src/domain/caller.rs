@@ -129,6 +129,20 @@ impl Caller {
         self.scopes.contains(&scope)
     }
 
+    /// Who the caller is, for scoping request ids: role, domains and subject. Two tenants'
+    /// tokens may share a `sub` (each tenant names its own users), so the domains belong in it.
+    pub fn principal_key(&self) -> String {
+        let domains = match &self.domains {
+            CallerDomains::All => "*".to_owned(),
+            CallerDomains::Only(list) => {
+                let mut names: Vec<&str> = list.iter().map(DomainName::as_str).collect();
+                names.sort_unstable();
+                names.join(",")
+            }
+        };
+        format!("{}:{domains}:{}", self.role.as_str(), self.subject)
+    }
+
     /// The caller's one home domain, for people.
     pub fn home_domain(&self) -> Option<&DomainName> {
         match &self.domains {

@@ -91,6 +91,30 @@ pub fn in_domain(caller: &Caller, domain: &DomainName) -> Result<(), Denial> {
     }
 }
 
+const PARTNER_REFUSED: &str =
+    "the teacher's domain and the student's domain do not both allowlist each other";
+
+/// Whether a course of one domain may hold a student of another, and so whether that domain's
+/// teachers may act on the student at all: both domains must list each other (api.md, "Consent
+/// is mutual"). One side's list alone is never enough, or a domain could claim any student by
+/// listing their school.
+pub fn partners_consent(
+    course_domain: &DomainSettings,
+    student_domain: &DomainSettings,
+) -> Result<(), Denial> {
+    let listed_by_course = course_domain
+        .allowlisted_domains
+        .contains(&student_domain.domain);
+    let listed_by_student = student_domain
+        .allowlisted_domains
+        .contains(&course_domain.domain);
+    if listed_by_course && listed_by_student {
+        Ok(())
+    } else {
+        Err(Denial::NotAllowed(PARTNER_REFUSED))
+    }
+}
+
 /// What a caller wants to do with one student's guardians.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StudentAccess {
@@ -203,10 +227,12 @@ fn decide_teacher(
     }
     let home_settings = facts.caller_settings;
     let partner = &student.domain != home;
-    if partner && !home_settings.is_some_and(|s| s.allowlisted_domains.contains(&student.domain)) {
-        return Err(Denial::NotAllowed(
-            "the student's domain is not allowlisted by the teacher's domain",
-        ));
+    if partner {
+        let (Some(home_settings), Some(student_settings)) = (home_settings, facts.student_settings)
+        else {
+            return Err(Denial::NotAllowed(PARTNER_REFUSED));
+        };
+        partners_consent(home_settings, student_settings)?;
     }
     // Verification comes from the directory, never from the token.
     let verified = facts.caller_record.is_some_and(|t| {
@@ -349,8 +375,20 @@ mod tests {
             &["p.example"],
         );
         let home_not_listed = settings("s.example", WhoCanManage::VerifiedTeachers, true, &[]);
-        let partner_on = settings("p.example", WhoCanManage::VerifiedTeachers, true, &[]);
-        let partner_off = settings("p.example", WhoCanManage::VerifiedTeachers, false, &[]);
+        let partner_on = settings(
+            "p.example",
+            WhoCanManage::VerifiedTeachers,
+            true,
+            &["s.example"],
+        );
+        let partner_off = settings(
+            "p.example",
+            WhoCanManage::VerifiedTeachers,
+            false,
+            &["s.example"],
+        );
+        let partner_not_consenting =
+            settings("p.example", WhoCanManage::VerifiedTeachers, true, &[]);
         let taught = [d("s.example")];
         let facts = |home: &DomainSettings, partner: &DomainSettings| -> Result<Grant, Denial> {
             decide(
@@ -372,6 +410,27 @@ mod tests {
             facts(&home_not_listed, &partner_on),
             Err(Denial::NotAllowed(_))
         ));
+        // One-sided: the teacher's domain lists the partner, the partner never agreed.
+        assert!(matches!(
+            facts(&home_on, &partner_not_consenting),
+            Err(Denial::NotAllowed(_))
+        ));
+        let read = decide(
+            &t,
+            &StudentAccess::Read,
+            &StudentFacts {
+                student: Some(&kid),
+                student_settings: Some(&partner_not_consenting),
+                caller_settings: Some(&home_on),
+                caller_record: Some(&record),
+                teaching_course_domains: &taught,
+                caller_is_guardian: false,
+            },
+        );
+        assert!(
+            matches!(read, Err(Denial::NotAllowed(_))),
+            "no reading either"
+        );
     }
 
     #[test]

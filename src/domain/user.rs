@@ -1,6 +1,7 @@
 //! People and courses of the directory, as other systems push them in.
 
 use super::email::Email;
+use super::error::ValidationError;
 use super::ids::{CourseId, DomainName, UserId};
 use super::settings::Locale;
 
@@ -54,6 +55,26 @@ pub struct User {
 
 /// Longest display name kept.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+/// A display name as it will be stored and written into emails: trimmed, at most
+/// [`MAX_DISPLAY_NAME_CHARS`], and free of control characters (a NUL cannot be stored in
+/// Postgres text, and line breaks would let a name forge mail headers or lines).
+pub fn parse_display_name(raw: &str) -> Result<String, ValidationError> {
+    let name = raw.trim();
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ValidationError::invalid(
+            "display_name",
+            format!("display_name is longer than {MAX_DISPLAY_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError::invalid(
+            "display_name",
+            "display_name must not contain control characters (NUL, line breaks, tabs)",
+        ));
+    }
+    Ok(name.to_owned())
+}
 
 /// A course and its membership.
 #[derive(Debug, Clone, PartialEq, Eq)]

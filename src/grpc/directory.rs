@@ -5,7 +5,7 @@ use crate::app::{App, UserQuery};
 use crate::auth::authorized;
 use crate::domain::{
     Course, CourseId, DomainName, Email, Locale, Role, User, UserId, ValidationError,
-    user::MAX_DISPLAY_NAME_CHARS,
+    user::parse_display_name,
 };
 use crate::proto::{self, directory_service_server::DirectoryService};
 use tonic::{Request, Response, Status};
@@ -160,13 +160,11 @@ fn user_from_proto(prefix: &str, u: proto::User) -> Result<User, ValidationError
         }
         Ok(r) => role_from_proto(r),
     };
-    let display_name = display_name.trim().to_owned();
-    if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-        return Err(ValidationError::invalid(
-            &format!("{prefix}.display_name"),
-            format!("display_name is longer than {MAX_DISPLAY_NAME_CHARS} characters"),
-        ));
-    }
+    let display_name = parse_field(
+        &format!("{prefix}.display_name"),
+        &display_name,
+        parse_display_name,
+    )?;
     Ok(User {
         user_id: parse_field(&format!("{prefix}.user_id"), &user_id, UserId::parse)?,
         domain: parse_field(&format!("{prefix}.domain"), &domain, DomainName::parse)?,

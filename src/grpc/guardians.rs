@@ -13,6 +13,7 @@ use crate::app::{
     InvitationRef, Replay, SyncKind,
 };
 use crate::auth::authorized;
+use crate::domain::user::parse_display_name;
 use crate::domain::{DomainName, Email, InvitationId, UserId, ValidationError};
 use crate::proto::{self, guardian_service_server::GuardianService};
 use prost::Message;
@@ -211,7 +212,7 @@ impl GuardianService for GuardiansApi {
                 Some(parse_field("guardian_id", &req.guardian_id, UserId::parse)?)
             },
             email: optional_email("email", &req.email)?,
-            display_name: req.display_name.clone(),
+            display_name: parse_field("display_name", &req.display_name, parse_display_name)?,
         };
         let build = |v: &crate::app::GuardianView| proto::AcceptGuardianInvitationResponse {
             guardian: Some(guardian_to_proto(v)),

@@ -61,7 +61,7 @@ pub fn request_key(
         .map_err(|_| ValidationError::invalid("request_id", "request_id must be a UUID"))?;
     let caller = who.caller();
     Ok(Some(RequestKey {
-        principal: format!("{}:{}", caller.role.as_str(), caller.subject),
+        principal: caller.principal_key(),
         request_id: id.hyphenated().to_string(),
         method,
         request_hash: crate::app::page_token::hex(&Sha256::digest(request.encode_to_vec())),

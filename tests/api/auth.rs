@@ -72,10 +72,19 @@ async fn bad_tokens_are_unauthenticated() {
     assert_unauthenticated(&app, Some(&unsigned(&admin_claims(), "none")), "alg none").await;
     assert_unauthenticated(&app, Some(&unsigned(&admin_claims(), "None")), "alg None").await;
 
-    let mut tampered = sign(&admin_claims());
-    tampered.pop();
-    tampered.push('A');
+    // Change the signature's first character: every bit of it counts (the last character of
+    // a base64url signature carries padding bits, and may already be the replacement).
+    let good = sign(&admin_claims());
+    let at = good.rfind('.').expect("three parts") + 1;
+    let first = good.as_bytes()[at];
+    let replacement = if first == b'A' { "B" } else { "A" };
+    let tampered = format!("{}{replacement}{}", &good[..at], &good[at + 1..]);
+    assert_ne!(tampered, good);
     assert_unauthenticated(&app, Some(&tampered), "tampered signature").await;
+
+    let mut not_yet = admin_claims();
+    not_yet.nbf = Some(chrono::Utc::now().timestamp() + 600);
+    assert_unauthenticated(&app, Some(&sign(&not_yet)), "not valid before ten minutes").await;
 
     let mut bad_role = admin_claims();
     bad_role.role = "superuser".into();
@@ -93,6 +102,14 @@ async fn bad_tokens_are_unauthenticated() {
         "guardian without email",
     )
     .await;
+}
+
+#[tokio::test]
+async fn not_before_allows_sixty_seconds_of_clock_skew() {
+    let app = spawn_app().await;
+    let mut soon = admin_claims();
+    soon.nbf = Some(chrono::Utc::now().timestamp() + 30);
+    assert!(get_settings(&app, Bearer::new(&sign(&soon))).await.is_ok());
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@ use tonic::Code;
 pub const SCHOOL: &str = "school.example";
 pub const PARTNER: &str = "partner.example";
 pub const OTHER: &str = "other.example";
+/// A domain that once consented to SCHOOL's courses; the matrix withdraws that consent.
+pub const LONE: &str = "lone.example";
 
 fn person(id: &str, domain: &str, role: UserRole, verified: bool) -> User {
     User {
@@ -27,14 +29,19 @@ fn person(id: &str, domain: &str, role: UserRole, verified: bool) -> User {
 }
 
 /// Seeds: in SCHOOL teachers `t-verified` and `t-unverified`, students `s1`..`s{n}`, course
-/// `math` taught by both teachers to every student; in PARTNER student `p1` enrolled in
-/// `math`; in OTHER student `o1` and teacher `o-teacher` teaching `o1`.
+/// `math` taught by both teachers to every student; in PARTNER student `p1` and in LONE
+/// student `q1`, both enrolled in `math` (SCHOOL, PARTNER and LONE allowlist each other, as
+/// enrolment across domains needs); in OTHER student `o1` and teacher `o-teacher` teaching `o1`.
 pub async fn seed_school(app: &TestApp, students: usize) {
+    allowlist(app, SCHOOL, &[PARTNER, LONE]).await;
+    allowlist(app, PARTNER, &[SCHOOL]).await;
+    allowlist(app, LONE, &[SCHOOL]).await;
     let mut users = vec![
         person("t-verified", SCHOOL, UserRole::Teacher, true),
         person("t-unverified", SCHOOL, UserRole::Teacher, false),
         person("a1", SCHOOL, UserRole::Admin, false),
         person("p1", PARTNER, UserRole::Student, false),
+        person("q1", LONE, UserRole::Student, false),
         person("o1", OTHER, UserRole::Student, false),
         person("o-teacher", OTHER, UserRole::Teacher, true),
     ];
@@ -48,7 +55,7 @@ pub async fn seed_school(app: &TestApp, students: usize) {
         .await
         .expect("seed users");
     let mut student_ids = ids;
-    student_ids.push("p1".into());
+    student_ids.extend(["p1".into(), "q1".into()]);
     let math = Course {
         course_id: "math".into(),
         domain: SCHOOL.into(),
@@ -71,6 +78,24 @@ pub async fn seed_school(app: &TestApp, students: usize) {
         })
         .await
         .expect("seed course");
+}
+
+/// Sets the allowlist of `domain`.
+pub async fn allowlist(app: &TestApp, domain: &str, partners: &[&str]) {
+    app.settings()
+        .update_domain_settings(UpdateDomainSettingsRequest {
+            settings: Some(DomainSettings {
+                domain: domain.into(),
+                allowlisted_domains: partners.iter().map(|p| p.to_string()).collect(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["allowlisted_domains".into()],
+            }),
+            etag: String::new(),
+        })
+        .await
+        .expect("allowlist");
 }
 
 /// Invites `email` for `student` as the platform service.

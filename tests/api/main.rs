@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod directory;
 mod fixtures;
+mod hardening;
 mod helpers;
 mod invitations;
 mod mail;

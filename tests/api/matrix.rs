@@ -6,7 +6,7 @@
 //! Calls are built so that an allowed call ends in a known, harmless outcome (OK, or NOT_FOUND
 //! for a random invitation id) and changes nothing the next cell depends on.
 
-use crate::fixtures::{OTHER, PARTNER, SCHOOL, link, seed_school};
+use crate::fixtures::{LONE, OTHER, PARTNER, SCHOOL, link, seed_school};
 use crate::helpers::{TestApp, admin, guardian, reason, service, spawn_app, student, teacher};
 use guardian_service::proto::*;
 use prost::Message;
@@ -97,9 +97,17 @@ enum Whose {
     Own,
     OtherTenant,
     Partner,
+    /// SCHOOL lists LONE, but LONE does not list SCHOOL (it withdrew its consent after its
+    /// student joined SCHOOL's course): SCHOOL's teachers get nothing.
+    OneSidedPartner,
 }
 
-const WHOSE: [Whose; 3] = [Whose::Own, Whose::OtherTenant, Whose::Partner];
+const WHOSE: [Whose; 4] = [
+    Whose::Own,
+    Whose::OtherTenant,
+    Whose::Partner,
+    Whose::OneSidedPartner,
+];
 
 impl Whose {
     fn student(self) -> &'static str {
@@ -107,6 +115,7 @@ impl Whose {
             Whose::Own => "s1",
             Whose::OtherTenant => "o1",
             Whose::Partner => "p1",
+            Whose::OneSidedPartner => "q1",
         }
     }
     fn domain(self) -> &'static str {
@@ -114,6 +123,7 @@ impl Whose {
             Whose::Own => SCHOOL,
             Whose::OtherTenant => OTHER,
             Whose::Partner => PARTNER,
+            Whose::OneSidedPartner => LONE,
         }
     }
 }
@@ -189,9 +199,9 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
                 }
             }
             W::ServiceNoScopes => DENIED,
-            // Both teachers teach s1 (own) and p1 (partner, allowlisted), not o1.
+            // Both teachers teach s1 (own), p1 (mutual partner) and q1 (one-sided), not o1.
             W::VerifiedTeacher | W::UnverifiedTeacher => {
-                if whose == Whose::OtherTenant {
+                if matches!(whose, Whose::OtherTenant | Whose::OneSidedPartner) {
                     DENIED
                 } else if reads {
                     allowed(rpc)
@@ -211,7 +221,7 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
                     DENIED
                 }
             }
-            // The linked guardian is linked to all three students; they may read, and delete
+            // The linked guardian is linked to all four students; they may read, and delete
             // only their own link (the matrix deletes someone else's).
             W::LinkedGuardian if reads => allowed(rpc),
             W::LinkedGuardian | W::OtherGuardian => DENIED,
@@ -468,16 +478,16 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
 }
 
 async fn configure(app: &TestApp, teachers_manage: bool, access_on: bool) {
-    for domain in [SCHOOL, OTHER, PARTNER] {
+    for domain in [SCHOOL, OTHER, PARTNER, LONE] {
         let who = if teachers_manage {
             WhoCanManage::VerifiedTeachers
         } else {
             WhoCanManage::DomainAdminsOnly
         };
-        let allowlist = if domain == SCHOOL {
-            vec![PARTNER.to_string()]
-        } else {
-            Vec::new()
+        let allowlist = match domain {
+            SCHOOL => vec![PARTNER.to_string(), LONE.to_string()],
+            PARTNER => vec![SCHOOL.to_string()],
+            _ => Vec::new(),
         };
         app.settings()
             .update_domain_settings(UpdateDomainSettingsRequest {
@@ -529,7 +539,7 @@ async fn every_rpc_answers_every_caller_as_the_contract_says() {
     let app = spawn_app().await;
     seed_school(&app, 1).await;
     configure(&app, true, true).await;
-    for student in ["s1", "o1", "p1"] {
+    for student in ["s1", "o1", "p1", "q1"] {
         link(
             &app,
             student,
@@ -571,7 +581,7 @@ async fn every_rpc_answers_every_caller_as_the_contract_says() {
             }
         }
     }
-    assert_eq!(cells, 23 * 9 * 3 * 2 * 2);
+    assert_eq!(cells, 23 * 9 * 4 * 2 * 2);
     assert!(
         wrong.is_empty(),
         "{} of {cells} cells differ:\n{}",

@@ -1,0 +1,198 @@
+//! Defects found by probing the service as an attacker and as a careless client would; each
+//! test here reproduces one and would fail without its fix.
+
+use crate::fixtures::{SCHOOL, allowlist, assert_status, seed_school};
+use crate::helpers::{admin, service, spawn_app, teacher};
+use guardian_service::proto::*;
+use tonic::Code;
+
+const VICTIM: &str = "victim.example";
+
+fn victim_student() -> User {
+    User {
+        user_id: "v1".into(),
+        domain: VICTIM.into(),
+        email: format!("v1@{VICTIM}"),
+        role: UserRole::Student as i32,
+        display_name: "Victim".into(),
+        ..Default::default()
+    }
+}
+
+fn trap_course() -> UpsertCourseRequest {
+    UpsertCourseRequest {
+        course: Some(Course {
+            course_id: "trap".into(),
+            domain: SCHOOL.into(),
+            teacher_ids: vec!["t-verified".into()],
+            student_ids: vec!["v1".into()],
+        }),
+    }
+}
+
+fn check(student: &str, email: &str) -> CheckGuardianshipRequest {
+    CheckGuardianshipRequest {
+        student_id: student.into(),
+        guardian: Some(check_guardianship_request::Guardian::GuardianEmail(
+            email.into(),
+        )),
+    }
+}
+
+/// The attack as reported: SCHOOL lists VICTIM, VICTIM never listed SCHOOL. SCHOOL's admin
+/// enrols VICTIM's student in a SCHOOL course, and SCHOOL's verified teacher invites an
+/// attacker's address for that student.
+#[tokio::test]
+async fn a_one_sided_allowlist_gives_no_rights_over_another_domains_students() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    allowlist(&app, SCHOOL, &[VICTIM]).await;
+    app.directory()
+        .upsert_users(UpsertUsersRequest {
+            users: vec![victim_student()],
+        })
+        .await
+        .expect("victim");
+
+    // SCHOOL's directory writers cannot enrol the victim: neither its admin, nor its SIS.
+    let refused = app
+        .directory_as(&admin(SCHOOL))
+        .upsert_course(trap_course())
+        .await;
+    assert_status(refused, Code::PermissionDenied, "NOT_ALLOWED_TO_MANAGE");
+    let sis = service("sis", SCHOOL, &["directory.write"]);
+    let refused = app.directory_as(&sis).upsert_course(trap_course()).await;
+    assert_status(refused, Code::PermissionDenied, "NOT_ALLOWED_TO_MANAGE");
+
+    // With VICTIM's consent the enrolment works; once VICTIM withdraws it, SCHOOL's teachers
+    // can neither invite for, nor read, the student they still "teach".
+    allowlist(&app, VICTIM, &[SCHOOL]).await;
+    app.directory_as(&admin(SCHOOL))
+        .upsert_course(trap_course())
+        .await
+        .expect("enrolment with consent on both sides");
+    allowlist(&app, VICTIM, &[]).await;
+    let t = teacher("t-verified", SCHOOL);
+    let attack = app
+        .guardians_as(&t)
+        .create_guardian_invitation(CreateGuardianInvitationRequest {
+            student_id: "v1".into(),
+            invited_email_address: "attacker@evil.example".into(),
+            request_id: String::new(),
+        })
+        .await;
+    assert_status(attack, Code::PermissionDenied, "NOT_ALLOWED_TO_MANAGE");
+    let read = app
+        .guardians_as(&t)
+        .list_guardian_invitations(ListGuardianInvitationsRequest {
+            student_id: "v1".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(read, Code::PermissionDenied, "NOT_ALLOWED_TO_MANAGE");
+    let linked = app
+        .guardians()
+        .check_guardianship(check("v1", "attacker@evil.example"))
+        .await
+        .expect("check")
+        .into_inner()
+        .linked;
+    assert!(!linked, "nothing was linked");
+    let pending = app
+        .guardians()
+        .list_guardian_invitations(ListGuardianInvitationsRequest {
+            student_id: "v1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .invitations;
+    assert!(pending.is_empty(), "nothing was invited: {pending:?}");
+
+    // Mutual consent restores the teacher's rights.
+    allowlist(&app, VICTIM, &[SCHOOL]).await;
+    app.guardians_as(&t)
+        .create_guardian_invitation(CreateGuardianInvitationRequest {
+            student_id: "v1".into(),
+            invited_email_address: "parent@home.example".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("a teacher of a mutual partner may invite");
+}
+
+/// Two tenants whose tokens share `sub` and role: the second reuses the first's request id
+/// (guardianctl derives them from the file, so they are predictable) and must not get the
+/// first tenant's invitation back.
+#[tokio::test]
+async fn a_request_id_of_another_tenant_replays_nothing() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let ours = service("sis", SCHOOL, &["guardians.write", "guardians.read"]);
+    let theirs = service(
+        "sis",
+        "other.example",
+        &["guardians.write", "guardians.read"],
+    );
+    let request = CreateGuardianInvitationRequest {
+        student_id: "s1".into(),
+        invited_email_address: "secret.parent@home.example".into(),
+        request_id: request_id.clone(),
+    };
+    let first = app
+        .guardians_as(&ours)
+        .create_guardian_invitation(request.clone())
+        .await
+        .expect("first")
+        .into_inner();
+    // Same sub, role, request id and request: another tenant is refused as for any other
+    // call on a student it may not see, and learns nothing.
+    let replay = app
+        .guardians_as(&theirs)
+        .create_guardian_invitation(request.clone())
+        .await;
+    let err = assert_status(replay, Code::NotFound, "STUDENT_NOT_FOUND");
+    assert!(!format!("{err:?}").contains("secret.parent"));
+    // The owner still gets its replay.
+    let again = app
+        .guardians_as(&ours)
+        .create_guardian_invitation(request)
+        .await
+        .expect("replay")
+        .into_inner();
+    assert_eq!(again, first);
+}
+
+/// A request id is scoped to the caller's domain even when the other tenant's call would be
+/// allowed: the same id in another domain is a new request, not a replay.
+#[tokio::test]
+async fn the_same_request_id_in_two_domains_makes_two_invitations() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let a = service("sis", SCHOOL, &["guardians.write"]);
+    let b = service("sis", "other.example", &["guardians.write"]);
+    let made = |token: String, student: &'static str| {
+        let app = &app;
+        let request_id = request_id.clone();
+        async move {
+            app.guardians_as(&token)
+                .create_guardian_invitation(CreateGuardianInvitationRequest {
+                    student_id: student.into(),
+                    invited_email_address: "parent@home.example".into(),
+                    request_id,
+                })
+                .await
+                .expect("invite")
+                .into_inner()
+                .invitation
+                .expect("invitation")
+        }
+    };
+    let first = made(a, "s1").await;
+    let second = made(b, "o1").await;
+    assert_ne!(first.invitation_id, second.invitation_id);
+    assert_eq!(second.student_id, "o1");
+}
