@@ -107,9 +107,19 @@ pub struct ServeConfig {
     #[arg(long, env = "GUARDIANS_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub db_acquire_timeout: Duration,
 
+    /// Longest one Postgres statement may run or wait for a lock (0: no limit). Below the
+    /// request deadline, so a call stuck on the database fails UNAVAILABLE in time.
+    #[arg(long, env = "GUARDIANS_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
+
     /// Deadline of every RPC on the server side (a client's shorter grpc-timeout wins).
     #[arg(long, env = "GUARDIANS_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// Deadline of BulkCreateGuardianInvitations, BulkDeleteGuardians and SyncGuardians. A bulk
+    /// call stops starting rows shortly before it and reports the rows it did not attempt.
+    #[arg(long, env = "GUARDIANS_BULK_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub bulk_request_timeout: Duration,
 
     /// Largest request or response message, in bytes.
     #[arg(long, env = "GUARDIANS_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
@@ -161,7 +171,9 @@ impl ServeConfig {
             mail_max_attempts: 8,
             db_max_connections: 16,
             db_acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            bulk_request_timeout: Duration::from_secs(120),
             max_message_bytes: 8 * 1024 * 1024,
             concurrency_per_connection: 256,
             auto_migrate: true,

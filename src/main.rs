@@ -136,6 +136,7 @@ async fn migrate(database_url: String) -> Result<(), String> {
         url: database_url,
         max_connections: 2,
         acquire_timeout: Duration::from_secs(30),
+        statement_timeout: None,
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@ use crate::app::{App, AppConfig, PageTokens};
 use crate::auth::{AuthLayer, AuthMode};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
+use crate::grpc::deadline::{DeadlineLayer, Deadlines};
 use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
 use crate::mail::Dispatcher;
 use crate::proto::{
@@ -93,6 +94,8 @@ pub async fn serve_with_clock(
         url: config.database_url.clone(),
         max_connections: config.db_max_connections,
         acquire_timeout: config.db_acquire_timeout,
+        statement_timeout: (!config.statement_timeout.is_zero())
+            .then_some(config.statement_timeout),
     })
     .await?;
     let app = App::new(
@@ -172,10 +175,16 @@ pub async fn serve_with_clock(
     };
 
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
+    let deadlines = Deadlines {
+        default: config.request_timeout,
+        bulk: config.bulk_request_timeout,
+    };
     let server = tonic::transport::Server::builder()
-        .timeout(config.request_timeout)
         // Outermost: every call is observed, refused ones too.
         .layer(RpcLayer)
+        // Next, so that the deadline bounds authentication too and unknown methods are
+        // UNIMPLEMENTED whatever the token.
+        .layer(DeadlineLayer::new(deadlines))
         // Next, so that no handler runs for an unauthenticated or ungated call; health and
         // reflection pass through it on a named allow-list.
         .layer(AuthLayer::new(Arc::new(keys)))

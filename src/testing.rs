@@ -48,6 +48,7 @@ impl TestDatabase {
             url: self.url.clone(),
             max_connections,
             acquire_timeout: Duration::from_secs(10),
+            statement_timeout: None,
         }
     }
 }
@@ -112,6 +113,7 @@ pub async fn sqlite_store() -> StoreResult<(Arc<dyn Store>, TempDir)> {
         url,
         max_connections: 8,
         acquire_timeout: Duration::from_secs(10),
+        statement_timeout: None,
     })
     .await?;
     store.migrate().await?;

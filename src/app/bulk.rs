@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::store::{InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
 
 /// Most rows one bulk call takes.
 pub const MAX_BULK_ROWS: usize = 10_000;
@@ -64,6 +65,22 @@ pub struct SyncAction {
     pub outcome: Option<Result<(), AppError>>,
 }
 
+/// Most addresses one SyncGuardians call takes: five times the largest guardian limit, so a
+/// real family always fits and a runaway list is refused before any work.
+pub const MAX_SYNC_ADDRESSES: usize = 100;
+
+/// How close to the call's deadline a bulk call stops starting rows: enough for the rows in
+/// flight to finish and the answer to be written.
+pub const ROW_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
+/// Refuses to start a row when the call's deadline is too near to finish it and answer.
+fn before_deadline(deadline: Option<Instant>) -> AppResult<()> {
+    match deadline {
+        Some(at) if Instant::now() + ROW_DEADLINE_MARGIN >= at => Err(AppError::NotAttempted),
+        _ => Ok(()),
+    }
+}
+
 fn too_many(rows: usize) -> AppResult<()> {
     if rows > MAX_BULK_ROWS {
         Err(
@@ -95,6 +112,7 @@ impl App {
         who: &Authorized,
         rows: Vec<Result<(StudentRef, Email), ValidationError>>,
         dry_run: bool,
+        deadline: Option<Instant>,
         key: Option<&RequestKey>,
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<Vec<RowOutcome<InvitationView>>> {
@@ -103,6 +121,7 @@ impl App {
         let outcomes = futures_util::stream::iter(rows.into_iter().enumerate())
             .map(|(i, row)| async move {
                 let (student, email) = row?;
+                before_deadline(deadline)?;
                 let row_key = part_key(
                     key,
                     &i.to_string(),
@@ -130,6 +149,7 @@ impl App {
         who: &Authorized,
         rows: Vec<Result<(StudentRef, GuardianSelector), ValidationError>>,
         dry_run: bool,
+        deadline: Option<Instant>,
         key: Option<&RequestKey>,
         encode: Encoder<'_, ()>,
     ) -> AppResult<Vec<RowOutcome<()>>> {
@@ -138,6 +158,7 @@ impl App {
         let outcomes = futures_util::stream::iter(rows.into_iter().enumerate())
             .map(|(i, row)| async move {
                 let (student, guardian) = row?;
+                before_deadline(deadline)?;
                 let row_key = part_key(key, &i.to_string(), &format!("{student:?}/{guardian:?}"));
                 let access = match &guardian {
                     GuardianSelector::Id(id) => StudentAccess::DeleteLink(id.clone()),
@@ -211,6 +232,13 @@ impl App {
         key: Option<&RequestKey>,
     ) -> AppResult<Vec<SyncAction>> {
         let caller = require(who, Permission::ManageGuardians)?;
+        if desired.len() > MAX_SYNC_ADDRESSES {
+            return Err(ValidationError::invalid(
+                "guardian_email_addresses",
+                format!("at most {MAX_SYNC_ADDRESSES} addresses per student"),
+            )
+            .into());
+        }
         let ctx = self
             .authorize_student(caller, student, StudentAccess::Manage)
             .await?;

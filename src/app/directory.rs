@@ -79,6 +79,13 @@ impl App {
     /// Users of domains the caller does not act in count as absent, so nothing leaks.
     pub async fn delete_users(&self, who: &Authorized, ids: &[UserId]) -> AppResult<usize> {
         let caller = require(who, Permission::WriteDirectory)?;
+        if ids.len() > MAX_USERS_PER_CALL {
+            return Err(crate::domain::ValidationError::invalid(
+                "user_ids",
+                format!("at most {MAX_USERS_PER_CALL} users per call"),
+            )
+            .into());
+        }
         let actor = caller.subject.as_str();
         let mut deleted = 0;
         // One transaction per user keeps each lock short; each user's removal is atomic.

@@ -80,6 +80,10 @@ pub enum AppError {
     /// `ETAG_MISMATCH`
     #[error("the resource changed since the given etag")]
     EtagMismatch,
+    /// `UNAVAILABLE` / `ROW_NOT_ATTEMPTED`: a bulk row left undone because the call's deadline
+    /// was near; nothing of it was applied, so sending it again is safe.
+    #[error("the row was not attempted before the call's deadline")]
+    NotAttempted,
     /// `UNAVAILABLE`: the database cannot be reached; safe to retry. Holds the cause for the log.
     #[error("unavailable: {0}")]
     Unavailable(String),

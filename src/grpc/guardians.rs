@@ -366,6 +366,7 @@ impl GuardianService for GuardiansApi {
         request: Request<proto::BulkCreateGuardianInvitationsRequest>,
     ) -> Result<Response<proto::BulkCreateGuardianInvitationsResponse>, Status> {
         let who = authorized(&request)?;
+        let deadline = request_deadline(&request);
         let req = request.into_inner();
         let key = request_key(&who, "BulkCreateGuardianInvitations", &req.request_id, &req)?;
         let rows = req
@@ -386,7 +387,7 @@ impl GuardianService for GuardiansApi {
         let encode = |v: &crate::app::InvitationView| invitation_to_proto(v).encode_to_vec();
         let outcomes = self
             .app
-            .bulk_invite(&who, rows, req.dry_run, key.as_ref(), &encode)
+            .bulk_invite(&who, rows, req.dry_run, deadline, key.as_ref(), &encode)
             .await?;
         let results = outcomes
             .into_iter()
@@ -465,6 +466,7 @@ impl GuardianService for GuardiansApi {
         request: Request<proto::BulkDeleteGuardiansRequest>,
     ) -> Result<Response<proto::BulkDeleteGuardiansResponse>, Status> {
         let who = authorized(&request)?;
+        let deadline = request_deadline(&request);
         let req = request.into_inner();
         let key = request_key(&who, "BulkDeleteGuardians", &req.request_id, &req)?;
         let rows = req
@@ -501,7 +503,9 @@ impl GuardianService for GuardiansApi {
             .collect();
         let outcomes = self
             .app
-            .bulk_remove(&who, rows, req.dry_run, key.as_ref(), &|_| Vec::new())
+            .bulk_remove(&who, rows, req.dry_run, deadline, key.as_ref(), &|_| {
+                Vec::new()
+            })
             .await?;
         let results = outcomes
             .into_iter()
@@ -543,4 +547,12 @@ impl GuardianService for GuardiansApi {
             next_page_token: page.next_page_token,
         }))
     }
+}
+
+/// The deadline the transport gave this call, as the use cases measure time.
+fn request_deadline<T>(request: &Request<T>) -> Option<std::time::Instant> {
+    request
+        .extensions()
+        .get::<super::deadline::RequestDeadline>()
+        .map(|d| d.0.into_std())
 }

@@ -2,6 +2,7 @@
 //! handlers, and the one error -> status table in [`status`].
 
 mod convert;
+pub mod deadline;
 mod directory;
 mod guardians;
 mod guardians_convert;

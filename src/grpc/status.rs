@@ -139,6 +139,12 @@ pub fn to_status(err: AppError) -> Status {
             "ETAG_MISMATCH",
             "the resource changed since the given etag; read it again",
         ),
+        E::NotAttempted => plain(
+            Code::Unavailable,
+            "ROW_NOT_ATTEMPTED",
+            "the row was not attempted before the call's deadline; nothing of it was applied, \
+             send it again",
+        ),
         E::Unavailable(cause) => {
             // Server-caused: logged at error, once, here; counted so that pool waits that
             // ran out (and an unreachable database) show on the dashboard.

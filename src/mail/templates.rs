@@ -61,11 +61,32 @@ pub fn render(template: Template, locale: Locale, values: &[(&str, &str)]) -> Re
     }
 }
 
+/// Fills `{{name}}` placeholders in one pass over the template: an inserted value is never
+/// scanned again, so a value that looks like a placeholder (a display name of
+/// `{{accept_url}}`) stays the text it is. Unknown placeholders are left as they are.
 fn fill(template: &str, values: &[(&str, &str)], encode: impl Fn(&str) -> String) -> String {
-    let mut out = template.to_owned();
-    for (name, value) in values {
-        out = out.replace(&format!("{{{{{name}}}}}"), &encode(value));
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let found = after.find("}}").and_then(|close| {
+            let name = &after[..close];
+            let value = values.iter().find(|(n, _)| *n == name)?.1;
+            Some((value, close))
+        });
+        match found {
+            Some((value, close)) => {
+                out.push_str(&encode(value));
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -134,6 +155,30 @@ mod tests {
         Template::WelcomeGuardian,
         Template::Removed,
     ];
+
+    #[test]
+    fn values_that_look_like_placeholders_are_never_expanded() {
+        let values = [
+            ("student_name", "{{accept_url}}"),
+            ("school", "{{decline_url}}"),
+            ("inviter_name", "{{inviter_name}}"),
+            ("expire_date", "1 March 2027"),
+            ("accept_url", "https://x.example/accept?token=secret-token"),
+            (
+                "decline_url",
+                "https://x.example/decline?token=secret-token",
+            ),
+        ];
+        for locale in [Locale::En, Locale::Nl] {
+            let r = render(Template::Invitation, locale, &values);
+            assert!(!r.subject.contains("secret-token"), "{}", r.subject);
+            assert!(r.subject.contains("{{accept_url}}") || r.subject.contains("{{decline_url}}"));
+            // The links appear where the template puts them, and only there.
+            assert_eq!(r.text.matches("accept?token=secret-token").count(), 1);
+        }
+        assert_eq!(fill("{{a}} {{b", &[("a", "{{b")], str::to_owned), "{{b {{b");
+        assert_eq!(fill("x}} {{", &[], str::to_owned), "x}} {{");
+    }
 
     #[test]
     fn every_template_has_subject_text_and_html_and_no_placeholder_left() {

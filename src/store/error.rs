@@ -101,6 +101,8 @@ impl From<sqlx::Error> for StoreError {
                 Some("57P01") | Some("57P02") | Some("57P03") | Some("53300") => {
                     Self::Unavailable(err.to_string())
                 }
+                // query_canceled: the statement timeout fired (a slow or locked database).
+                Some("57014") => Self::Unavailable(err.to_string()),
                 _ => Self::Internal(err.to_string()),
             },
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {

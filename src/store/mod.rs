@@ -293,6 +293,10 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long a request waits for a connection before the store reports it unavailable.
     pub acquire_timeout: std::time::Duration,
+    /// Longest one statement may run (or wait for a lock) on Postgres before the server
+    /// cancels it; `None` for no limit. Kept below the RPC deadline, so that a call stuck on a
+    /// slow or locked database fails UNAVAILABLE and gives its connection back.
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 /// Connects to the store the URL names (without migrating it).

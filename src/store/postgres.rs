@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres};
 use std::str::FromStr;
+use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -44,9 +45,15 @@ impl PostgresStore {
     /// Builds the pool. Connections are opened on first use, so the server can start (and
     /// report NOT_SERVING) while the database is still coming up.
     pub async fn connect(options: &ConnectOptions) -> StoreResult<Self> {
-        let connect = PgConnectOptions::from_str(&options.url)
+        let mut connect = PgConnectOptions::from_str(&options.url)
             .map_err(|e| StoreError::Config(format!("bad Postgres URL: {e}")))?
             .application_name("guardian-service");
+        if let Some(limit) = options.statement_timeout {
+            connect = connect.options([(
+                "statement_timeout",
+                format!("{}ms", limit.as_millis().max(1)),
+            )]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -90,10 +97,22 @@ impl Store for PostgresStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.pool)
+        // A migration may build an index for minutes: it runs on a connection of its own,
+        // without the request path's statement limit.
+        let options = (*self.pool.connect_options())
+            .clone()
+            .options([("statement_timeout", "0")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let result = MIGRATOR
+            .run(&pool)
             .await
-            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")));
+        pool.close().await;
+        result
     }
 
     async fn is_migrated(&self) -> StoreResult<bool> {

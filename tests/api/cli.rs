@@ -343,8 +343,11 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
     }
     let path = write(&dir, "big.csv", csv.as_bytes());
 
+    let report = dir.path.join("first-run.csv");
     let mut import = Command::new(env!("CARGO_BIN_EXE_guardianctl"))
         .args(["--server", &uri, "invite", "--csv", &path, "--chunk", "200"])
+        .arg("--report")
+        .arg(&report)
         .env("GUARDIANS_TOKEN", platform())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -363,7 +366,29 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
     assert_eq!(
         first.status.code(),
         Some(1),
-        "the cut-short import reports failed rows"
+        "the cut-short import reports unfinished rows"
+    );
+    // R15: no row is reported FAILED that may have been applied; the ones cut off are UNKNOWN,
+    // and every row reported OK is in the database.
+    let outcomes: Vec<String> = csv::Reader::from_path(&report)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap()[3].to_owned())
+        .collect();
+    let count = |what: &str| outcomes.iter().filter(|o| o.as_str() == what).count() as i64;
+    let (ok, unknown) = (count("OK"), count("UNKNOWN"));
+    assert_eq!(count("FAILED"), 0, "{outcomes:?}");
+    assert!(unknown > 0, "the cut-off chunks are unknown");
+    assert_eq!(ok + unknown, 20_000);
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert!(
+        ok <= applied && applied <= ok + unknown,
+        "ok {ok}, unknown {unknown}, applied {applied}"
     );
 
     let _server = ServerProcess::start(&db.url, port, &dir.path);

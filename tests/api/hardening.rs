@@ -196,3 +196,158 @@ async fn the_same_request_id_in_two_domains_makes_two_invitations() {
     assert_ne!(first.invitation_id, second.invitation_id);
     assert_eq!(second.student_id, "o1");
 }
+
+/// R15: a bulk call whose deadline is shorter than its work stops starting rows in time and
+/// answers for every row: each OK row is applied, each ROW_NOT_ATTEMPTED row is not, and no
+/// row is left without an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_call_that_outlives_its_deadline_reports_every_row_truthfully() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    let students: Vec<User> = (0..500)
+        .map(|n| User {
+            user_id: format!("b{n}"),
+            domain: SCHOOL.into(),
+            email: format!("b{n}@{SCHOOL}"),
+            role: UserRole::Student as i32,
+            ..Default::default()
+        })
+        .collect();
+    app.directory()
+        .upsert_users(UpsertUsersRequest { users: students })
+        .await
+        .expect("students");
+    let rows: Vec<BulkCreateGuardianInvitationsRow> = (0..10_000)
+        .map(|i| BulkCreateGuardianInvitationsRow {
+            student_id: format!("b{}", i % 500),
+            invited_email_address: format!("g{i}@families.example"),
+        })
+        .collect();
+    let mut request = tonic::Request::new(BulkCreateGuardianInvitationsRequest {
+        rows,
+        dry_run: false,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    });
+    // 1.5 s: the server keeps a second for the rows in flight and the answer, so it works for
+    // half a second, far too little for 10,000 rows.
+    request.set_timeout(std::time::Duration::from_millis(1500));
+    let results = app
+        .guardians()
+        .bulk_create_guardian_invitations(request)
+        .await
+        .expect("an answer within the deadline, not DEADLINE_EXCEEDED")
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 10_000, "an answer for every row");
+    let ok = results.iter().filter(|r| r.code == 0).count() as i64;
+    let not_attempted = results
+        .iter()
+        .filter(|r| r.reason == "ROW_NOT_ATTEMPTED")
+        .count() as i64;
+    assert_eq!(ok + not_attempted, 10_000, "no other outcome");
+    assert!(not_attempted > 0, "the deadline cut the call short");
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(applied, ok, "exactly the rows reported OK are applied");
+}
+
+#[tokio::test]
+async fn sync_and_delete_users_refuse_runaway_lists() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    let sync = app
+        .guardians()
+        .sync_guardians(SyncGuardiansRequest {
+            student_id: "s1".into(),
+            guardian_email_addresses: (0..101).map(|i| format!("g{i}@home.example")).collect(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(sync, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let delete = app
+        .directory()
+        .delete_users(DeleteUsersRequest {
+            user_ids: (0..1001).map(|i| format!("u{i}")).collect(),
+        })
+        .await;
+    assert_status(delete, Code::InvalidArgument, "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn control_characters_in_display_names_are_invalid_arguments() {
+    let app = spawn_app().await;
+    for name in ["Emma\0", "Emma\nBcc: x@evil.example", "\u{7}bell"] {
+        let refused = app
+            .directory()
+            .upsert_users(UpsertUsersRequest {
+                users: vec![User {
+                    user_id: "n1".into(),
+                    domain: SCHOOL.into(),
+                    email: format!("n1@{SCHOOL}"),
+                    role: UserRole::Student as i32,
+                    display_name: name.into(),
+                    ..Default::default()
+                }],
+            })
+            .await;
+        let err = assert_status(refused, Code::InvalidArgument, "INVALID_ARGUMENT");
+        let details = tonic_types::StatusExt::get_error_details(&err);
+        let fields: Vec<&str> = details
+            .bad_request()
+            .expect("field violations")
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["users[0].display_name"], "{name:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_edited_page_token_is_invalid() {
+    let app = spawn_app().await;
+    seed_school(&app, 3).await;
+    let page = app
+        .directory()
+        .list_users(ListUsersRequest {
+            domain: SCHOOL.into(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("first page")
+        .into_inner();
+    let token = page.next_page_token;
+    assert!(!token.is_empty());
+    // Point the position at another user, keeping the signature.
+    let (_, tag) = token.split_once('.').expect("position.signature");
+    use base64::Engine;
+    let forged = format!(
+        "{}.{tag}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("a")
+    );
+    let refused = app
+        .directory()
+        .list_users(ListUsersRequest {
+            domain: SCHOOL.into(),
+            page_size: 2,
+            page_token: forged,
+            ..Default::default()
+        })
+        .await;
+    assert_status(refused, Code::InvalidArgument, "INVALID_PAGE_TOKEN");
+    // The genuine token still works.
+    app.directory()
+        .list_users(ListUsersRequest {
+            domain: SCHOOL.into(),
+            page_size: 2,
+            page_token: token,
+            ..Default::default()
+        })
+        .await
+        .expect("second page");
+}

@@ -91,6 +91,7 @@ async fn dispatcher(
         url: app.database_url.clone(),
         max_connections: 4,
         acquire_timeout: std::time::Duration::from_secs(10),
+        statement_timeout: None,
     })
     .await
     .expect("store");

@@ -14,3 +14,4 @@ mod mail;
 mod matrix;
 mod server;
 mod settings;
+mod transport;

@@ -112,7 +112,8 @@ async fn oversized_messages_are_refused() {
         .upsert_users(UpsertUsersRequest { users })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(crate::helpers::reason(&err), "MESSAGE_TOO_LARGE");
 }
 
 #[tokio::test]

@@ -57,6 +57,7 @@ pub async fn seed(args: SeedArgs) -> Result<(), String> {
         url: args.database_url.clone(),
         max_connections: args.writers as u32 + 1,
         acquire_timeout: Duration::from_secs(60),
+        statement_timeout: None,
     };
     let store = store::connect(&options).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;

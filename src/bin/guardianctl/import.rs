@@ -45,12 +45,52 @@ fn refused(input: &Input) -> Vec<Entry> {
         .collect()
 }
 
-fn entry(row: &Row, result: Option<&BulkRowResult>, failure: Option<&str>) -> Entry {
+/// What a row's outcome is when the whole request failed with `status`: FAILED only when the
+/// server certainly refused the request before doing anything; otherwise (a deadline, a lost
+/// connection, a crash) some rows may have been applied, and only a re-run can tell.
+fn whole_request_outcome(status: &tonic::Status) -> (&'static str, String) {
+    use tonic::Code as C;
+    let why = describe(status);
+    match status.code() {
+        C::InvalidArgument
+        | C::PermissionDenied
+        | C::Unauthenticated
+        | C::NotFound
+        | C::FailedPrecondition
+        | C::ResourceExhausted
+        | C::Unimplemented
+        | C::AlreadyExists
+        | C::OutOfRange => ("FAILED", why),
+        C::Ok
+        | C::Cancelled
+        | C::Unknown
+        | C::DeadlineExceeded
+        | C::Aborted
+        | C::Internal
+        | C::Unavailable
+        | C::DataLoss => (
+            "UNKNOWN",
+            format!("{why} (the row may or may not be applied: re-run the same file)"),
+        ),
+    }
+}
+
+fn entry(row: &Row, result: Option<&BulkRowResult>, failure: Option<&tonic::Status>) -> Entry {
     let (outcome, reason) = match (result, failure) {
-        (_, Some(why)) => ("FAILED".to_string(), why.to_owned()),
+        (_, Some(status)) => {
+            let (outcome, why) = whole_request_outcome(status);
+            (outcome.to_string(), why)
+        }
         (Some(r), None) if r.code == 0 => ("OK".to_string(), String::new()),
+        (Some(r), None) if r.reason == "ROW_NOT_ATTEMPTED" => (
+            "NOT_ATTEMPTED".to_string(),
+            "not attempted before the call's deadline: re-run the same file".into(),
+        ),
         (Some(r), None) => ("FAILED".to_string(), format!("{}: {}", r.reason, r.message)),
-        (None, None) => ("FAILED".to_string(), "no result for this row".into()),
+        (None, None) => (
+            "UNKNOWN".to_string(),
+            "no result for this row (re-run the same file)".into(),
+        ),
     };
     Entry {
         line: row.line,
@@ -89,8 +129,7 @@ where
                 }
             }
             Err(status) => {
-                let why = describe(&status);
-                entries.extend(rows.iter().map(|row| entry(row, None, Some(&why))));
+                entries.extend(rows.iter().map(|row| entry(row, None, Some(&status))));
             }
         }
         progress.advance(rows.len() as u64);
@@ -216,8 +255,7 @@ pub async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<Entry> {
                 }
             }
             Err(status) => {
-                let why = describe(&status);
-                entries.extend(rows.iter().map(|row| entry(row, None, Some(&why))));
+                entries.extend(rows.iter().map(|row| entry(row, None, Some(&status))));
             }
         }
         progress.advance(rows.len() as u64);

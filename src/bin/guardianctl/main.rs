@@ -130,24 +130,35 @@ async fn import_file(client: &Client, command: &str, args: CsvArgs) -> Result<Ex
         report::write(path, &entries)?;
     }
     let failed = entries.iter().filter(|e| e.failed()).count();
+    let unsettled = entries.iter().filter(|e| e.unsettled()).count();
     let rows = input.rows.len() + input.bad.len();
     println!(
-        "{command}{}: {rows} rows, {} ok, {failed} failed, in {elapsed:.1}s ({:.0} rows/s)",
+        "{command}{}: {rows} rows, {} ok, {failed} failed, {unsettled} unknown, in {elapsed:.1}s ({:.0} rows/s)",
         if args.dry_run {
             " (dry run, nothing changed)"
         } else {
             ""
         },
-        entries.len() - failed,
+        entries.len() - failed - unsettled,
         rows as f64 / elapsed.max(0.001),
     );
-    for e in entries.iter().filter(|e| e.failed()).take(10) {
+    for e in entries
+        .iter()
+        .filter(|e| e.failed() || e.unsettled())
+        .take(10)
+    {
         eprintln!(
             "line {}: {} {}: {}",
             e.line, e.student, e.guardian, e.reason
         );
     }
-    Ok(if failed > 0 {
+    if unsettled > 0 {
+        eprintln!(
+            "{unsettled} rows are unknown or not attempted: run the same command on the same \
+             file again; rows already done are not done twice"
+        );
+    }
+    Ok(if failed + unsettled > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -14,7 +14,8 @@ pub struct Entry {
     pub student: String,
     /// Guardian as given.
     pub guardian: String,
-    /// OK or FAILED (with the action for syncs).
+    /// OK, FAILED, UNKNOWN (the request failed midway: re-run) or NOT_ATTEMPTED (with the
+    /// action for syncs).
     pub outcome: String,
     /// Why it failed.
     pub reason: String,
@@ -24,6 +25,12 @@ impl Entry {
     /// Whether this row failed.
     pub fn failed(&self) -> bool {
         self.outcome.contains("FAILED")
+    }
+
+    /// Whether this row's fate is open: it may or may not have been applied (UNKNOWN), or it
+    /// was not attempted. Running the same file again settles it.
+    pub fn unsettled(&self) -> bool {
+        self.outcome.contains("UNKNOWN") || self.outcome.contains("NOT_ATTEMPTED")
     }
 }
 

@@ -1,0 +1,237 @@
+//! The transport's side of the contract, between the observation layer and authentication:
+//! each RPC's deadline (longer for bulk calls, shorter when the client asks), answered with
+//! `DEADLINE_EXCEEDED`; unknown methods answered `UNIMPLEMENTED` before any token is looked at;
+//! and tonic's own refusals of a request message re-coded as the client's fault
+//! (`INVALID_ARGUMENT` for bytes that do not decode, `RESOURCE_EXHAUSTED` for an oversized one),
+//! where tonic says `INTERNAL` and `OUT_OF_RANGE`.
+
+use super::status::status;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::Code;
+use tower::{Layer, Service};
+
+/// The moment an RPC must be answered by, in the request's extensions, so that work in rows
+/// (bulk calls) can stop starting rows in time to report the ones it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDeadline(pub Instant);
+
+/// Deadlines of the server's RPCs.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// Every RPC but the bulk ones.
+    pub default: Duration,
+    /// BulkCreateGuardianInvitations, BulkDeleteGuardians and SyncGuardians.
+    pub bulk: Duration,
+}
+
+const BULK_METHODS: [&str; 3] = [
+    "/guardians.v1.GuardianService/BulkCreateGuardianInvitations",
+    "/guardians.v1.GuardianService/BulkDeleteGuardians",
+    "/guardians.v1.GuardianService/SyncGuardians",
+];
+
+impl Deadlines {
+    /// The server's deadline for the RPC at `path`.
+    pub fn for_method(&self, path: &str) -> Duration {
+        if BULK_METHODS.contains(&path) {
+            self.bulk
+        } else {
+            self.default
+        }
+    }
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
+    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Wraps services with [`DeadlineService`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineLayer {
+    deadlines: Deadlines,
+}
+
+impl DeadlineLayer {
+    /// A layer applying `deadlines`.
+    pub fn new(deadlines: Deadlines) -> Self {
+        Self { deadlines }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService {
+            inner,
+            deadlines: self.deadlines,
+        }
+    }
+}
+
+/// The service [`DeadlineLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct DeadlineService<S> {
+    inner: S,
+    deadlines: Deadlines,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// Whether `path` is served here: one of the contract's RPCs, health or reflection.
+fn is_known(path: &str) -> bool {
+    crate::auth::gate::permission_for(path).is_some() || crate::auth::gate::is_public(path)
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for DeadlineService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let path = request.uri().path();
+        if !is_known(path) {
+            let answer = status(
+                Code::Unimplemented,
+                "UNIMPLEMENTED",
+                "no such method on this server",
+                HashMap::new(),
+            )
+            .into_http::<ResBody>();
+            return Box::pin(async move { Ok(answer) });
+        }
+        let mut budget = self.deadlines.for_method(path);
+        // A streaming health Watch lives as long as its client wants: no server deadline.
+        let streaming =
+            path == "/grpc.health.v1.Health/Watch" || path.ends_with("/ServerReflectionInfo");
+        if let Some(asked) = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+        {
+            budget = budget.min(asked);
+        }
+        let deadline = Instant::now() + budget;
+        request.extensions_mut().insert(RequestDeadline(deadline));
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = if streaming {
+                future.await?
+            } else {
+                match tokio::time::timeout_at(deadline, future).await {
+                    Ok(response) => response?,
+                    Err(_) => {
+                        return Ok(status(
+                            Code::DeadlineExceeded,
+                            "DEADLINE_EXCEEDED",
+                            format!(
+                                "the call did not finish within its deadline of {} ms; it may \
+                                 or may not have taken effect: retry with the same request_id",
+                                budget.as_millis()
+                            ),
+                            HashMap::new(),
+                        )
+                        .into_http());
+                    }
+                }
+            };
+            Ok(recode_transport_refusal(response))
+        })
+    }
+}
+
+/// tonic refuses a request message it cannot decode with `INTERNAL`, and one over the size
+/// limit with `OUT_OF_RANGE`, before any handler runs; both are the client's doing.
+fn recode_transport_refusal<B: Default>(response: http::Response<B>) -> http::Response<B> {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let code = header("grpc-status");
+    let message = header("grpc-message").replace("%20", " ");
+    let recoded =
+        if code == (Code::Internal as i32).to_string() && message.starts_with("failed to decode") {
+            Some((
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+                "the request message could not be decoded as the method's protobuf message",
+            ))
+        } else if code == (Code::OutOfRange as i32).to_string()
+            && message.contains("message length too large")
+        {
+            Some((
+                Code::ResourceExhausted,
+                "MESSAGE_TOO_LARGE",
+                "the request message is larger than the server accepts",
+            ))
+        } else {
+            None
+        };
+    match recoded {
+        Some((code, reason, message)) => status(code, reason, message, HashMap::new()).into_http(),
+        None => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_with_their_units() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("100u"), Some(Duration::from_micros(100)));
+        for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bulk_methods_get_the_bulk_deadline() {
+        let d = Deadlines {
+            default: Duration::from_secs(10),
+            bulk: Duration::from_secs(120),
+        };
+        assert_eq!(
+            d.for_method("/guardians.v1.GuardianService/SyncGuardians"),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            d.for_method("/guardians.v1.GuardianService/CheckGuardianship"),
+            Duration::from_secs(10)
+        );
+    }
+}
