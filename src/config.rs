@@ -133,6 +133,27 @@ pub struct ServeConfig {
     )]
     pub concurrency_per_connection: usize,
 
+    /// Most client connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "GUARDIANS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// How long a new connection may stay silent before it is closed.
+    #[arg(long, env = "GUARDIANS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// How long a connection may have no RPC in flight before it is closed (clients reconnect
+    /// transparently).
+    #[arg(long, env = "GUARDIANS_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Interval of HTTP/2 keepalive pings to each client.
+    #[arg(long, env = "GUARDIANS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// A client that does not answer a keepalive ping within this is disconnected.
+    #[arg(long, env = "GUARDIANS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+
     /// Apply pending migrations at start-up. Turn off where a separate job migrates.
     #[arg(long, env = "GUARDIANS_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_migrate: bool,
@@ -176,6 +197,11 @@ impl ServeConfig {
             bulk_request_timeout: Duration::from_secs(120),
             max_message_bytes: 8 * 1024 * 1024,
             concurrency_per_connection: 256,
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(600),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
             auto_migrate: true,
             shutdown_grace: Duration::ZERO,
             drain_timeout: Duration::from_secs(20),

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod listener;
 pub mod mail;
 pub mod proto;
 pub mod server;

@@ -7,6 +7,7 @@ use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
 use crate::grpc::deadline::{DeadlineLayer, Deadlines};
 use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
+use crate::listener::ConnectionLimits;
 use crate::mail::Dispatcher;
 use crate::proto::{
     self, directory_service_server::DirectoryServiceServer,
@@ -19,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -175,6 +175,11 @@ pub async fn serve_with_clock(
     };
 
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections,
+        handshake_timeout: config.handshake_timeout,
+        idle_timeout: config.idle_timeout,
+    };
     let deadlines = Deadlines {
         default: config.request_timeout,
         bulk: config.bulk_request_timeout,
@@ -189,6 +194,8 @@ pub async fn serve_with_clock(
         // reflection pass through it on a named allow-list.
         .layer(AuthLayer::new(Arc::new(keys)))
         .concurrency_limit_per_connection(config.concurrency_per_connection)
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -207,14 +214,7 @@ pub async fn serve_with_clock(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        // A listener passed in keeps the kernel defaults: turn Nagle off on every accepted
-        // connection, or small responses written in two parts wait for delayed ACKs (~40 ms).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(Duration::from_secs(60))),
-            drain,
-        );
+        .serve_with_incoming_shutdown(crate::listener::incoming(listener, limits), drain);
     let result = tokio::select! {
         result = server => result,
         () = drain_deadline => {

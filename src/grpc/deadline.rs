@@ -141,8 +141,14 @@ where
         }
         let deadline = Instant::now() + budget;
         request.extensions_mut().insert(RequestDeadline(deadline));
+        // The connection counts as busy, not idle, until this call is answered.
+        let busy = request
+            .extensions()
+            .get::<crate::listener::ConnectionInfo>()
+            .map(|c| c.activity.begin());
         let future = self.inner.call(request);
         Box::pin(async move {
+            let _busy = busy;
             let response = if streaming {
                 future.await?
             } else {

@@ -5,6 +5,7 @@ mod access;
 mod auth;
 mod cli;
 mod concurrency;
+mod connections;
 mod directory;
 mod fixtures;
 mod hardening;
