@@ -31,6 +31,9 @@ const SERVICES: [&str; 4] = [
     "guardians.v1.DirectoryService",
 ];
 
+/// How long the mail dispatcher may take to finish the message in hand when stopping.
+const DISPATCHER_STOP: Duration = Duration::from_secs(5);
+
 /// How often readiness re-checks the database.
 const READINESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -225,8 +228,15 @@ pub async fn serve_with_clock(
     readiness.abort();
     upkeep.abort();
     gauges.abort();
-    if let Some(dispatcher) = dispatcher {
-        dispatcher.abort();
+    if let Some(mut dispatcher) = dispatcher {
+        // Told to stop with the others: it finishes the message it is sending and gives the
+        // rest of its claim back, so other replicas need not wait out the lease.
+        if tokio::time::timeout(DISPATCHER_STOP, &mut dispatcher)
+            .await
+            .is_err()
+        {
+            dispatcher.abort();
+        }
     }
     store.close().await;
     tracing::info!("stopped");

@@ -31,7 +31,9 @@ impl Default for DispatchPolicy {
     fn default() -> Self {
         Self {
             batch: 50,
-            lease: TimeDelta::minutes(5),
+            // Short, and renewed while a batch is being sent: a dispatcher that dies holds its
+            // messages back for a minute at most.
+            lease: TimeDelta::seconds(60),
             max_attempts: 8,
             first_backoff: TimeDelta::seconds(10),
             max_backoff: TimeDelta::hours(1),
@@ -92,20 +94,26 @@ impl Dispatcher {
 
     /// Sends every message due now, batch after batch, and returns what happened.
     pub async fn dispatch_due(&self) -> StoreResult<Round> {
+        self.dispatch_until(None).await
+    }
+
+    /// [`Dispatcher::dispatch_due`], stopping between messages once `stop` says so and giving
+    /// back the claim on the messages not yet sent.
+    pub async fn dispatch_until(&self, stop: Option<&watch::Receiver<bool>>) -> StoreResult<Round> {
         let mut total = Round::default();
         loop {
-            let round = self.dispatch_batch().await?;
+            let round = self.dispatch_batch(stop).await?;
             let handled = round.sent + round.retried + round.failed;
             total.sent += round.sent;
             total.retried += round.retried;
             total.failed += round.failed;
-            if handled < self.policy.batch as usize {
+            if handled < self.policy.batch as usize || stop.is_some_and(|s| *s.borrow()) {
                 return Ok(total);
             }
         }
     }
 
-    async fn dispatch_batch(&self) -> StoreResult<Round> {
+    async fn dispatch_batch(&self, stop: Option<&watch::Receiver<bool>>) -> StoreResult<Round> {
         let now = self.clock.now();
         // The claim commits at once: the lease, not a held transaction, keeps others off.
         let claimed = {
@@ -117,9 +125,35 @@ impl Dispatcher {
             claimed
         };
         let mut round = Round::default();
-        for message in claimed {
-            let outcome = self.transport.send(&message).await;
-            self.record(&message, outcome, &mut round).await?;
+        let mut lease_until = now + self.policy.lease;
+        for (i, message) in claimed.iter().enumerate() {
+            let rest = || {
+                claimed[i..]
+                    .iter()
+                    .map(|m| m.message_id.clone())
+                    .collect::<Vec<_>>()
+            };
+            if stop.is_some_and(|s| *s.borrow()) {
+                // Shutting down: the unsent messages are due again now, for another replica.
+                let mut session = self.store.session().await?;
+                session
+                    .reschedule_messages(&rest(), self.clock.now())
+                    .await?;
+                tracing::info!(
+                    released = claimed.len() - i,
+                    "outbox claims given back on shutdown"
+                );
+                return Ok(round);
+            }
+            let now = self.clock.now();
+            if now + self.policy.lease / 2 >= lease_until {
+                // Half the lease is gone (slow SMTP): renew it for what is left.
+                lease_until = now + self.policy.lease;
+                let mut session = self.store.session().await?;
+                session.reschedule_messages(&rest(), lease_until).await?;
+            }
+            let outcome = self.transport.send(message).await;
+            self.record(message, outcome, &mut round).await?;
         }
         Ok(round)
     }
@@ -185,7 +219,7 @@ impl Dispatcher {
     /// Dispatches every `interval` until told to stop.
     pub async fn run(self, interval: Duration, mut stop: watch::Receiver<bool>) {
         loop {
-            match self.dispatch_due().await {
+            match self.dispatch_until(Some(&stop)).await {
                 Ok(round) if round != Round::default() => {
                     tracing::info!(
                         sent = round.sent,

@@ -194,6 +194,14 @@ pub trait OutboxRepo {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Moves the next attempt of each still-QUEUED message in `message_ids` to `at`: renews a
+    /// dispatcher's lease on what it claimed, or (with `at` = now) gives the claim back.
+    /// Messages already recorded SENT or FAILED are left alone.
+    async fn reschedule_messages(
+        &mut self,
+        message_ids: &[String],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// One message by id.
     async fn get_message(&mut self, message_id: &str) -> StoreResult<Option<OutboxMessage>>;
     /// How many messages wait to be sent.

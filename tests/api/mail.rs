@@ -358,3 +358,126 @@ async fn names_are_escaped_in_html_and_mail_goes_to_a_folder_by_default() {
 fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension().is_some_and(|e| e == ext)
 }
+
+/// A transport that "sends" by counting, moving the clock on by `step` per message, and
+/// optionally raising the stop flag after the first message. Before each send it records how
+/// many other claimed messages another replica could claim right now (their lease lapsed).
+#[derive(Debug)]
+struct SlowTransport {
+    clock: Arc<ManualClock>,
+    step: TimeDelta,
+    stop_after_first: Option<tokio::sync::watch::Sender<bool>>,
+    database_url: String,
+    sent: std::sync::Mutex<Vec<String>>,
+    claimable_while_sending: std::sync::Mutex<Vec<i64>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for SlowTransport {
+    async fn send(
+        &self,
+        message: &guardian_service::domain::OutboxMessage,
+    ) -> Result<(), guardian_service::mail::SendError> {
+        let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+        let claimable: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'QUEUED' AND next_attempt_time <= $1 \
+             AND message_id <> $2",
+        )
+        .bind(self.clock.now())
+        .bind(&message.message_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        self.claimable_while_sending.lock().unwrap().push(claimable);
+        self.sent.lock().unwrap().push(message.message_id.clone());
+        self.clock.advance(self.step);
+        if let Some(stop) = &self.stop_after_first {
+            let _ = stop.send(true);
+        }
+        Ok(())
+    }
+}
+
+fn slow(
+    app: &TestApp,
+    clock: &Arc<ManualClock>,
+    step: TimeDelta,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+) -> Arc<SlowTransport> {
+    Arc::new(SlowTransport {
+        clock: clock.clone(),
+        step,
+        stop_after_first: stop,
+        database_url: app.database_url.clone(),
+        sent: Default::default(),
+        claimable_while_sending: Default::default(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_renews_its_lease_while_a_slow_batch_is_sent() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 1).await;
+    for i in 0..5 {
+        invite(&app, "s1", &format!("p{i}@example.org")).await;
+    }
+    // 40 s per message against a 60 s lease: without renewal the third message onwards
+    // would be claimable by another replica while this one still holds them.
+    let transport = slow(&app, &clock, TimeDelta::seconds(40), None);
+    let a = dispatcher(
+        &app,
+        transport.clone(),
+        clock.clone(),
+        DispatchPolicy::default(),
+    )
+    .await;
+    let round = a.dispatch_due().await.unwrap();
+    assert_eq!(round.sent, 5);
+    assert_eq!(
+        *transport.claimable_while_sending.lock().unwrap(),
+        vec![0; 5],
+        "no claimed message was ever free for another dispatcher"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_dispatcher_gives_back_what_it_did_not_send() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 1).await;
+    for i in 0..4 {
+        invite(&app, "s1", &format!("p{i}@example.org")).await;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = slow(&app, &clock, TimeDelta::zero(), Some(stop_tx));
+    let a = dispatcher(
+        &app,
+        stopping.clone(),
+        clock.clone(),
+        DispatchPolicy::default(),
+    )
+    .await;
+    let round = a.dispatch_until(Some(&stop_rx)).await.unwrap();
+    assert_eq!(
+        round.sent, 1,
+        "it finished the message in hand, then stopped"
+    );
+    // Another replica, at the same moment, finds the other three due at once: the lease was
+    // given back, not left to run out.
+    let other = slow(&app, &clock, TimeDelta::zero(), None);
+    let b = dispatcher(
+        &app,
+        other.clone(),
+        clock.clone(),
+        DispatchPolicy::default(),
+    )
+    .await;
+    assert_eq!(b.dispatch_due().await.unwrap().sent, 3);
+    let mut all: Vec<String> = stopping.sent.lock().unwrap().clone();
+    all.extend(other.sent.lock().unwrap().iter().cloned());
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 4, "each message sent once");
+}

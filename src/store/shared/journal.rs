@@ -105,6 +105,24 @@ macro_rules! impl_journal_repos {
                 Ok(messages)
             }
 
+            async fn reschedule_messages(
+                &mut self,
+                message_ids: &[String],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                for id in message_ids {
+                    sqlx::query(
+                        "UPDATE outbox SET next_attempt_time = $2 \
+                         WHERE message_id = $1 AND status = 'QUEUED'",
+                    )
+                    .bind(id)
+                    .bind(at)
+                    .execute(&mut *self.conn)
+                    .await?;
+                }
+                Ok(())
+            }
+
             async fn record_delivery(
                 &mut self,
                 message_id: &str,
