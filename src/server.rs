@@ -113,6 +113,8 @@ pub async fn serve_with_clock(
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Streams end once the server has said NOT_SERVING and waited its grace period.
+    let (streams_end_tx, streams_end_rx) = watch::channel(false);
     let readiness = tokio::spawn(follow_readiness(
         store.clone(),
         health.clone(),
@@ -165,10 +167,11 @@ pub async fn serve_with_clock(
         let _ = stop_tx.send(true);
         set_health(&health_on_stop, ServingStatus::NotServing).await;
         tokio::time::sleep(grace).await;
+        let _ = streams_end_tx.send(true);
         let _ = draining_tx.send(());
     };
-    // Streams that never end by themselves (health Watch) would hold the drain open forever:
-    // past the drain timeout the server stops regardless.
+    // Streams are ended above; past the drain timeout the server stops regardless of any
+    // call still running.
     let drain_timeout = config.drain_timeout;
     let drain_deadline = async move {
         match draining_rx.await {
@@ -192,7 +195,7 @@ pub async fn serve_with_clock(
         .layer(RpcLayer)
         // Next, so that the deadline bounds authentication too and unknown methods are
         // UNIMPLEMENTED whatever the token.
-        .layer(DeadlineLayer::new(deadlines))
+        .layer(DeadlineLayer::new(deadlines, streams_end_rx))
         // Next, so that no handler runs for an unauthenticated or ungated call; health and
         // reflection pass through it on a named allow-list.
         .layer(AuthLayer::new(Arc::new(keys)))

@@ -6,13 +6,16 @@
 //! where tonic says `INTERNAL` and `OUT_OF_RANGE`.
 
 use super::status::status;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Code;
+use tonic::body::Body;
 use tower::{Layer, Service};
 
 /// The moment an RPC must be answered by, in the request's extensions, so that work in rows
@@ -65,15 +68,19 @@ pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
 }
 
 /// Wraps services with [`DeadlineService`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DeadlineLayer {
     deadlines: Deadlines,
+    stopping: watch::Receiver<bool>,
 }
 
 impl DeadlineLayer {
-    /// A layer applying `deadlines`.
-    pub fn new(deadlines: Deadlines) -> Self {
-        Self { deadlines }
+    /// A layer applying `deadlines`; streams are ended once `stopping` turns true.
+    pub fn new(deadlines: Deadlines, stopping: watch::Receiver<bool>) -> Self {
+        Self {
+            deadlines,
+            stopping,
+        }
     }
 }
 
@@ -83,6 +90,7 @@ impl<S> Layer<S> for DeadlineLayer {
         DeadlineService {
             inner,
             deadlines: self.deadlines,
+            stopping: self.stopping.clone(),
         }
     }
 }
@@ -92,6 +100,7 @@ impl<S> Layer<S> for DeadlineLayer {
 pub struct DeadlineService<S> {
     inner: S,
     deadlines: Deadlines,
+    stopping: watch::Receiver<bool>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -105,9 +114,10 @@ impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for DeadlineService<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
     S::Future: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<tonic::codegen::StdError>,
 {
-    type Response = S::Response;
+    type Response = http::Response<Body>;
     type Error = S::Error;
     type Future = BoxFuture<Self::Response, Self::Error>;
 
@@ -124,7 +134,7 @@ where
                 "no such method on this server",
                 HashMap::new(),
             )
-            .into_http::<ResBody>();
+            .into_http::<Body>();
             return Box::pin(async move { Ok(answer) });
         }
         let mut budget = self.deadlines.for_method(path);
@@ -147,10 +157,14 @@ where
             .get::<crate::listener::ConnectionInfo>()
             .map(|c| c.activity.begin());
         let future = self.inner.call(request);
+        let stopping = self.stopping.clone();
         Box::pin(async move {
             let _busy = busy;
             let response = if streaming {
-                future.await?
+                // A stream (health Watch) never ends by itself: end it when the server stops,
+                // or it holds the graceful shutdown open until the drain timeout.
+                let response = future.await?;
+                return Ok(response.map(|body| Body::new(UntilStopping::new(body, stopping))));
             } else {
                 match tokio::time::timeout_at(deadline, future).await {
                     Ok(response) => response?,
@@ -169,8 +183,59 @@ where
                     }
                 }
             };
-            Ok(recode_transport_refusal(response))
+            Ok(recode_transport_refusal(response.map(Body::new)))
         })
+    }
+}
+
+/// A response body that ends with `UNAVAILABLE` trailers once the server is stopping.
+struct UntilStopping<B> {
+    inner: Pin<Box<B>>,
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ended: bool,
+}
+
+impl<B> UntilStopping<B> {
+    fn new(inner: B, mut stopping: watch::Receiver<bool>) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            stopped: Box::pin(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            }),
+            ended: false,
+        }
+    }
+}
+
+impl<B> http_body::Body for UntilStopping<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        // What the stream has ready goes first (the NOT_SERVING update of a stopping server).
+        if let Poll::Ready(frame) = self.inner.as_mut().poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.stopped.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+            trailers.insert(
+                "grpc-message",
+                http::HeaderValue::from_static("server%20shutting%20down"),
+            );
+            return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        Poll::Pending
     }
 }
 

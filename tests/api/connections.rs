@@ -151,3 +151,36 @@ async fn a_server_out_of_file_descriptors_still_serves_a_new_client() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn an_open_health_watch_does_not_hold_the_shutdown_open() {
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url);
+    // Were the stream left open, stopping would wait this long.
+    config.drain_timeout = Duration::from_secs(3600);
+    let mut app = spawn_with(config).await;
+    let mut watch = app
+        .health()
+        .watch(HealthCheckRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    assert!(watch.message().await.expect("first status").is_some());
+    tokio::time::timeout(PATIENCE, app.stop())
+        .await
+        .expect("the server stops without waiting out the drain timeout");
+    // The watcher is told why its stream ended (after the NOT_SERVING update).
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status.code()),
+            }
+        }
+    })
+    .await
+    .expect("the stream ended");
+    assert_eq!(ended, Some(tonic::Code::Unavailable));
+    drop(db);
+}
