@@ -161,10 +161,11 @@ pub async fn set_settings(app: &TestApp, settings: DomainSettings, paths: &[&str
         .expect("settings");
 }
 
-/// The accept token of an invitation, read from its newest queued email, as the invitee would.
+/// The accept token of an invitation, read from its newest queued email that carries one (a
+/// cancellation notice does not), as the invitee would.
 pub async fn token_of(app: &TestApp, invitation_id: &str) -> String {
     const NEWEST_INVITATION: &str = "SELECT body_text FROM outbox WHERE invitation_id = $1 \
-         AND subject LIKE 'Invitation%' ORDER BY create_time DESC, message_id DESC LIMIT 1";
+         AND body_text LIKE '%/accept?token=%' ORDER BY create_time DESC, message_id DESC LIMIT 1";
     let url = &app.database_url;
     let body: String = if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await.expect("connect");

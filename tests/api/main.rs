@@ -13,6 +13,7 @@ mod helpers;
 mod invitations;
 mod mail;
 mod matrix;
+mod properties;
 mod server;
 mod settings;
 mod transport;
