@@ -46,6 +46,7 @@ conformance!(
     links_are_found_by_student_guardian_domain_and_email,
     events_append_and_page_in_order,
     outbox_claims_are_disjoint_and_outcomes_recorded,
+    rescheduling_renews_or_gives_back_claims_but_leaves_settled_messages,
     idempotency_records_are_unique_and_purged_by_age,
     dropping_a_transaction_rolls_it_back,
     the_hot_path_check_reads_the_student_domain_and_the_link_at_once,
@@ -936,6 +937,68 @@ async fn outbox_claims_are_disjoint_and_outcomes_recorded(store: Arc<dyn Store>)
             .unwrap(),
         None
     );
+}
+
+async fn rescheduling_renews_or_gives_back_claims_but_leaves_settled_messages(
+    store: Arc<dyn Store>,
+) {
+    let messages: Vec<_> = (0..4).map(message).collect();
+    let ids: Vec<String> = messages.iter().map(|m| m.message_id.clone()).collect();
+    let mut s = store.session().await.unwrap();
+    for m in &messages {
+        s.enqueue_message(m).await.unwrap();
+    }
+    let now = t0() + TimeDelta::seconds(1);
+    let lease = now + TimeDelta::minutes(1);
+    assert_eq!(s.claim_due_messages(now, lease, 10).await.unwrap().len(), 4);
+    // One is sent and one failed while the dispatcher still holds the claims.
+    s.record_delivery(&ids[0], DeliveryStatus::Sent, now, None, now)
+        .await
+        .unwrap();
+    s.record_delivery(&ids[1], DeliveryStatus::Failed, now, Some("550"), now)
+        .await
+        .unwrap();
+    // Renewing the lease moves only the still-QUEUED ones.
+    let renewed = now + TimeDelta::minutes(2);
+    s.reschedule_messages(&ids, renewed).await.unwrap();
+    for id in &ids[2..] {
+        let m = s.get_message(id).await.unwrap().unwrap();
+        assert_eq!(
+            (m.status, m.next_attempt_time),
+            (DeliveryStatus::Queued, renewed)
+        );
+    }
+    for (id, status) in [
+        (&ids[0], DeliveryStatus::Sent),
+        (&ids[1], DeliveryStatus::Failed),
+    ] {
+        let m = s.get_message(id).await.unwrap().unwrap();
+        assert_eq!(
+            (m.status, m.next_attempt_time),
+            (status, now),
+            "{status:?} moved"
+        );
+    }
+    // Still leased at the old lease's end; given back, due at once (and only those two).
+    let later = lease + TimeDelta::seconds(1);
+    assert!(
+        s.claim_due_messages(later, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.reschedule_messages(&ids[2..3], later).await.unwrap();
+    let due = s.claim_due_messages(later, later, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|m| &m.message_id).collect::<Vec<_>>(),
+        vec![&ids[2]]
+    );
+    // An empty list, and ids that do not exist, change nothing and are no error.
+    s.reschedule_messages(&[], later).await.unwrap();
+    s.reschedule_messages(&["no-such-message".to_owned()], later)
+        .await
+        .unwrap();
+    assert_eq!(s.count_queued_messages().await.unwrap(), 2);
 }
 
 async fn idempotency_records_are_unique_and_purged_by_age(store: Arc<dyn Store>) {

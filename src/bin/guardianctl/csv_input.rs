@@ -73,10 +73,11 @@ pub fn parse(bytes: &[u8]) -> Result<Input, String> {
     };
     let width = headers.len();
     // The line of a byte offset, counted here: csv's own line numbers drift on CRLF files.
+    // A line ends at LF, CRLF (counted once, at the LF) or a lone CR, as csv reads them.
     let newlines: Vec<u64> = body
         .iter()
         .enumerate()
-        .filter(|(_, b)| **b == b'\n')
+        .filter(|&(i, b)| *b == b'\n' || (*b == b'\r' && body.get(i + 1) != Some(&b'\n')))
         .map(|(i, _)| i as u64)
         .collect();
     // csv reports a record as starting where the previous line ended (and before any blank
@@ -152,6 +153,18 @@ mod tests {
         assert_eq!(
             input.bad.iter().map(|b| b.line).collect::<Vec<_>>(),
             vec![4, 6]
+        );
+    }
+
+    #[test]
+    fn old_mac_files_ending_lines_with_cr_alone_count_their_lines() {
+        let input =
+            parse(b"Student,Guardian\rs1@x.org,p1@y.org\r\rs2@x.org\rs3@x.org,p3@y.org\r").unwrap();
+        let lines: Vec<u64> = input.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![2, 5]);
+        assert_eq!(
+            input.bad.iter().map(|b| b.line).collect::<Vec<_>>(),
+            vec![4]
         );
     }
 
