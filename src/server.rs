@@ -2,9 +2,10 @@
 //! follows the database, bounded messages, a request deadline and graceful shutdown.
 
 use crate::app::{App, AppConfig, PageTokens};
-use crate::auth::{AuthLayer, AuthMode};
+use crate::auth::AuthMode;
 use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
+use crate::grpc::AuthLayer;
 use crate::grpc::deadline::{DeadlineLayer, Deadlines};
 use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
 use crate::listener::ConnectionLimits;

@@ -25,12 +25,26 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database with a unique name.
     pub async fn create() -> Self {
+        Self::create_from(None).await
+    }
+
+    /// Creates a database with a unique name holding the current schema: a copy of a template
+    /// database migrated once (per schema version, shared by every test process), which is far
+    /// quicker than running the migrations for each test.
+    pub async fn create_migrated() -> Self {
+        let template = migrated_template().await;
+        Self::create_from(Some(&template)).await
+    }
+
+    async fn create_from(template: Option<&str>) -> Self {
         let admin_url = postgres_admin_url();
         let name = format!("guardians_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("tests need Postgres at DATABASE_URL or 127.0.0.1:5432: {e}")
-        });
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        let mut admin = admin_connection(&admin_url).await;
+        let sql = match template {
+            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut admin)
             .await
             .expect("create test database");
@@ -78,6 +92,71 @@ impl Drop for TestDatabase {
     }
 }
 
+async fn admin_connection(admin_url: &str) -> PgConnection {
+    PgConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("tests need Postgres at DATABASE_URL or 127.0.0.1:5432: {e}"))
+}
+
+/// The name of a database migrated to the embedded schema, made on first use. Test processes
+/// running at once take turns under an advisory lock; the template is built under a temporary
+/// name and renamed when complete, so a half-migrated template is never copied.
+async fn migrated_template() -> String {
+    static READY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    READY
+        .get_or_init(|| async {
+            let name = format!(
+                "guardians_template_{}",
+                store::postgres::migrations_digest()
+            );
+            let admin_url = postgres_admin_url();
+            let mut admin = admin_connection(&admin_url).await;
+            // Any constant key: it only serialises template builders.
+            let lock = "SELECT pg_advisory_lock(4242001)";
+            sqlx::raw_sql(lock).execute(&mut admin).await.expect("lock");
+            let exists: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                    .bind(&name)
+                    .fetch_optional(&mut admin)
+                    .await
+                    .expect("look for the template");
+            if exists.is_none() {
+                let building = format!("{name}_building");
+                for sql in [
+                    format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+                    format!("CREATE DATABASE {building}"),
+                ] {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await
+                        .expect("create the template");
+                }
+                let options = ConnectOptions {
+                    url: replace_database(&admin_url, &building),
+                    max_connections: 1,
+                    acquire_timeout: Duration::from_secs(10),
+                    statement_timeout: None,
+                };
+                let store = store::connect(&options).await.expect("connect");
+                store.migrate().await.expect("migrate the template");
+                store.close().await;
+                let rename = format!("ALTER DATABASE {building} RENAME TO {name}");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(rename))
+                    .execute(&mut admin)
+                    .await
+                    .expect("publish the template");
+            }
+            let unlock = "SELECT pg_advisory_unlock(4242001)";
+            sqlx::raw_sql(unlock)
+                .execute(&mut admin)
+                .await
+                .expect("unlock");
+            name
+        })
+        .await
+        .clone()
+}
+
 /// `url` with its database name replaced.
 fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -98,9 +177,8 @@ fn replace_database(url: &str, name: &str) -> String {
 
 /// A fresh, migrated Postgres store and the database that holds it.
 pub async fn postgres_store() -> (Arc<dyn Store>, TestDatabase) {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let store = store::connect(&db.options(16)).await.expect("connect");
-    store.migrate().await.expect("migrate");
     (store, db)
 }
 

@@ -60,7 +60,7 @@ async fn rpc_spans_arrive_at_an_otlp_collector_in_the_callers_trace() {
         .with(tracing_opentelemetry::layer().with_tracer(tracer));
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let db = guardian_service::testing::TestDatabase::create().await;
+    let db = guardian_service::testing::TestDatabase::create_migrated().await;
     let app = helpers::spawn_with(helpers::test_config(&db.url)).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut request = tonic::Request::new(GetDomainSettingsRequest {

@@ -44,7 +44,7 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
     tracing::subscriber::set_global_default(subscriber)
         .expect("the only subscriber of this test binary");
 
-    let db = guardian_service::testing::TestDatabase::create().await;
+    let db = guardian_service::testing::TestDatabase::create_migrated().await;
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -1,16 +1,15 @@
-//! Identity and access: who is calling (token verification in a tower layer) and whether the
-//! called RPC is open to them (the gate). The per-student decision lives in the use cases, on
-//! the pure rules of `domain::policy`.
+//! Identity and access: who is calling (token verification) and whether the called RPC is open
+//! to them (the gate). Imports nothing above `domain`: the tower layer that runs both on each
+//! request is `grpc::auth_layer`, and the per-student decision lives in the use cases, on the
+//! pure rules of `domain::policy`.
 
 pub mod dev;
 pub mod gate;
 pub mod issue;
 pub mod keys;
-mod layer;
 
 pub use gate::Authorized;
 pub use keys::{KeyError, KeySet, TokenError};
-pub use layer::{AuthLayer, AuthService, authorized};
 
 use std::path::{Path, PathBuf};
 

@@ -2,11 +2,11 @@
 
 use super::convert::{missing, parse_field};
 use crate::app::{App, UserQuery};
-use crate::auth::authorized;
 use crate::domain::{
     Course, CourseId, DomainName, Email, Locale, Role, User, UserId, ValidationError,
     user::parse_display_name,
 };
+use crate::grpc::authorized;
 use crate::proto::{self, directory_service_server::DirectoryService};
 use tonic::{Request, Response, Status};
 
@@ -108,10 +108,10 @@ impl DirectoryService for DirectoryApi {
             page_token,
         } = request.into_inner();
         let domain = parse_field("domain", &domain, DomainName::parse)?;
-        let role = match proto::UserRole::try_from(role) {
-            Ok(proto::UserRole::Unspecified) => None,
-            Ok(r) => Some(role_from_proto(r)),
-            Err(_) => return Err(ValidationError::invalid("role", "unknown role").into()),
+        // Unspecified (0) means "every role" in a listing.
+        let role = match role {
+            0 => None,
+            given => Some(role_from_proto("role", given)?),
         };
         let page = self
             .app
@@ -132,12 +132,16 @@ impl DirectoryService for DirectoryApi {
     }
 }
 
-fn role_from_proto(role: proto::UserRole) -> Role {
-    match role {
-        proto::UserRole::Student => Role::Student,
-        proto::UserRole::Teacher => Role::Teacher,
-        // Unspecified is refused before this is called.
-        proto::UserRole::Admin | proto::UserRole::Unspecified => Role::Admin,
+/// A role field: STUDENT, TEACHER or ADMIN; anything else is refused with the field's name.
+fn role_from_proto(field: &str, raw: i32) -> Result<Role, ValidationError> {
+    match proto::UserRole::try_from(raw) {
+        Ok(proto::UserRole::Student) => Ok(Role::Student),
+        Ok(proto::UserRole::Teacher) => Ok(Role::Teacher),
+        Ok(proto::UserRole::Admin) => Ok(Role::Admin),
+        Ok(proto::UserRole::Unspecified) | Err(_) => Err(ValidationError::invalid(
+            field,
+            "role must be STUDENT, TEACHER or ADMIN",
+        )),
     }
 }
 
@@ -151,15 +155,7 @@ fn user_from_proto(prefix: &str, u: proto::User) -> Result<User, ValidationError
         display_name,
         locale,
     } = u;
-    let role = match proto::UserRole::try_from(role) {
-        Ok(proto::UserRole::Unspecified) | Err(_) => {
-            return Err(ValidationError::invalid(
-                &format!("{prefix}.role"),
-                "role must be STUDENT, TEACHER or ADMIN",
-            ));
-        }
-        Ok(r) => role_from_proto(r),
-    };
+    let role = role_from_proto(&format!("{prefix}.role"), role)?;
     let display_name = parse_field(
         &format!("{prefix}.display_name"),
         &display_name,

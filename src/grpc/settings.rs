@@ -2,11 +2,11 @@
 
 use super::convert::{missing, parse_field, timestamp};
 use crate::app::{App, SettingsUpdate};
-use crate::auth::authorized;
 use crate::domain::{
     DomainName, DomainSettings, InstitutionType, Locale, SettingsPatch, ValidationError,
     WhoCanManage,
 };
+use crate::grpc::authorized;
 use crate::proto::{self, settings_service_server::SettingsService};
 use tonic::{Request, Response, Status};
 

@@ -2,6 +2,7 @@
 //! `google.rpc.ErrorInfo` (domain `guardians.v1`, the contract's reason, metadata) and
 //! `BadRequest` field violations. Server-side causes go to the log, never to the caller.
 
+use super::auth_layer::AuthFailure;
 use crate::app::{AppError, Missing};
 use std::collections::HashMap;
 use tonic::{Code, Status};
@@ -25,8 +26,50 @@ pub fn status(
 }
 
 impl From<AppError> for Status {
+    /// The error a whole call ends with: its server-side cause is logged, then mapped.
     fn from(err: AppError) -> Self {
+        log_server_errors(std::slice::from_ref(&err).iter());
         to_status(err)
+    }
+}
+
+/// The status of a request the authentication layer turned away: the same table, so that a
+/// refusal reads the same from the gate and from a use case.
+pub fn auth_failure_status(failure: AuthFailure) -> Status {
+    match failure {
+        AuthFailure::Unauthenticated(err) => to_status(AppError::Unauthenticated(err.to_string())),
+        AuthFailure::Denied(denial) => to_status(AppError::from(denial)),
+    }
+}
+
+/// Logs the server-side causes among `errors` (the caller sees only a fixed message) once, with
+/// how many there were, and counts database outages: a bulk call whose thousand rows met one
+/// outage logs one line, not a thousand.
+pub fn log_server_errors<'a>(errors: impl Iterator<Item = &'a AppError>) {
+    let mut unavailable = 0u64;
+    let mut internal = 0u64;
+    let mut first: Option<&AppError> = None;
+    for err in errors {
+        match err {
+            AppError::Unavailable(_) => unavailable += 1,
+            AppError::Internal(_) => internal += 1,
+            _ => continue,
+        }
+        first.get_or_insert(err);
+    }
+    if unavailable > 0 {
+        // Counted so that pool waits that ran out (and an unreachable database) show on the
+        // dashboard.
+        metrics::counter!("guardians_db_unavailable_total").increment(unavailable);
+    }
+    match first {
+        Some(AppError::Unavailable(cause)) => {
+            tracing::error!(%cause, unavailable, internal, "database unavailable");
+        }
+        Some(AppError::Internal(cause)) => {
+            tracing::error!(%cause, unavailable, internal, "internal error");
+        }
+        _ => {}
     }
 }
 
@@ -40,7 +83,8 @@ fn plain(code: Code, reason: &str, message: &str) -> Status {
     status(code, reason, message, HashMap::new())
 }
 
-/// Maps an error to its status (see the table in api.md).
+/// Maps an error to its status (see the table in api.md). Pure: logs nothing, so that it can
+/// serve each row of a bulk answer.
 pub fn to_status(err: AppError) -> Status {
     use AppError as E;
     match err {
@@ -145,21 +189,14 @@ pub fn to_status(err: AppError) -> Status {
             "the row was not attempted before the call's deadline; nothing of it was applied, \
              send it again",
         ),
-        E::Unavailable(cause) => {
-            // Server-caused: logged at error, once, here; counted so that pool waits that
-            // ran out (and an unreachable database) show on the dashboard.
-            metrics::counter!("guardians_db_unavailable_total").increment(1);
-            tracing::error!(%cause, "database unavailable");
-            plain(
-                Code::Unavailable,
-                "UNAVAILABLE",
-                "the database is unavailable; retry",
-            )
-        }
-        E::Internal(cause) => {
-            tracing::error!(%cause, "internal error");
-            plain(Code::Internal, "INTERNAL", "internal error")
-        }
+        // Server-caused: the cause is logged by whoever ends the call (see
+        // `log_server_errors`), never sent.
+        E::Unavailable(_) => plain(
+            Code::Unavailable,
+            "UNAVAILABLE",
+            "the database is unavailable; retry",
+        ),
+        E::Internal(_) => plain(Code::Internal, "INTERNAL", "internal error"),
     }
 }
 

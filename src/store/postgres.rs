@@ -14,6 +14,18 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// A digest of the embedded migrations (versions and checksums): equal digests, equal schemas.
+/// Tests name their migrated template database by it.
+pub fn migrations_digest() -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for migration in MIGRATOR.iter() {
+        digest.update(migration.version.to_le_bytes());
+        digest.update(&migration.checksum);
+    }
+    crate::app::page_token::hex(&digest.finalize()[..8])
+}
+
 /// A pool of connections to one Postgres database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {

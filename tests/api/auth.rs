@@ -126,7 +126,7 @@ async fn expiry_allows_sixty_seconds_of_clock_skew() {
 
 #[tokio::test]
 async fn issuer_and_audience_are_checked_when_configured() {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let config = guardian_service::config::ServeConfig {
         jwt_issuer: Some("https://idp.example".into()),
         jwt_audience: Some("guardian-service".into()),
@@ -199,7 +199,7 @@ async fn public_keys_from_a_jwks_file_verify_rs256_es256_and_eddsa_with_rotation
     let jwks_path = dir.path.join("jwks.json");
     std::fs::write(&jwks_path, serde_json::to_string(&set).unwrap()).unwrap();
 
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let config = guardian_service::config::ServeConfig {
         jwt_hs256_secret: None,
         jwks_file: Some(jwks_path),
@@ -247,7 +247,7 @@ async fn health_and_reflection_need_no_token() {
 #[tokio::test]
 async fn development_mode_signs_with_a_generated_secret_and_stays_on_loopback() {
     let dir = TempDir::new();
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let config = guardian_service::config::ServeConfig {
         jwt_hs256_secret: None,
         data_dir: dir.path.clone(),

@@ -314,7 +314,9 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
     let server = ServerProcess::start(&db.url, port, &dir.path);
     let uri = format!("http://127.0.0.1:{port}");
 
-    // 1,000 students, 20 guardians each: 20,000 rows.
+    // 300 students, 20 guardians each (the limit): 6,000 rows in 30 chunks.
+    const STUDENTS: usize = 300;
+    const ROWS: i64 = STUDENTS as i64 * 20;
     let channel = tonic::transport::Channel::from_shared(uri.clone())
         .unwrap()
         .connect()
@@ -322,7 +324,7 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
         .unwrap();
     let bearer = crate::helpers::Bearer::new(&platform());
     let authed = tonic::service::interceptor::InterceptedService::new(channel, bearer);
-    let users = (0..1000)
+    let users = (0..STUDENTS)
         .map(|n| User {
             user_id: format!("k{n}"),
             domain: SCHOOL.into(),
@@ -336,7 +338,7 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
         .await
         .unwrap();
     let mut csv = String::from("Student,Guardian\n");
-    for n in 0..1000 {
+    for n in 0..STUDENTS {
         for g in 0..20 {
             csv.push_str(&format!("k{n},g{g}-k{n}@families.example\n"));
         }
@@ -379,7 +381,7 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
     let (ok, unknown) = (count("OK"), count("UNKNOWN"));
     assert_eq!(count("FAILED"), 0, "{outcomes:?}");
     assert!(unknown > 0, "the cut-off chunks are unknown");
-    assert_eq!(ok + unknown, 20_000);
+    assert_eq!(ok + unknown, ROWS);
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations")
         .fetch_one(&pool)
@@ -405,7 +407,7 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
         String::from_utf8_lossy(&rerun.stderr)
     );
     assert!(
-        summary.contains("20000 rows, 20000 ok, 0 failed"),
+        summary.contains(&format!("{ROWS} rows, {ROWS} ok, 0 failed")),
         "{summary}"
     );
 
@@ -427,7 +429,7 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
     pool.close().await;
     assert_eq!(
         (invitations, created, mails),
-        (20_000, 20_000, 20_000),
+        (ROWS, ROWS, ROWS),
         "one effect per row"
     );
 }

@@ -16,7 +16,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 async fn spawn(handshake: Duration, idle: Duration) -> TestApp {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let mut config = test_config(&db.url);
     config.handshake_timeout = handshake;
     config.idle_timeout = idle;
@@ -76,7 +76,7 @@ async fn a_connection_with_no_rpc_is_closed_after_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_out_of_file_descriptors_still_serves_a_new_client() {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -154,7 +154,7 @@ async fn a_server_out_of_file_descriptors_still_serves_a_new_client() {
 
 #[tokio::test]
 async fn an_open_health_watch_does_not_hold_the_shutdown_open() {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let mut config = test_config(&db.url);
     // Were the stream left open, stopping would wait this long.
     config.drain_timeout = Duration::from_secs(3600);

@@ -166,7 +166,7 @@ impl TestApp {
 
 /// A server on a fresh Postgres database, SERVING.
 pub async fn spawn_app() -> TestApp {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let config = test_config(&db.url);
     let mut app = spawn_with(config).await;
     app.db = Some(db);
@@ -207,7 +207,7 @@ pub async fn spawn_unready(config: ServeConfig) -> TestApp {
 
 /// A server on a fresh Postgres database whose time is `clock`, SERVING.
 pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let mut app = spawn_unready_with_clock(test_config(&db.url), clock).await;
     wait_for(&mut app, ServingStatus::Serving).await;
     app.db = Some(db);

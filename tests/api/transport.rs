@@ -67,7 +67,7 @@ async fn raw_call(
 }
 
 async fn spawn(config: impl FnOnce(&mut guardian_service::config::ServeConfig)) -> TestApp {
-    let db = TestDatabase::create().await;
+    let db = TestDatabase::create_migrated().await;
     let mut c = test_config(&db.url);
     config(&mut c);
     let mut app = spawn_with(c).await;

@@ -1,13 +1,14 @@
 //! GuardianService's proto <-> domain conversion: request fields parsed once, views turned
 //! into messages with the caller's visibility applied, request ids and replayed responses.
 
-use super::convert::{parse_field, timestamp};
 use crate::app::{GuardianRef, GuardianView, InvitationView, Replay, RequestKey, StudentSelector};
 use crate::auth::Authorized;
 use crate::domain::error::ValidationReason;
 use crate::domain::{
-    CallerRole, DeliveryStatus, InvitationState, RemovalReason, StudentRef, UserId, ValidationError,
+    CallerRole, DeliveryStatus, Email, InvitationState, RemovalReason, StudentRef, UserId,
+    ValidationError,
 };
+use crate::grpc::convert::{parse_field, timestamp};
 use crate::proto;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -35,6 +36,24 @@ pub fn student_selector(who: &Authorized, raw: &str) -> Result<StudentSelector, 
         Ok(StudentSelector::All)
     } else {
         student_ref(who, raw).map(StudentSelector::One)
+    }
+}
+
+/// An optional email field: empty means "not given".
+pub fn optional_email(field: &str, raw: &str) -> Result<Option<Email>, ValidationError> {
+    if raw.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_field(field, raw, Email::parse).map(Some)
+    }
+}
+
+/// An optional account id field: empty means "not given".
+pub fn optional_user_id(field: &str, raw: &str) -> Result<Option<UserId>, ValidationError> {
+    if raw.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_field(field, raw, UserId::parse).map(Some)
     }
 }
 

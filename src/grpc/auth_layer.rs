@@ -3,11 +3,10 @@
 //! extensions. It is a tower layer rather than a tonic interceptor because an interceptor is
 //! synchronous and never sees the method path, which the gate needs.
 
-use super::gate::{self, Authorized};
-use super::keys::{KeySet, TokenError};
-use crate::app::AppError;
+use super::status::auth_failure_status;
+use crate::auth::gate::{self, Authorized};
+use crate::auth::keys::{KeySet, TokenError};
 use crate::domain::policy::Denial;
-use crate::grpc::status::to_status;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -70,16 +69,29 @@ where
                 request.extensions_mut().insert(authorized);
                 Box::pin(self.inner.call(request))
             }
-            Err(err) => {
-                let response = to_status(err).into_http::<ResBody>();
+            Err(failure) => {
+                let response = auth_failure_status(failure).into_http::<ResBody>();
                 Box::pin(async move { Ok(response) })
             }
         }
     }
 }
 
+/// Why the layer turned a request away.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// No token, or one that does not verify: UNAUTHENTICATED.
+    Unauthenticated(TokenError),
+    /// A verified caller the gate refuses for the method.
+    Denied(Denial),
+}
+
 /// Authenticates the request's bearer token and admits it to `path`.
-fn authorize(keys: &KeySet, headers: &http::HeaderMap, path: &str) -> Result<Authorized, AppError> {
+fn authorize(
+    keys: &KeySet,
+    headers: &http::HeaderMap,
+    path: &str,
+) -> Result<Authorized, AuthFailure> {
     let token = bearer(headers)
         .ok_or(TokenError::Missing)
         .map_err(unauthenticated)?;
@@ -92,17 +104,13 @@ fn authorize(keys: &KeySet, headers: &http::HeaderMap, path: &str) -> Result<Aut
     }
     gate::admit(caller, path).map_err(|denial| {
         tracing::debug!(method = path, ?denial, "refused by the gate");
-        match denial {
-            Denial::NotAllowed(why) => AppError::NotAllowed(why.into()),
-            Denial::StudentNotFound => AppError::NotFound(crate::app::Missing::Student),
-            Denial::AccessDisabled => AppError::GuardianAccessDisabled,
-        }
+        AuthFailure::Denied(denial)
     })
 }
 
-fn unauthenticated(err: TokenError) -> AppError {
+fn unauthenticated(err: TokenError) -> AuthFailure {
     tracing::debug!(reason = %err, "unauthenticated request");
-    AppError::Unauthenticated(err.to_string())
+    AuthFailure::Unauthenticated(err)
 }
 
 /// The token of an `authorization: Bearer <token>` header (scheme case-insensitive).
@@ -121,7 +129,7 @@ pub fn authorized<T>(request: &tonic::Request<T>) -> Result<Authorized, tonic::S
         .extensions()
         .get::<Authorized>()
         .cloned()
-        .ok_or_else(|| to_status(AppError::Unauthenticated("no verified caller".into())))
+        .ok_or_else(|| auth_failure_status(AuthFailure::Unauthenticated(TokenError::Missing)))
 }
 
 #[cfg(test)]

@@ -1,0 +1,226 @@
+//! GuardianService's bulk handlers: invite and remove many, and sync one student's guardians.
+//! Each answers per row; a row's failure is its own result, not the call's.
+
+use super::convert::{invitation_to_proto, request_key, student_ref};
+use crate::app::{App, AppError, GuardianSelector, Replay, SyncKind};
+use crate::domain::{Email, UserId, ValidationError};
+use crate::grpc::authorized;
+use crate::grpc::convert::parse_field;
+use crate::grpc::status::{log_server_errors, to_status};
+use crate::proto;
+use crate::proto::bulk_delete_guardians_row::Guardian as RowGuardian;
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+/// The deadline the transport gave this call, as the use cases measure time.
+fn request_deadline<T>(request: &Request<T>) -> Option<std::time::Instant> {
+    request
+        .extensions()
+        .get::<crate::grpc::deadline::RequestDeadline>()
+        .map(|d| d.0.into_std())
+}
+
+fn row_ok(index: usize, invitation: Option<proto::GuardianInvitation>) -> proto::BulkRowResult {
+    proto::BulkRowResult {
+        row_index: index as i32,
+        code: 0,
+        reason: String::new(),
+        message: String::new(),
+        invitation,
+    }
+}
+
+fn row_error(index: usize, err: AppError) -> proto::BulkRowResult {
+    let status = to_status(err);
+    proto::BulkRowResult {
+        row_index: index as i32,
+        code: status.code() as i32,
+        reason: error_reason(&status),
+        message: status.message().to_owned(),
+        invitation: None,
+    }
+}
+
+fn error_reason(status: &Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
+/// Row results from per-row outcomes, logging the server-side failures among them once.
+fn row_results<T>(
+    outcomes: Vec<Result<T, AppError>>,
+    ok: impl Fn(usize, T) -> proto::BulkRowResult,
+) -> Vec<proto::BulkRowResult> {
+    log_server_errors(outcomes.iter().filter_map(|o| o.as_ref().err()));
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, outcome)| match outcome {
+            Ok(value) => ok(i, value),
+            Err(err) => row_error(i, err),
+        })
+        .collect()
+}
+
+pub(super) async fn invite(
+    app: &App,
+    request: Request<proto::BulkCreateGuardianInvitationsRequest>,
+) -> Result<Response<proto::BulkCreateGuardianInvitationsResponse>, Status> {
+    let who = authorized(&request)?;
+    let deadline = request_deadline(&request);
+    let req = request.into_inner();
+    let proto::BulkCreateGuardianInvitationsRequest {
+        rows,
+        dry_run,
+        request_id,
+    } = &req;
+    let key = request_key(&who, "BulkCreateGuardianInvitations", request_id, &req)?;
+    let rows = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let proto::BulkCreateGuardianInvitationsRow {
+                student_id,
+                invited_email_address,
+            } = row;
+            let student = student_ref(&who, student_id)
+                .map_err(|e| e.for_field(&format!("rows[{i}].student_id")))?;
+            let field = format!("rows[{i}].invited_email_address");
+            let email = parse_field(&field, invited_email_address, Email::parse)?;
+            Ok((student, email))
+        })
+        .collect();
+    let encode = |v: &crate::app::InvitationView| invitation_to_proto(v).encode_to_vec();
+    let outcomes = app
+        .bulk_invite(&who, rows, *dry_run, deadline, key.as_ref(), &encode)
+        .await?;
+    let results = row_results(outcomes, |i, outcome| match outcome {
+        Replay::Fresh(view) => row_ok(i, Some(invitation_to_proto(&view))),
+        Replay::Replayed(bytes) => {
+            row_ok(i, proto::GuardianInvitation::decode(bytes.as_slice()).ok())
+        }
+    });
+    Ok(Response::new(
+        proto::BulkCreateGuardianInvitationsResponse { results },
+    ))
+}
+
+pub(super) async fn remove(
+    app: &App,
+    request: Request<proto::BulkDeleteGuardiansRequest>,
+) -> Result<Response<proto::BulkDeleteGuardiansResponse>, Status> {
+    let who = authorized(&request)?;
+    let deadline = request_deadline(&request);
+    let req = request.into_inner();
+    let proto::BulkDeleteGuardiansRequest {
+        rows,
+        dry_run,
+        request_id,
+    } = &req;
+    let key = request_key(&who, "BulkDeleteGuardians", request_id, &req)?;
+    let rows = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let proto::BulkDeleteGuardiansRow {
+                student_id,
+                guardian,
+            } = row;
+            let student = student_ref(&who, student_id)
+                .map_err(|e| e.for_field(&format!("rows[{i}].student_id")))?;
+            let guardian = match guardian {
+                Some(RowGuardian::GuardianId(id)) => {
+                    let field = format!("rows[{i}].guardian_id");
+                    GuardianSelector::Id(parse_field(&field, id, UserId::parse)?)
+                }
+                Some(RowGuardian::GuardianEmail(email)) => {
+                    let field = format!("rows[{i}].guardian_email");
+                    GuardianSelector::Email(parse_field(&field, email, Email::parse)?)
+                }
+                None => {
+                    let field = format!("rows[{i}].guardian");
+                    let why = "give guardian_id or guardian_email";
+                    return Err(ValidationError::invalid(&field, why));
+                }
+            };
+            Ok((student, guardian))
+        })
+        .collect();
+    let outcomes = app
+        .bulk_remove(&who, rows, *dry_run, deadline, key.as_ref(), &|_| {
+            Vec::new()
+        })
+        .await?;
+    let results = row_results(outcomes, |i, _| row_ok(i, None));
+    Ok(Response::new(proto::BulkDeleteGuardiansResponse {
+        results,
+    }))
+}
+
+pub(super) async fn sync(
+    app: &App,
+    request: Request<proto::SyncGuardiansRequest>,
+) -> Result<Response<proto::SyncGuardiansResponse>, Status> {
+    let who = authorized(&request)?;
+    let req = request.into_inner();
+    let proto::SyncGuardiansRequest {
+        student_id,
+        guardian_email_addresses,
+        dry_run,
+        allow_remove_all,
+        request_id,
+    } = &req;
+    let key = request_key(&who, "SyncGuardians", request_id, &req)?;
+    let student = student_ref(&who, student_id)?;
+    let desired = guardian_email_addresses
+        .iter()
+        .enumerate()
+        .map(|(i, e)| parse_field(&format!("guardian_email_addresses[{i}]"), e, Email::parse))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = app
+        .sync_guardians(
+            &who,
+            &student,
+            desired,
+            *dry_run,
+            *allow_remove_all,
+            key.as_ref(),
+        )
+        .await?;
+    log_server_errors(
+        plan.iter()
+            .filter_map(|a| a.outcome.as_ref()?.as_ref().err()),
+    );
+    let actions = plan
+        .into_iter()
+        .map(|a| {
+            let (code, reason) = match a.outcome {
+                None | Some(Ok(())) => (0, String::new()),
+                Some(Err(err)) => {
+                    let status = to_status(err);
+                    (status.code() as i32, error_reason(&status))
+                }
+            };
+            proto::SyncAction {
+                kind: match a.kind {
+                    SyncKind::Invite => proto::sync_action::Kind::Invite,
+                    SyncKind::CancelInvitation => proto::sync_action::Kind::CancelInvitation,
+                    SyncKind::DeleteGuardian => proto::sync_action::Kind::DeleteGuardian,
+                    SyncKind::Keep => proto::sync_action::Kind::Keep,
+                } as i32,
+                email_address: a.email.to_string(),
+                guardian_id: a.guardian_id.map(|g| g.to_string()).unwrap_or_default(),
+                invitation_id: a.invitation_id.map(|i| i.to_text()).unwrap_or_default(),
+                code,
+                reason,
+            }
+        })
+        .collect();
+    Ok(Response::new(proto::SyncGuardiansResponse {
+        actions,
+        applied: !*dry_run,
+    }))
+}

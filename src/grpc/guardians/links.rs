@@ -1,0 +1,152 @@
+//! GuardianService's link handlers: read, list and remove guardians, the hot-path
+//! CheckGuardianship, and the audit trail of a domain.
+
+use super::convert::{
+    event_to_proto, guardian_ref, guardian_to_proto, optional_email, optional_user_id, request_key,
+    respond, student_ref, student_selector,
+};
+use crate::app::{App, CheckSubject, EventQuery, GuardianQuery};
+use crate::domain::error::ValidationReason;
+use crate::domain::{DomainName, Email, UserId, ValidationError};
+use crate::grpc::authorized;
+use crate::grpc::convert::parse_field;
+use crate::proto;
+use crate::proto::check_guardianship_request::Guardian as CheckedGuardian;
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+pub(super) async fn get(
+    app: &App,
+    request: Request<proto::GetGuardianRequest>,
+) -> Result<Response<proto::GetGuardianResponse>, Status> {
+    let who = authorized(&request)?;
+    let proto::GetGuardianRequest {
+        student_id,
+        guardian_id,
+    } = request.into_inner();
+    let student = student_ref(&who, &student_id)?;
+    let view = app
+        .get_guardian(&who, &student, &guardian_ref(&guardian_id)?)
+        .await?;
+    Ok(Response::new(proto::GetGuardianResponse {
+        guardian: Some(guardian_to_proto(&view)),
+    }))
+}
+
+pub(super) async fn list(
+    app: &App,
+    request: Request<proto::ListGuardiansRequest>,
+) -> Result<Response<proto::ListGuardiansResponse>, Status> {
+    let who = authorized(&request)?;
+    let proto::ListGuardiansRequest {
+        student_id,
+        invited_email_address,
+        guardian_id,
+        page_size,
+        page_token,
+    } = request.into_inner();
+    let query = GuardianQuery {
+        student: student_selector(&who, &student_id)?,
+        invited_email: optional_email("invited_email_address", &invited_email_address)?,
+        guardian: if guardian_id.trim().is_empty() {
+            None
+        } else {
+            Some(guardian_ref(&guardian_id)?)
+        },
+        page_size,
+        page_token,
+    };
+    let page = app.list_guardians(&who, query).await?;
+    Ok(Response::new(proto::ListGuardiansResponse {
+        guardians: page.items.iter().map(guardian_to_proto).collect(),
+        next_page_token: page.next_page_token,
+    }))
+}
+
+pub(super) async fn delete(
+    app: &App,
+    request: Request<proto::DeleteGuardianRequest>,
+) -> Result<Response<proto::DeleteGuardianResponse>, Status> {
+    let who = authorized(&request)?;
+    let req = request.into_inner();
+    let proto::DeleteGuardianRequest {
+        student_id,
+        guardian_id,
+        allow_missing,
+        request_id,
+    } = &req;
+    let key = request_key(&who, "DeleteGuardian", request_id, &req)?;
+    let student = student_ref(&who, student_id)?;
+    let guardian = guardian_ref(guardian_id)?;
+    let build = |_: &()| proto::DeleteGuardianResponse {};
+    let result = app
+        .delete_guardian(
+            &who,
+            &student,
+            &guardian,
+            *allow_missing,
+            key.as_ref(),
+            &|v| build(v).encode_to_vec(),
+        )
+        .await?;
+    respond(result, build)
+}
+
+pub(super) async fn check(
+    app: &App,
+    request: Request<proto::CheckGuardianshipRequest>,
+) -> Result<Response<proto::CheckGuardianshipResponse>, Status> {
+    let who = authorized(&request)?;
+    let proto::CheckGuardianshipRequest {
+        student_id,
+        guardian,
+    } = request.into_inner();
+    let student = UserId::parse(&student_id).map_err(|_| {
+        ValidationError::new(
+            ValidationReason::InvalidStudentId,
+            "student_id",
+            "student_id must be the student's user id",
+        )
+    })?;
+    let subject = match guardian {
+        Some(CheckedGuardian::GuardianId(id)) => {
+            CheckSubject::Id(parse_field("guardian_id", &id, UserId::parse)?)
+        }
+        Some(CheckedGuardian::GuardianEmail(email)) => {
+            CheckSubject::Email(parse_field("guardian_email", &email, Email::parse)?)
+        }
+        None => {
+            let why = "give guardian_id or guardian_email";
+            return Err(ValidationError::invalid("guardian", why).into());
+        }
+    };
+    let answer = app.check_guardianship(&who, &student, &subject).await?;
+    Ok(Response::new(proto::CheckGuardianshipResponse {
+        linked: answer.linked,
+        guardian_access_enabled: answer.guardian_access_enabled,
+    }))
+}
+
+pub(super) async fn events(
+    app: &App,
+    request: Request<proto::ListGuardianEventsRequest>,
+) -> Result<Response<proto::ListGuardianEventsResponse>, Status> {
+    let who = authorized(&request)?;
+    let proto::ListGuardianEventsRequest {
+        domain,
+        student_id,
+        page_size,
+        page_token,
+    } = request.into_inner();
+    let query = EventQuery {
+        domain: parse_field("domain", &domain, DomainName::parse)?,
+        student: optional_user_id("student_id", &student_id)?,
+        page_size,
+        page_token,
+    };
+    let page = app.list_events(&who, query).await?;
+    Ok(Response::new(proto::ListGuardianEventsResponse {
+        events: page.items.iter().map(event_to_proto).collect(),
+        next_page_token: page.next_page_token,
+    }))
+}
