@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod grpc;
@@ -14,4 +15,5 @@ pub mod proto;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;

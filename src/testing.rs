@@ -1,5 +1,6 @@
-//! Support for tests and benchmarks: throwaway databases on a real Postgres server and SQLite.
-//! Kept in the library so that unit tests, integration tests and the bench tool share it.
+//! Support for tests: throwaway databases on a real Postgres server and SQLite. Kept in the
+//! library so that unit and integration tests share it, and compiled only for them (the
+//! `test-util` feature, which the integration tests turn on).
 
 use crate::store::{self, ConnectOptions, Store, StoreResult};
 use sqlx::{Connection, PgConnection};

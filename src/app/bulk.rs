@@ -8,7 +8,7 @@ use super::access::require;
 use super::guardians::Removal;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitations::{Change, InvitationRef};
-use super::views::InvitationView;
+use super::read_models::InvitationView;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
@@ -98,9 +98,9 @@ fn part_key(key: Option<&RequestKey>, part: &str, content: &str) -> Option<Reque
         let digest = Sha256::digest(format!("{}\u{0}{part}", k.request_id).as_bytes());
         RequestKey {
             principal: k.principal.clone(),
-            request_id: super::page_token::hex(&digest[..16]),
+            request_id: crate::domain::hex::hex(&digest[..16]),
             method: k.method,
-            request_hash: super::page_token::hex(&Sha256::digest(content.as_bytes())),
+            request_hash: crate::domain::hex::hex(&Sha256::digest(content.as_bytes())),
         }
     })
 }

@@ -4,7 +4,7 @@ use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::invitations::StudentSelector;
 use super::lifecycle::{Letter, apply, audit};
-use super::views::{GuardianView, Page};
+use super::read_models::{GuardianView, Page};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};

@@ -1,11 +1,11 @@
 //! Inviting guardians: create, resend, cancel, and reading invitations.
 
 use super::access::require;
-use super::events::SYSTEM_ACTOR;
+use super::audit::SYSTEM_ACTOR;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
+use super::read_models::{InvitationView, Page};
 use super::students::StudentContext;
-use super::views::{InvitationView, Page};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};

@@ -25,7 +25,7 @@ pub(crate) fn new_token() -> (String, String) {
 
 /// The stored form of a token.
 pub(crate) fn hash_token(token: &str) -> String {
-    super::page_token::hex(&Sha256::digest(token.as_bytes()))
+    crate::domain::hex::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// Applies `event` to `current` as a compare-and-set write, with `change` adding the event's

@@ -2,33 +2,35 @@
 //! knows about protobuf or SQL; callers above are the gRPC services and tools.
 
 mod access;
-mod answers;
+mod audit;
 mod bulk;
 mod directory;
 mod error;
-mod events;
 mod guardians;
 mod idempotency;
 mod invitations;
+mod invitee;
 mod lifecycle;
 pub mod page_token;
+mod read_models;
 mod settings;
 mod settings_cache;
 mod students;
-mod views;
+mod upkeep;
 
-pub use answers::Answer;
+pub use audit::{EventQuery, SYSTEM_ACTOR};
 pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind};
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};
-pub use events::{EventQuery, SYSTEM_ACTOR, Upkeep};
 pub use guardians::{CheckSubject, GuardianQuery, GuardianRef, Guardianship};
 pub use idempotency::{Encoder, Replay, RequestKey};
 pub use invitations::{InvitationQuery, InvitationRef, MAX_DECLINES, StudentSelector};
+pub use invitee::Answer;
 pub use page_token::PageTokens;
+pub use read_models::{GuardianView, InvitationView, Page};
 pub use settings::SettingsUpdate;
 pub use settings_cache::SettingsCache;
-pub use views::{GuardianView, InvitationView, Page};
+pub use upkeep::Upkeep;
 
 use crate::domain::Clock;
 use crate::store::Store;

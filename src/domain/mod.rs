@@ -1,28 +1,32 @@
 //! Pure rules of the guardian domain: identifiers, email addresses, the invitation state machine
 //! and domain settings. Nothing here knows about protobuf, gRPC or SQL.
 
+pub mod audit;
 pub mod caller;
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod hex;
+pub mod idempotency;
 pub mod ids;
 pub mod invitation;
+pub mod outbox;
 pub mod paging;
 pub mod policy;
-pub mod records;
 pub mod settings;
 pub mod user;
 
+pub use audit::AuditEvent;
 pub use caller::{Caller, CallerDomains, CallerRole, Scope};
 pub use clock::{Clock, SystemClock};
 pub use email::Email;
 pub use error::{FieldViolation, ValidationError};
+pub use idempotency::IdempotencyRecord;
 pub use ids::{CourseId, DomainName, InvitationId, StudentRef, UserId};
 pub use invitation::{
-    InvitationEvent, InvitationState, RemovalReason, TransitionError, transition,
+    GuardianProfile, Invitation, InvitationEvent, InvitationState, RemovalReason, TransitionError,
+    transition,
 };
-pub use records::{
-    AuditEvent, DeliveryStatus, GuardianProfile, IdempotencyRecord, Invitation, OutboxMessage,
-};
+pub use outbox::{DeliveryStatus, OutboxMessage};
 pub use settings::{DomainSettings, InstitutionType, Locale, SettingsPatch, WhoCanManage};
 pub use user::{Course, Role, User};

@@ -1,6 +1,7 @@
 //! The store's error contract, the same for both backends: the conformance suite checks that
 //! each failure maps to the same variant on Postgres and on SQLite.
 
+use crate::domain::Invitation;
 use thiserror::Error;
 
 /// Result of a store call.
@@ -111,4 +112,25 @@ impl From<sqlx::Error> for StoreError {
             _ => Self::Internal(err.to_string()),
         }
     }
+}
+
+/// Tells which of the invitation table's unique rules a write broke, from the constraint name
+/// (Postgres) or the columns named in the message (SQLite).
+pub(crate) fn invitation_unique(err: sqlx::Error, _written: &Invitation) -> StoreError {
+    let key = match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+            if text.contains("token") {
+                UniqueKey::InvitationToken
+            } else if text.contains("one_link") || text.contains("guardian_id") {
+                UniqueKey::GuardianLink
+            } else if text.contains("pkey") || text.contains("invitation_id") {
+                UniqueKey::InvitationId
+            } else {
+                UniqueKey::PendingInvitation
+            }
+        }
+        _ => return StoreError::from(err),
+    };
+    StoreError::AlreadyExists(key)
 }

@@ -9,10 +9,10 @@
 #[macro_use]
 mod shared;
 mod error;
+mod migrations;
 mod model;
 pub mod postgres;
 mod rows;
-mod shared_support;
 pub mod sqlite;
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! `FOR UPDATE SKIP LOCKED` for work that many replicas share.
 
 use super::error::{StoreError, StoreResult};
-use super::shared_support::{all_applied, embedded_versions};
+use super::migrations::{all_applied, embedded_versions};
 use super::{Backend, ConnectOptions, Session, Store, Transaction};
 use crate::domain::{Email, UserId};
 use async_trait::async_trait;
@@ -23,7 +23,7 @@ pub fn migrations_digest() -> String {
         digest.update(migration.version.to_le_bytes());
         digest.update(&migration.checksum);
     }
-    crate::app::page_token::hex(&digest.finalize()[..8])
+    crate::domain::hex::hex(&digest.finalize()[..8])
 }
 
 /// A pool of connections to one Postgres database.

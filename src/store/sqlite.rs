@@ -3,7 +3,7 @@
 //! race; readers go on in parallel under WAL.
 
 use super::error::{StoreError, StoreResult};
-use super::shared_support::{all_applied, embedded_versions};
+use super::migrations::{all_applied, embedded_versions};
 use super::{Backend, ConnectOptions, Session, Store, Transaction};
 use crate::domain::{Email, UserId};
 use async_trait::async_trait;

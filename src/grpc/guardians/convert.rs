@@ -83,7 +83,7 @@ pub fn request_key(
         principal: caller.principal_key(),
         request_id: id.hyphenated().to_string(),
         method,
-        request_hash: crate::app::page_token::hex(&Sha256::digest(request.encode_to_vec())),
+        request_hash: crate::domain::hex::hex(&Sha256::digest(request.encode_to_vec())),
     }))
 }
 

@@ -36,7 +36,7 @@ macro_rules! impl_invitation_repo {
                 .bind(inv.version)
                 .execute(&mut *self.conn)
                 .await
-                .map_err(|e| $crate::store::shared_support::invitation_unique(e, inv))?;
+                .map_err(|e| $crate::store::error::invitation_unique(e, inv))?;
                 Ok(())
             }
 
@@ -96,7 +96,7 @@ macro_rules! impl_invitation_repo {
                 .bind(expected_version)
                 .fetch_optional(&mut *self.conn)
                 .await
-                .map_err(|e| $crate::store::shared_support::invitation_unique(e, next))?;
+                .map_err(|e| $crate::store::error::invitation_unique(e, next))?;
                 row.ok_or($crate::store::StoreError::Conflict)?.try_into()
             }
 

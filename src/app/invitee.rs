@@ -3,7 +3,7 @@
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::lifecycle::{Letter, apply, audit, hash_token};
-use super::views::{GuardianView, InvitationView};
+use super::read_models::{GuardianView, InvitationView};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::Permission;

@@ -2,14 +2,13 @@
 //! follows the database, bounded messages, a request deadline and graceful shutdown.
 
 use crate::app::{App, AppConfig, PageTokens};
-use crate::auth::AuthMode;
+use crate::auth::{AuthMode, KeySet};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
 use crate::grpc::AuthLayer;
 use crate::grpc::deadline::{DeadlineLayer, Deadlines};
 use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi};
 use crate::listener::ConnectionLimits;
-use crate::mail::Dispatcher;
 use crate::proto::{
     self, directory_service_server::DirectoryServiceServer,
     guardian_service_server::GuardianServiceServer, settings_service_server::SettingsServiceServer,
@@ -22,7 +21,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
+
+mod background;
+
+use background::{Background, set_health};
 
 /// The services whose health is reported, besides the whole server ("").
 const SERVICES: [&str; 4] = [
@@ -31,12 +35,6 @@ const SERVICES: [&str; 4] = [
     "guardians.v1.SettingsService",
     "guardians.v1.DirectoryService",
 ];
-
-/// How long the mail dispatcher may take to finish the message in hand when stopping.
-const DISPATCHER_STOP: Duration = Duration::from_secs(5);
-
-/// How often readiness re-checks the database.
-const READINESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -75,12 +73,59 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send + 'static,
     clock: Arc<dyn Clock>,
 ) -> Result<(), ServeError> {
+    let (keys, mode) = load_keys(&config, &listener)?;
+    let store = connect_store(&config).await?;
+    let app = App::new(
+        store.clone(),
+        clock.clone(),
+        AppConfig {
+            accept_url: config.accept_url.clone(),
+            page_tokens: page_tokens(&config, mode)?,
+        },
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::NotServing).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Streams end once the server has said NOT_SERVING and waited its grace period.
+    let (streams_end_tx, streams_end_rx) = watch::channel(false);
+    serve_metrics(&config);
+    let background = Background::start(&config, &app, &health, clock, stop_rx)?;
+    let shutdown = Shutdown {
+        signal: shutdown,
+        stop_tx,
+        health,
+        streams_end_tx,
+        grace: config.shutdown_grace,
+        drain_timeout: config.drain_timeout,
+    };
+    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
+    let result = run_grpc(
+        &config,
+        keys,
+        &app,
+        health_service,
+        streams_end_rx,
+        listener,
+        shutdown,
+    )
+    .await;
+    background.stop().await;
+    store.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// The token keys; without any, development mode, which only listens on loopback.
+fn load_keys(
+    config: &ServeConfig,
+    listener: &TcpListener,
+) -> Result<(KeySet, AuthMode), ServeError> {
     let (keys, mode) = config
         .key_sources()
         .load(&config.data_dir)
         .map_err(|e| ServeError::Auth(e.to_string()))?;
-    let local = listener.local_addr().ok();
     if mode == AuthMode::Development {
+        let local = listener.local_addr().ok();
         if !local.is_some_and(|a| a.ip().is_loopback()) {
             return Err(ServeError::Auth(
                 "no JWT keys are configured, so the server runs in development mode, which only \
@@ -94,60 +139,75 @@ pub async fn serve_with_clock(
             crate::auth::dev::dev_secret_path(&config.data_dir).display()
         );
     }
-    let store = store::connect(&ConnectOptions {
+    Ok((keys, mode))
+}
+
+async fn connect_store(config: &ServeConfig) -> Result<Arc<dyn Store>, ServeError> {
+    Ok(store::connect(&ConnectOptions {
         url: config.database_url.clone(),
         max_connections: config.db_max_connections,
         acquire_timeout: config.db_acquire_timeout,
         statement_timeout: (!config.statement_timeout.is_zero())
             .then_some(config.statement_timeout),
     })
-    .await?;
-    let app = App::new(
-        store.clone(),
-        clock.clone(),
-        AppConfig {
-            accept_url: config.accept_url.clone(),
-            page_tokens: page_tokens(&config, mode)?,
-        },
-    );
+    .await?)
+}
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::NotServing).await;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // Streams end once the server has said NOT_SERVING and waited its grace period.
-    let (streams_end_tx, streams_end_rx) = watch::channel(false);
-    let readiness = tokio::spawn(follow_readiness(
-        store.clone(),
-        health.clone(),
-        config.auto_migrate,
-        stop_rx.clone(),
-    ));
-    let upkeep = tokio::spawn(run_upkeep(
-        app.clone(),
-        config.upkeep_interval,
-        stop_rx.clone(),
-    ));
+fn serve_metrics(config: &ServeConfig) {
     if let Some(addr) = config.metrics_listen {
         match crate::telemetry::install_metrics(addr) {
             Ok(()) => tracing::info!(%addr, "serving Prometheus metrics on /metrics"),
             Err(err) => tracing::warn!(error = %err, "metrics are not served"),
         }
     }
-    let gauges = tokio::spawn(crate::telemetry::sample_gauges(
-        store.clone(),
-        Duration::from_secs(15),
-        stop_rx.clone(),
-    ));
-    let transport = config.mail_transport().map_err(ServeError::Mail)?;
-    let dispatcher = config.mail_dispatcher.then(|| {
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            transport,
-            clock.clone(),
-            config.dispatch_policy(),
-        );
-        tokio::spawn(dispatcher.run(config.mail_poll_interval, stop_rx))
-    });
+}
+
+/// How the server stops: on `signal`, tell the background tasks and report NOT_SERVING, wait
+/// `grace` for balancers to notice, end open streams and stop taking RPCs; past `drain_timeout`
+/// more, stop regardless of any call still running.
+struct Shutdown<F> {
+    signal: F,
+    stop_tx: watch::Sender<bool>,
+    health: HealthReporter,
+    streams_end_tx: watch::Sender<bool>,
+    grace: Duration,
+    drain_timeout: Duration,
+}
+
+/// The gRPC server with its layers and services, on `listener` until `shutdown` has run.
+async fn run_grpc(
+    config: &ServeConfig,
+    keys: KeySet,
+    app: &App,
+    health_service: HealthServer<impl Health>,
+    streams_end_rx: watch::Receiver<bool>,
+    listener: TcpListener,
+    shutdown: Shutdown<impl Future<Output = ()> + Send + 'static>,
+) -> Result<(), ServeError> {
+    let Shutdown {
+        signal,
+        stop_tx,
+        health,
+        streams_end_tx,
+        grace,
+        drain_timeout,
+    } = shutdown;
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let drain = async move {
+        signal.await;
+        tracing::info!("shutting down: reporting NOT_SERVING");
+        let _ = stop_tx.send(true);
+        set_health(&health, ServingStatus::NotServing).await;
+        tokio::time::sleep(grace).await;
+        let _ = streams_end_tx.send(true);
+        let _ = draining_tx.send(());
+    };
+    let drain_deadline = async move {
+        match draining_rx.await {
+            Ok(()) => tokio::time::sleep(drain_timeout).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
 
     // Both reflection versions: grpcurl 1.8 speaks only v1alpha, buf curl speaks v1.
     let reflection = || {
@@ -158,30 +218,6 @@ pub async fn serve_with_clock(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let max = config.max_message_bytes;
-
-    let grace = config.shutdown_grace;
-    let health_on_stop = health.clone();
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-    let drain = async move {
-        shutdown.await;
-        tracing::info!("shutting down: reporting NOT_SERVING");
-        let _ = stop_tx.send(true);
-        set_health(&health_on_stop, ServingStatus::NotServing).await;
-        tokio::time::sleep(grace).await;
-        let _ = streams_end_tx.send(true);
-        let _ = draining_tx.send(());
-    };
-    // Streams are ended above; past the drain timeout the server stops regardless of any
-    // call still running.
-    let drain_timeout = config.drain_timeout;
-    let drain_deadline = async move {
-        match draining_rx.await {
-            Ok(()) => tokio::time::sleep(drain_timeout).await,
-            Err(_) => std::future::pending().await,
-        }
-    };
-
-    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), backend = ?store.backend(), "serving gRPC");
     let limits = ConnectionLimits {
         max_connections: config.max_connections,
         handshake_timeout: config.handshake_timeout,
@@ -222,29 +258,13 @@ pub async fn serve_with_clock(
                 .max_encoding_message_size(max),
         )
         .serve_with_incoming_shutdown(crate::listener::incoming(listener, limits), drain);
-    let result = tokio::select! {
-        result = server => result,
+    tokio::select! {
+        result = server => Ok(result?),
         () = drain_deadline => {
             tracing::warn!(timeout = ?drain_timeout, "RPCs still open after the drain timeout; stopping");
             Ok(())
         }
-    };
-    readiness.abort();
-    upkeep.abort();
-    gauges.abort();
-    if let Some(mut dispatcher) = dispatcher {
-        // Told to stop with the others: it finishes the message it is sending and gives the
-        // rest of its claim back, so other replicas need not wait out the lease.
-        if tokio::time::timeout(DISPATCHER_STOP, &mut dispatcher)
-            .await
-            .is_err()
-        {
-            dispatcher.abort();
-        }
     }
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(result?)
 }
 
 /// The page-token signer: the configured secret, else one derived from the token secret that
@@ -271,90 +291,4 @@ fn page_tokens(config: &ServeConfig, mode: AuthMode) -> Result<PageTokens, Serve
             PageTokens::random()
         }
     })
-}
-
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    for service in SERVICES {
-        health.set_service_status(service, status).await;
-    }
-}
-
-/// Reports SERVING while the database answers and is migrated (migrating first when allowed),
-/// NOT_SERVING otherwise, until told to stop.
-async fn follow_readiness(
-    store: Arc<dyn Store>,
-    health: HealthReporter,
-    auto_migrate: bool,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut last: Option<bool> = None;
-    loop {
-        let ready = check_ready(store.as_ref(), auto_migrate).await;
-        if *stop.borrow() {
-            return;
-        }
-        if last != Some(ready) {
-            if ready {
-                tracing::info!("database ready: SERVING");
-            } else {
-                tracing::warn!("database not ready: NOT_SERVING");
-            }
-            let status = if ready {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            set_health(&health, status).await;
-            last = Some(ready);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(READINESS_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Expires due invitations and purges old request ids every `interval`, until told to stop.
-/// Every replica runs it; the store hands each due invitation to one of them.
-async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool>) {
-    /// Invitations expired per transaction.
-    const BATCH: u32 = 500;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
-        match app.run_upkeep(BATCH).await {
-            Ok(done) => {
-                metrics::counter!("guardians_upkeep_runs_total").increment(1);
-                metrics::counter!("guardians_invitations_expired_total")
-                    .increment(done.expired as u64);
-                if done.expired > 0 || done.purged > 0 {
-                    tracing::info!(expired = done.expired, purged = done.purged, "upkeep");
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "upkeep failed; will retry"),
-        }
-    }
-}
-
-async fn check_ready(store: &dyn Store, auto_migrate: bool) -> bool {
-    match store.is_migrated().await {
-        Ok(true) => true,
-        Ok(false) if auto_migrate => match store.migrate().await {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::error!(error = %err, "migration failed");
-                false
-            }
-        },
-        Ok(false) => {
-            tracing::warn!("database is not migrated; run `guardian-service migrate`");
-            false
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "database unreachable");
-            false
-        }
-    }
 }

@@ -1,0 +1,65 @@
+//! Background upkeep: expiring invitations and forgetting old request ids. Safe with any
+//! number of replicas running it at once.
+
+use super::App;
+use super::AppResult;
+use super::audit::SYSTEM_ACTOR;
+use super::idempotency::RETENTION;
+use super::lifecycle::{apply, audit};
+use crate::domain::InvitationEvent;
+
+/// What one upkeep round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Upkeep {
+    /// Invitations moved to EXPIRED.
+    pub expired: usize,
+    /// Request ids forgotten.
+    pub purged: u64,
+}
+
+impl App {
+    /// One round of upkeep: expires due invitations in batches of `batch` (each batch one
+    /// transaction, claimed with SKIP LOCKED so replicas share the work) and purges request ids
+    /// older than the retention.
+    pub async fn run_upkeep(&self, batch: u32) -> AppResult<Upkeep> {
+        let mut done = Upkeep::default();
+        loop {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            let due = tx.claim_expired_pending(now, batch).await?;
+            if due.is_empty() {
+                break;
+            }
+            let claimed = due.len();
+            for invitation in due {
+                let expired = apply(
+                    tx.as_mut(),
+                    invitation,
+                    InvitationEvent::Expire,
+                    now,
+                    &|_| {},
+                )
+                .await?;
+                audit(
+                    tx.as_mut(),
+                    &expired,
+                    InvitationEvent::Expire.audit_action(),
+                    SYSTEM_ACTOR,
+                    None,
+                    now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            done.expired += claimed;
+            if claimed < batch as usize {
+                break;
+            }
+        }
+        let mut session = self.store.session().await?;
+        done.purged = session
+            .purge_idempotency(self.clock.now() - RETENTION)
+            .await?;
+        Ok(done)
+    }
+}

@@ -1,0 +1,96 @@
+//! The `guardian-service` command line: serve the v1 API (the default), apply migrations, or
+//! print a signed token.
+
+mod migrate;
+mod token;
+
+use crate::config::ServeConfig;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "guardian-service",
+    version,
+    about = "System of record for student-guardian links"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the gRPC API (the default when no command is given).
+    Serve(ServeConfig),
+    /// Print a signed token (HS256 with the configured secret, else the development secret).
+    Token(token::TokenArgs),
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// The database to migrate.
+        #[arg(
+            long,
+            env = "GUARDIANS_DATABASE_URL",
+            default_value = "sqlite://guardians.db",
+            hide_env_values = true
+        )]
+        database_url: String,
+    },
+}
+
+/// Runs the command line's command; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> ExitCode {
+    let telemetry = crate::telemetry::init();
+    let result = match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Migrate { database_url }) => migrate::run(database_url).await,
+        Some(Command::Token(args)) => token::run(args),
+    };
+    telemetry.shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("guardian-service: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    crate::server::serve(config, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,172 @@
+//! What runs beside the RPCs: readiness (health follows the database), upkeep, the gauges and
+//! the mail dispatcher; started together and stopped together.
+
+use super::SERVICES;
+use crate::app::App;
+use crate::config::ServeConfig;
+use crate::domain::Clock;
+use crate::mail::Dispatcher;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// How long the mail dispatcher may take to finish the message in hand when stopping.
+const DISPATCHER_STOP: Duration = Duration::from_secs(5);
+
+/// How often readiness re-checks the database.
+const READINESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The background tasks of one server.
+pub(super) struct Background {
+    readiness: JoinHandle<()>,
+    upkeep: JoinHandle<()>,
+    gauges: JoinHandle<()>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts every task; each stops when `stop` turns true.
+    pub(super) fn start(
+        config: &ServeConfig,
+        app: &App,
+        health: &HealthReporter,
+        clock: Arc<dyn Clock>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Self, super::ServeError> {
+        let store = app.store().clone();
+        let transport = config.mail_transport().map_err(super::ServeError::Mail)?;
+        let readiness = tokio::spawn(follow_readiness(
+            store.clone(),
+            health.clone(),
+            config.auto_migrate,
+            stop.clone(),
+        ));
+        let upkeep = tokio::spawn(run_upkeep(
+            app.clone(),
+            config.upkeep_interval,
+            stop.clone(),
+        ));
+        let gauges = tokio::spawn(crate::telemetry::sample_gauges(
+            store.clone(),
+            Duration::from_secs(15),
+            stop.clone(),
+        ));
+        let dispatcher = config.mail_dispatcher.then(|| {
+            let dispatcher = Dispatcher::new(store, transport, clock, config.dispatch_policy());
+            tokio::spawn(dispatcher.run(config.mail_poll_interval, stop))
+        });
+        Ok(Self {
+            readiness,
+            upkeep,
+            gauges,
+            dispatcher,
+        })
+    }
+
+    /// Stops every task. The dispatcher, told to stop with the others, finishes the message it
+    /// is sending and gives the rest of its claim back, so other replicas need not wait out the
+    /// lease; it gets [`DISPATCHER_STOP`] for that.
+    pub(super) async fn stop(self) {
+        self.readiness.abort();
+        self.upkeep.abort();
+        self.gauges.abort();
+        if let Some(mut dispatcher) = self.dispatcher
+            && tokio::time::timeout(DISPATCHER_STOP, &mut dispatcher)
+                .await
+                .is_err()
+        {
+            dispatcher.abort();
+        }
+    }
+}
+
+/// Reports `status` for the whole server and each service.
+pub(super) async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for service in SERVICES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Reports SERVING while the database answers and is migrated (migrating first when allowed),
+/// NOT_SERVING otherwise, until told to stop.
+async fn follow_readiness(
+    store: Arc<dyn Store>,
+    health: HealthReporter,
+    auto_migrate: bool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last: Option<bool> = None;
+    loop {
+        let ready = check_ready(store.as_ref(), auto_migrate).await;
+        if *stop.borrow() {
+            return;
+        }
+        if last != Some(ready) {
+            if ready {
+                tracing::info!("database ready: SERVING");
+            } else {
+                tracing::warn!("database not ready: NOT_SERVING");
+            }
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&health, status).await;
+            last = Some(ready);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(READINESS_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Expires due invitations and purges old request ids every `interval`, until told to stop.
+/// Every replica runs it; the store hands each due invitation to one of them.
+async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool>) {
+    /// Invitations expired per transaction.
+    const BATCH: u32 = 500;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        match app.run_upkeep(BATCH).await {
+            Ok(done) => {
+                metrics::counter!("guardians_upkeep_runs_total").increment(1);
+                metrics::counter!("guardians_invitations_expired_total")
+                    .increment(done.expired as u64);
+                if done.expired > 0 || done.purged > 0 {
+                    tracing::info!(expired = done.expired, purged = done.purged, "upkeep");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "upkeep failed; will retry"),
+        }
+    }
+}
+
+async fn check_ready(store: &dyn Store, auto_migrate: bool) -> bool {
+    match store.is_migrated().await {
+        Ok(true) => true,
+        Ok(false) if auto_migrate => match store.migrate().await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, "migration failed");
+                false
+            }
+        },
+        Ok(false) => {
+            tracing::warn!("database is not migrated; run `guardian-service migrate`");
+            false
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "database unreachable");
+            false
+        }
+    }
+}
