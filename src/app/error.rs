@@ -1,6 +1,7 @@
 //! What a use case can fail with: one variant per reason of the contract (api.md, "Errors").
 //! The gRPC layer turns each into a status in exactly one place (`grpc::status`).
 
+use crate::domain::invite_rules::InviteRefusal;
 use crate::domain::{TransitionError, ValidationError};
 use crate::store::StoreError;
 use thiserror::Error;
@@ -111,6 +112,19 @@ impl From<TransitionError> for AppError {
         match err {
             TransitionError::NotPending => Self::InvitationNotPending,
             TransitionError::Expired => Self::InvitationExpired,
+        }
+    }
+}
+
+impl From<InviteRefusal> for AppError {
+    fn from(refusal: InviteRefusal) -> Self {
+        match refusal {
+            InviteRefusal::TooManyDeclines => Self::TooManyDeclines,
+            InviteRefusal::AlreadyLinked => Self::GuardianAlreadyLinked,
+            InviteRefusal::AlreadyPending => Self::InvitationAlreadyPending,
+            InviteRefusal::StudentLimitReached { limit, current } => {
+                Self::StudentGuardianLimitReached { limit, current }
+            }
         }
     }
 }

@@ -1,80 +1,26 @@
-//! Inviting guardians: create, resend, cancel, and reading invitations.
+//! Inviting guardians: create (under the rules of `domain::invite_rules`), resend, cancel.
 
 use super::access::require;
 use super::audit::SYSTEM_ACTOR;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
-use super::read_models::{InvitationView, Page};
+use super::read_models::InvitationView;
 use super::students::StudentContext;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
+use crate::domain::invite_rules::InviteFacts;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
-    Caller, CallerDomains, CallerRole, Email, Invitation, InvitationEvent, InvitationId,
-    InvitationState, StudentRef, UserId, paging,
+    Caller, Email, Invitation, InvitationEvent, InvitationId, InvitationState, StudentRef, UserId,
 };
 use crate::mail::Template;
 use crate::store::{
     InvitationFilter, InvitationScope, StateFilter, StoreError, Transaction, UniqueKey,
 };
-use chrono::{DateTime, TimeDelta, Utc};
-
-/// Declines by one address for one student after which it cannot be invited again.
-pub const MAX_DECLINES: i64 = 3;
+use chrono::TimeDelta;
 
 /// Most of a student's invitations read to decide on a new one (far above what a student has).
 const MAX_STUDENT_RECORDS: u32 = 10_000;
-
-/// What a student's invitations say about inviting one more address.
-struct StudentRecords<'a> {
-    /// PENDING rows of this address whose expiry passed.
-    stale: Vec<&'a Invitation>,
-    /// Times this address declined.
-    declines: i64,
-    /// The address is an accepted guardian (invited or profile address).
-    linked: bool,
-    /// A live PENDING invitation to this address exists.
-    pending: bool,
-    /// ACCEPTED plus live PENDING invitations of the student.
-    active: i64,
-}
-
-impl<'a> StudentRecords<'a> {
-    fn of(records: &'a [Invitation], invited: &Email, now: DateTime<Utc>) -> Self {
-        let mut facts = Self {
-            stale: Vec::new(),
-            declines: 0,
-            linked: false,
-            pending: false,
-            active: 0,
-        };
-        for r in records {
-            let observed = r.observed_state(now);
-            let same_address = &r.invited_email == invited;
-            match observed {
-                InvitationState::Accepted => {
-                    facts.active += 1;
-                    facts.linked |=
-                        same_address || r.guardian.as_ref().is_some_and(|g| &g.email == invited);
-                }
-                InvitationState::Pending => {
-                    facts.active += 1;
-                    facts.pending |= same_address;
-                }
-                InvitationState::Expired if same_address && r.state == InvitationState::Pending => {
-                    facts.stale.push(r);
-                }
-                InvitationState::Removed(crate::domain::RemovalReason::Declined)
-                    if same_address =>
-                {
-                    facts.declines += 1;
-                }
-                InvitationState::Expired | InvitationState::Removed(_) => {}
-            }
-        }
-        facts
-    }
-}
 
 /// Which invitation a request names.
 #[derive(Debug, Clone)]
@@ -94,30 +40,6 @@ pub(crate) struct Change {
     pub event: InvitationEvent,
     /// Check and roll back.
     pub dry_run: bool,
-}
-
-/// Whose invitations a listing wants.
-#[derive(Debug, Clone)]
-pub enum StudentSelector {
-    /// One student.
-    One(StudentRef),
-    /// `-`: every student the caller may see.
-    All,
-}
-
-/// A ListGuardianInvitations request.
-#[derive(Debug, Clone)]
-pub struct InvitationQuery {
-    /// Whose.
-    pub student: StudentSelector,
-    /// Only to this address.
-    pub invited_email: Option<Email>,
-    /// States; empty means PENDING.
-    pub states: Vec<InvitationState>,
-    /// Raw page size.
-    pub page_size: i32,
-    /// Previous page's token.
-    pub page_token: String,
 }
 
 impl App {
@@ -185,8 +107,8 @@ impl App {
                 limit: MAX_STUDENT_RECORDS,
             })
             .await?;
-        let facts = StudentRecords::of(&records, invited, now);
-        for stale in facts.stale {
+        let facts = InviteFacts::of(&records, invited, now);
+        for &stale in &facts.stale {
             // A PENDING row past its expiry still holds the one-pending index: settle it first.
             let expired = apply(
                 tx.as_mut(),
@@ -199,20 +121,7 @@ impl App {
             let action = InvitationEvent::Expire.audit_action();
             audit(tx.as_mut(), &expired, action, SYSTEM_ACTOR, request_id, now).await?;
         }
-        if facts.declines >= MAX_DECLINES {
-            return Err(AppError::TooManyDeclines);
-        }
-        if facts.linked {
-            return Err(AppError::GuardianAlreadyLinked);
-        }
-        if facts.pending {
-            return Err(AppError::InvitationAlreadyPending);
-        }
-        let limit = i64::from(settings.max_guardians_per_student);
-        let current = facts.active;
-        if current >= limit {
-            return Err(AppError::StudentGuardianLimitReached { limit, current });
-        }
+        facts.may_invite(i64::from(settings.max_guardians_per_student))?;
         let address_limit = i64::from(settings.max_students_per_guardian);
         let address_current = tx.count_students_for_address(invited, now).await?;
         if address_current >= address_limit {
@@ -448,148 +357,5 @@ impl App {
             return Ok(Replay::Fresh(view));
         }
         commit_with(self, tx, key, now, view, encode).await
-    }
-
-    /// GetGuardianInvitation, with the delivery status of its newest email.
-    pub async fn get_invitation(
-        &self,
-        who: &Authorized,
-        student: &StudentRef,
-        id: InvitationId,
-    ) -> AppResult<InvitationView> {
-        let caller = require(who, Permission::ReadGuardians)?;
-        let ctx = self
-            .authorize_student(caller, student, StudentAccess::Read)
-            .await?;
-        let now = self.clock.now();
-        let mut session = self.store.session().await?;
-        let invitation = session
-            .get_invitation(id)
-            .await?
-            .filter(|i| i.student_id == ctx.student.user_id)
-            .filter(|i| caller.role != CallerRole::Guardian || is_own(caller, i))
-            .ok_or(AppError::NotFound(Missing::Invitation))?;
-        let delivery = session.latest_delivery_status(id).await?;
-        Ok(InvitationView {
-            observed_state: invitation.observed_state(now),
-            invitation,
-            show_invited_email: ctx.grant.may_manage,
-            delivery,
-        })
-    }
-
-    /// ListGuardianInvitations.
-    pub async fn list_invitations(
-        &self,
-        who: &Authorized,
-        query: InvitationQuery,
-    ) -> AppResult<Page<InvitationView>> {
-        let caller = require(who, Permission::ReadGuardians)?;
-        let size = paging::page_size(query.page_size)?;
-        let (scope, show_email, guardian_only) = match &query.student {
-            StudentSelector::One(student) => {
-                let ctx = self
-                    .authorize_student(caller, student, StudentAccess::Read)
-                    .await?;
-                (
-                    InvitationScope::Student(ctx.student.user_id),
-                    ctx.grant.may_manage,
-                    caller.role == CallerRole::Guardian,
-                )
-            }
-            StudentSelector::All => (
-                all_scope(caller)?,
-                caller.role != CallerRole::Guardian,
-                false,
-            ),
-        };
-        let mut states = StateFilter::default();
-        for state in &query.states {
-            states = states.with(*state);
-        }
-        if query.states.is_empty() {
-            states = StateFilter::pending_only();
-        }
-        let scope_key = format!("{scope:?}");
-        let email_key = query
-            .invited_email
-            .as_ref()
-            .map(Email::as_str)
-            .unwrap_or("");
-        let states_key = format!("{states:?}");
-        let filters = [scope_key.as_str(), email_key, states_key.as_str()];
-        let after = self
-            .page_tokens
-            .decode(&query.page_token, &filters)?
-            .map(|k| InvitationId::parse(&k).map_err(|_| AppError::InvalidPageToken))
-            .transpose()?;
-        let now = self.clock.now();
-        let mut session = self.store.session().await?;
-        let mut found = session
-            .list_invitations(&InvitationFilter {
-                scope,
-                invited_email: query.invited_email.clone(),
-                states,
-                now,
-                after,
-                limit: size + 1,
-            })
-            .await?;
-        let next_page_token =
-            self.page_tokens
-                .cut(&mut found, size, |last| last.id.to_text(), &filters);
-        let items = found
-            .into_iter()
-            .filter(|i| !guardian_only || is_own(caller, i))
-            .map(|invitation| InvitationView {
-                observed_state: invitation.observed_state(now),
-                invitation,
-                show_invited_email: show_email,
-                delivery: None,
-            })
-            .collect();
-        Ok(Page {
-            items,
-            next_page_token,
-        })
-    }
-}
-
-/// An invitation a guardian caller may see: sent to their address or accepted by them.
-fn is_own(caller: &Caller, invitation: &Invitation) -> bool {
-    caller.email.as_ref() == Some(&invitation.invited_email)
-        || invitation
-            .guardian
-            .as_ref()
-            .is_some_and(|g| g.guardian_id.as_str() == caller.subject)
-}
-
-/// What `student_id = "-"` covers for this caller.
-fn all_scope(caller: &Caller) -> AppResult<InvitationScope> {
-    match caller.role {
-        CallerRole::Admin => caller
-            .home_domain()
-            .cloned()
-            .map(InvitationScope::Domain)
-            .ok_or_else(|| AppError::NotAllowed("an admin token must name one domain".into())),
-        CallerRole::Service => match &caller.domains {
-            CallerDomains::All => Ok(InvitationScope::All),
-            CallerDomains::Only(list) if list.len() == 1 => {
-                Ok(InvitationScope::Domain(list[0].clone()))
-            }
-            CallerDomains::Only(_) => Err(crate::domain::ValidationError::invalid(
-                "student_id",
-                "\"-\" needs a service token of one domain or of every domain (\"*\")",
-            )
-            .into()),
-        },
-        CallerRole::Guardian => caller
-            .email
-            .clone()
-            .map(InvitationScope::Address)
-            .ok_or_else(|| AppError::NotAllowed("a guardian token must carry an email".into())),
-        CallerRole::Teacher | CallerRole::Student => Err(AppError::NotAllowed(
-            "\"-\" is for administrators, services and guardians".into(),
-        )),
     }
 }

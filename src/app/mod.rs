@@ -4,10 +4,12 @@
 mod access;
 mod audit;
 mod bulk;
+mod check;
 mod directory;
 mod error;
 mod guardians;
 mod idempotency;
+mod invitation_reads;
 mod invitations;
 mod invitee;
 mod lifecycle;
@@ -20,11 +22,13 @@ mod upkeep;
 
 pub use audit::{EventQuery, SYSTEM_ACTOR};
 pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind};
+pub use check::{CheckSubject, Guardianship};
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};
-pub use guardians::{CheckSubject, GuardianQuery, GuardianRef, Guardianship};
+pub use guardians::{GuardianQuery, GuardianRef};
 pub use idempotency::{Encoder, Replay, RequestKey};
-pub use invitations::{InvitationQuery, InvitationRef, MAX_DECLINES, StudentSelector};
+pub use invitation_reads::{InvitationQuery, StudentSelector};
+pub use invitations::InvitationRef;
 pub use invitee::Answer;
 pub use page_token::PageTokens;
 pub use read_models::{GuardianView, InvitationView, Page};

@@ -10,6 +10,7 @@ pub mod hex;
 pub mod idempotency;
 pub mod ids;
 pub mod invitation;
+pub mod invite_rules;
 pub mod outbox;
 pub mod paging;
 pub mod policy;
