@@ -67,11 +67,11 @@ pub struct SyncAction {
 
 /// Most addresses one SyncGuardians call takes: five times the largest guardian limit, so a
 /// real family always fits and a runaway list is refused before any work.
-pub const MAX_SYNC_ADDRESSES: usize = 100;
+pub(super) const MAX_SYNC_ADDRESSES: usize = 100;
 
 /// How close to the call's deadline a bulk call stops starting rows: enough for the rows in
 /// flight to finish and the answer to be written.
-pub const ROW_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+pub(super) const ROW_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Refuses to start a row when the call's deadline is too near to finish it and answer.
 fn before_deadline(deadline: Option<Instant>) -> AppResult<()> {

@@ -11,9 +11,9 @@ use crate::domain::{
 use crate::store::{InvitationFilter, InvitationScope, StateFilter};
 
 /// Most users one UpsertUsers call takes.
-pub const MAX_USERS_PER_CALL: usize = 1000;
+pub(super) const MAX_USERS_PER_CALL: usize = 1000;
 /// Most members (teachers plus students) of one course.
-pub const MAX_COURSE_MEMBERS: usize = 10_000;
+pub(super) const MAX_COURSE_MEMBERS: usize = 10_000;
 
 /// A page request of users.
 #[derive(Debug, Clone)]

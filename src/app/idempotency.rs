@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 /// How long first responses are kept: the contract promises 24 hours; an hour more absorbs
 /// clock differences between replicas.
-pub const RETENTION: TimeDelta = TimeDelta::hours(25);
+pub(super) const RETENTION: TimeDelta = TimeDelta::hours(25);
 
 /// Identifies one client request for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -147,7 +147,7 @@ impl Caller {
     pub fn home_domain(&self) -> Option<&DomainName> {
         match &self.domains {
             CallerDomains::Only(list) if list.len() == 1 => list.first(),
-            _ => None,
+            CallerDomains::Only(_) | CallerDomains::All => None,
         }
     }
 }

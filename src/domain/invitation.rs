@@ -91,7 +91,7 @@ impl InvitationState {
     pub fn observed_at(self, expire_time: DateTime<Utc>, now: DateTime<Utc>) -> Self {
         match self {
             Self::Pending if now >= expire_time => Self::Expired,
-            other => other,
+            Self::Pending | Self::Accepted | Self::Expired | Self::Removed(_) => self,
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Pure rules of the guardian domain: identifiers, email addresses, the invitation state machine
 //! and domain settings. Nothing here knows about protobuf, gRPC or SQL.
 
+// A new state, event, role or reason must be decided wherever one is matched, not fall into
+// a catch-all arm.
+#![warn(clippy::wildcard_enum_match_arm)]
+
 pub mod audit;
 pub mod caller;
 pub mod clock;

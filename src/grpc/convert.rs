@@ -4,7 +4,7 @@ use crate::domain::ValidationError;
 use chrono::{DateTime, Utc};
 
 /// A protobuf timestamp of an instant.
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+pub(super) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
@@ -13,7 +13,7 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
 
 /// Parses with `parse` and reports a failure under the request's own field name
 /// (`users[3].email` rather than `email`).
-pub fn parse_field<T>(
+pub(super) fn parse_field<T>(
     field: &str,
     raw: &str,
     parse: impl FnOnce(&str) -> Result<T, ValidationError>,
@@ -22,6 +22,6 @@ pub fn parse_field<T>(
 }
 
 /// A required message field that is absent.
-pub fn missing(field: &str) -> ValidationError {
+pub(super) fn missing(field: &str) -> ValidationError {
     ValidationError::invalid(field, format!("{field} is required"))
 }

@@ -181,7 +181,7 @@ fn user_from_proto(prefix: &str, u: proto::User) -> Result<User, ValidationError
 }
 
 /// The proto form of a user.
-pub fn user_to_proto(u: &User) -> proto::User {
+pub(super) fn user_to_proto(u: &User) -> proto::User {
     proto::User {
         user_id: u.user_id.to_string(),
         domain: u.domain.to_string(),

@@ -52,7 +52,7 @@ impl SettingsService for SettingsApi {
 }
 
 /// The proto form of settings.
-pub fn to_proto(s: &DomainSettings) -> proto::DomainSettings {
+pub(super) fn to_proto(s: &DomainSettings) -> proto::DomainSettings {
     proto::DomainSettings {
         domain: s.domain.to_string(),
         institution_type: match s.institution_type {

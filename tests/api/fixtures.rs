@@ -10,11 +10,11 @@ use guardian_service::proto::{
 };
 use tonic::Code;
 
-pub const SCHOOL: &str = "school.example";
-pub const PARTNER: &str = "partner.example";
-pub const OTHER: &str = "other.example";
+pub(crate) const SCHOOL: &str = "school.example";
+pub(crate) const PARTNER: &str = "partner.example";
+pub(crate) const OTHER: &str = "other.example";
 /// A domain that once consented to SCHOOL's courses; the matrix withdraws that consent.
-pub const LONE: &str = "lone.example";
+pub(crate) const LONE: &str = "lone.example";
 
 fn person(id: &str, domain: &str, role: UserRole, verified: bool) -> User {
     User {
@@ -32,7 +32,7 @@ fn person(id: &str, domain: &str, role: UserRole, verified: bool) -> User {
 /// `math` taught by both teachers to every student; in PARTNER student `p1` and in LONE
 /// student `q1`, both enrolled in `math` (SCHOOL, PARTNER and LONE allowlist each other, as
 /// enrolment across domains needs); in OTHER student `o1` and teacher `o-teacher` teaching `o1`.
-pub async fn seed_school(app: &TestApp, students: usize) {
+pub(crate) async fn seed_school(app: &TestApp, students: usize) {
     allowlist(app, SCHOOL, &[PARTNER, LONE]).await;
     allowlist(app, PARTNER, &[SCHOOL]).await;
     allowlist(app, LONE, &[SCHOOL]).await;
@@ -81,7 +81,7 @@ pub async fn seed_school(app: &TestApp, students: usize) {
 }
 
 /// Sets the allowlist of `domain`.
-pub async fn allowlist(app: &TestApp, domain: &str, partners: &[&str]) {
+pub(crate) async fn allowlist(app: &TestApp, domain: &str, partners: &[&str]) {
     app.settings()
         .update_domain_settings(UpdateDomainSettingsRequest {
             settings: Some(DomainSettings {
@@ -99,7 +99,7 @@ pub async fn allowlist(app: &TestApp, domain: &str, partners: &[&str]) {
 }
 
 /// Invites `email` for `student` as the platform service.
-pub async fn invite(app: &TestApp, student: &str, email: &str) -> GuardianInvitation {
+pub(crate) async fn invite(app: &TestApp, student: &str, email: &str) -> GuardianInvitation {
     app.guardians()
         .create_guardian_invitation(CreateGuardianInvitationRequest {
             student_id: student.into(),
@@ -115,7 +115,7 @@ pub async fn invite(app: &TestApp, student: &str, email: &str) -> GuardianInvita
 
 /// Accepts `invitation` with the token from its email, as guardian `guardian_id` whose own
 /// address is `email`.
-pub async fn accept_as(
+pub(crate) async fn accept_as(
     app: &TestApp,
     invitation: &GuardianInvitation,
     guardian_id: &str,
@@ -132,7 +132,7 @@ pub async fn accept_as(
 }
 
 /// Invites `invited` for `student` and accepts it as `guardian_id` with address `email`: a link.
-pub async fn link(
+pub(crate) async fn link(
     app: &TestApp,
     student: &str,
     invited: &str,
@@ -145,7 +145,7 @@ pub async fn link(
 }
 
 /// Changes the SCHOOL settings named by `paths` to the values in `settings`.
-pub async fn set_settings(app: &TestApp, settings: DomainSettings, paths: &[&str]) {
+pub(crate) async fn set_settings(app: &TestApp, settings: DomainSettings, paths: &[&str]) {
     app.settings()
         .update_domain_settings(UpdateDomainSettingsRequest {
             settings: Some(DomainSettings {
@@ -163,7 +163,7 @@ pub async fn set_settings(app: &TestApp, settings: DomainSettings, paths: &[&str
 
 /// The accept token of an invitation, read from its newest queued email that carries one (a
 /// cancellation notice does not), as the invitee would.
-pub async fn token_of(app: &TestApp, invitation_id: &str) -> String {
+pub(crate) async fn token_of(app: &TestApp, invitation_id: &str) -> String {
     const NEWEST_INVITATION: &str = "SELECT body_text FROM outbox WHERE invitation_id = $1 \
          AND body_text LIKE '%/accept?token=%' ORDER BY create_time DESC, message_id DESC LIMIT 1";
     let url = &app.database_url;
@@ -189,7 +189,7 @@ pub async fn token_of(app: &TestApp, invitation_id: &str) -> String {
 }
 
 /// Asserts a status's code and ErrorInfo reason.
-pub fn assert_status(
+pub(crate) fn assert_status(
     result: Result<impl std::fmt::Debug, tonic::Status>,
     code: Code,
     why: &str,

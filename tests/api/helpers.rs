@@ -20,10 +20,10 @@ use tonic_health::pb::{
 };
 
 /// The HS256 secret test servers verify tokens with.
-pub const SECRET: &str = "guardian-service-test-secret-0123456789abcdef";
+pub(crate) const SECRET: &str = "guardian-service-test-secret-0123456789abcdef";
 
 /// A signed token for `claims`.
-pub fn sign(claims: &TokenClaims) -> String {
+pub(crate) fn sign(claims: &TokenClaims) -> String {
     sign_hs256(claims, SECRET.as_bytes()).expect("sign")
 }
 
@@ -34,36 +34,36 @@ fn claims(sub: &str, role: &str, domain: Option<&str>) -> TokenClaims {
 }
 
 /// A token of a domain administrator.
-pub fn admin(domain: &str) -> String {
+pub(crate) fn admin(domain: &str) -> String {
     sign(&claims(&format!("admin@{domain}"), "admin", Some(domain)))
 }
 
 /// A token of a teacher (whether verified is the directory's business).
-pub fn teacher(sub: &str, domain: &str) -> String {
+pub(crate) fn teacher(sub: &str, domain: &str) -> String {
     sign(&claims(sub, "teacher", Some(domain)))
 }
 
 /// A token of a student.
-pub fn student(sub: &str, domain: &str) -> String {
+pub(crate) fn student(sub: &str, domain: &str) -> String {
     sign(&claims(sub, "student", Some(domain)))
 }
 
 /// A token of a guardian.
-pub fn guardian(sub: &str, email: &str) -> String {
+pub(crate) fn guardian(sub: &str, email: &str) -> String {
     let mut c = claims(sub, "guardian", None);
     c.email = Some(email.into());
     sign(&c)
 }
 
 /// A token of a service acting in `domain` (or `*`) with `scopes`.
-pub fn service(sub: &str, domain: &str, scopes: &[&str]) -> String {
+pub(crate) fn service(sub: &str, domain: &str, scopes: &[&str]) -> String {
     let mut c = claims(sub, "service", Some(domain));
     c.scope = Some(scopes.join(" "));
     sign(&c)
 }
 
 /// A platform service with every scope in every domain: the default caller of the helpers.
-pub fn platform() -> String {
+pub(crate) fn platform() -> String {
     service(
         "platform",
         "*",
@@ -80,15 +80,15 @@ pub fn platform() -> String {
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl Bearer {
-    pub fn new(token: &str) -> Self {
+    pub(crate) fn new(token: &str) -> Self {
         Self(Some(
             format!("Bearer {token}").parse().expect("ascii token"),
         ))
     }
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Self(None)
     }
 }
@@ -108,10 +108,10 @@ impl Interceptor for Bearer {
 }
 
 /// A channel whose calls carry a token.
-pub type Authed = InterceptedService<Channel, Bearer>;
+pub(crate) type Authed = InterceptedService<Channel, Bearer>;
 
 /// A running server and what it needs to stay alive.
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub database_url: String,
     pub channel_uri: String,
     pub channel: Channel,
@@ -126,35 +126,35 @@ impl TestApp {
         InterceptedService::new(self.channel.clone(), Bearer::new(token))
     }
     /// SettingsService as the platform service.
-    pub fn settings(&self) -> SettingsServiceClient<Authed> {
+    pub(crate) fn settings(&self) -> SettingsServiceClient<Authed> {
         self.settings_as(&platform())
     }
     /// SettingsService as the holder of `token`.
-    pub fn settings_as(&self, token: &str) -> SettingsServiceClient<Authed> {
+    pub(crate) fn settings_as(&self, token: &str) -> SettingsServiceClient<Authed> {
         SettingsServiceClient::new(self.authed(token))
     }
     /// DirectoryService as the platform service.
-    pub fn directory(&self) -> DirectoryServiceClient<Authed> {
+    pub(crate) fn directory(&self) -> DirectoryServiceClient<Authed> {
         self.directory_as(&platform())
     }
     /// DirectoryService as the holder of `token`.
-    pub fn directory_as(&self, token: &str) -> DirectoryServiceClient<Authed> {
+    pub(crate) fn directory_as(&self, token: &str) -> DirectoryServiceClient<Authed> {
         DirectoryServiceClient::new(self.authed(token))
     }
     /// GuardianService as the platform service.
-    pub fn guardians(&self) -> GuardianServiceClient<Authed> {
+    pub(crate) fn guardians(&self) -> GuardianServiceClient<Authed> {
         self.guardians_as(&platform())
     }
     /// GuardianService as the holder of `token`.
-    pub fn guardians_as(&self, token: &str) -> GuardianServiceClient<Authed> {
+    pub(crate) fn guardians_as(&self, token: &str) -> GuardianServiceClient<Authed> {
         GuardianServiceClient::new(self.authed(token))
     }
-    pub fn health(&self) -> HealthClient<Channel> {
+    pub(crate) fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel.clone())
     }
 
     /// Asks the server to stop and waits until it has.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -165,7 +165,7 @@ impl TestApp {
 }
 
 /// A server on a fresh Postgres database, SERVING.
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     let db = TestDatabase::create_migrated().await;
     let config = test_config(&db.url);
     let mut app = spawn_with(config).await;
@@ -174,7 +174,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// A server on a fresh SQLite file, SERVING.
-pub async fn spawn_sqlite_app() -> TestApp {
+pub(crate) async fn spawn_sqlite_app() -> TestApp {
     let dir = TempDir::new();
     let config = test_config(&format!("sqlite://{}/g.db", dir.path.display()));
     let mut app = spawn_with(config).await;
@@ -183,7 +183,7 @@ pub async fn spawn_sqlite_app() -> TestApp {
 }
 
 /// The server configuration of tests: the database, and tokens signed with [`SECRET`].
-pub fn test_config(database_url: &str) -> ServeConfig {
+pub(crate) fn test_config(database_url: &str) -> ServeConfig {
     ServeConfig {
         jwt_hs256_secret: Some(SECRET.into()),
         // Mail tests drive a dispatcher of their own; others leave the outbox as it is.
@@ -194,19 +194,19 @@ pub fn test_config(database_url: &str) -> ServeConfig {
 
 /// A server with `config` (its listen address is replaced by a free loopback port), returned
 /// once health reports SERVING.
-pub async fn spawn_with(config: ServeConfig) -> TestApp {
+pub(crate) async fn spawn_with(config: ServeConfig) -> TestApp {
     let mut app = spawn_unready(config).await;
     wait_for(&mut app, ServingStatus::Serving).await;
     app
 }
 
 /// A server with `config`, returned as soon as it listens (it may be NOT_SERVING).
-pub async fn spawn_unready(config: ServeConfig) -> TestApp {
+pub(crate) async fn spawn_unready(config: ServeConfig) -> TestApp {
     spawn_unready_with_clock(config, Arc::new(SystemClock)).await
 }
 
 /// A server on a fresh Postgres database whose time is `clock`, SERVING.
-pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
+pub(crate) async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
     let db = TestDatabase::create_migrated().await;
     let mut app = spawn_unready_with_clock(test_config(&db.url), clock).await;
     wait_for(&mut app, ServingStatus::Serving).await;
@@ -215,7 +215,10 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
 }
 
 /// A server with `config` and `clock`, returned as soon as it listens.
-pub async fn spawn_unready_with_clock(config: ServeConfig, clock: Arc<dyn Clock>) -> TestApp {
+pub(crate) async fn spawn_unready_with_clock(
+    config: ServeConfig,
+    clock: Arc<dyn Clock>,
+) -> TestApp {
     let database_url = config.database_url.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -248,7 +251,7 @@ pub async fn spawn_unready_with_clock(config: ServeConfig, clock: Arc<dyn Clock>
 }
 
 /// Waits, by watching health (no polling, no sleep), until the server reports `status`.
-pub async fn wait_for(app: &mut TestApp, status: ServingStatus) {
+pub(crate) async fn wait_for(app: &mut TestApp, status: ServingStatus) {
     let mut stream = app
         .health()
         .watch(HealthCheckRequest {
@@ -266,7 +269,7 @@ pub async fn wait_for(app: &mut TestApp, status: ServingStatus) {
 }
 
 /// The ErrorInfo reason of a status.
-pub fn reason(status: &tonic::Status) -> String {
+pub(crate) fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     status
         .get_details_error_info()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// `seed` options.
 #[derive(Debug, Args)]
-pub struct SeedArgs {
+pub(crate) struct SeedArgs {
     /// The database to fill.
     #[arg(long, env = "GUARDIANS_DATABASE_URL")]
     database_url: String,
@@ -28,12 +28,12 @@ pub struct SeedArgs {
 }
 
 /// Students at scale 1.
-pub const STUDENTS: usize = 100_000;
+pub(crate) const STUDENTS: usize = 100_000;
 /// Domains the students are spread over.
-pub const DOMAINS: usize = 50;
+pub(crate) const DOMAINS: usize = 50;
 
 /// The domain of student `n`.
-pub fn domain_of(n: usize) -> String {
+pub(crate) fn domain_of(n: usize) -> String {
     format!("school{}.example", n % DOMAINS)
 }
 
@@ -47,11 +47,11 @@ fn shape(n: usize) -> (usize, usize, usize) {
 }
 
 /// The guardian account of the `k`-th invitation of student `n`.
-pub fn guardian_of(n: usize, k: usize) -> String {
+pub(crate) fn guardian_of(n: usize, k: usize) -> String {
     format!("g{}", n * 4 + k)
 }
 
-pub async fn seed(args: SeedArgs) -> Result<(), String> {
+pub(crate) async fn seed(args: SeedArgs) -> Result<(), String> {
     let students = ((STUDENTS as f64) * args.scale) as usize;
     let options = ConnectOptions {
         url: args.database_url.clone(),

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 /// Which RPC to drive.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// CheckGuardianship of a random (student, linked guardian).
     Check,
     /// ListGuardians of one student.
@@ -29,7 +29,7 @@ pub enum Scenario {
 
 /// `run` options.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The server.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
@@ -67,7 +67,7 @@ fn pick(i: usize, students: usize) -> usize {
     (i.wrapping_mul(2_654_435_761) ^ (i >> 7)) % students
 }
 
-pub async fn run(args: RunArgs) -> Result<(), String> {
+pub(crate) async fn run(args: RunArgs) -> Result<(), String> {
     let students = ((STUDENTS as f64) * args.scale) as usize;
     let mut claims = TokenClaims::new("bench", "service", Duration::from_secs(3600));
     claims.domain = Some("*".into());

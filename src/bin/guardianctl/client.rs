@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 
 /// Adds `authorization: Bearer <token>`.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl Interceptor for Bearer {
     fn call(
@@ -26,17 +26,17 @@ impl Interceptor for Bearer {
 }
 
 /// A channel with the token.
-pub type Authed = InterceptedService<Channel, Bearer>;
+pub(crate) type Authed = InterceptedService<Channel, Bearer>;
 
 /// Clients of the server.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     channel: Authed,
 }
 
 impl Client {
     /// Connects to `server` with `token`.
-    pub async fn connect(server: &str, token: Option<&str>) -> Result<Self, String> {
+    pub(crate) async fn connect(server: &str, token: Option<&str>) -> Result<Self, String> {
         let channel = Channel::from_shared(server.to_owned())
             .map_err(|e| format!("bad server address {server}: {e}"))?
             .connect()
@@ -56,18 +56,18 @@ impl Client {
     }
 
     /// GuardianService.
-    pub fn guardians(&self) -> GuardianServiceClient<Authed> {
+    pub(crate) fn guardians(&self) -> GuardianServiceClient<Authed> {
         GuardianServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
     }
 
     /// SettingsService.
-    pub fn settings(&self) -> SettingsServiceClient<Authed> {
+    pub(crate) fn settings(&self) -> SettingsServiceClient<Authed> {
         SettingsServiceClient::new(self.channel.clone())
     }
 }
 
 /// A status as an operator reads it: code, reason, message.
-pub fn describe(status: &tonic::Status) -> String {
+pub(crate) fn describe(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     let reason = status
         .get_details_error_info()

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// One data row: its line in the file and its two values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     /// 1-based line number in the file.
     pub line: u64,
     /// The student's id or email.
@@ -17,7 +17,7 @@ pub struct Row {
 
 /// A line that could not be read as a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRow {
+pub(crate) struct BadRow {
     /// 1-based line number.
     pub line: u64,
     /// What is wrong.
@@ -26,7 +26,7 @@ pub struct BadRow {
 
 /// The rows of a file and the lines that were refused.
 #[derive(Debug, Default)]
-pub struct Input {
+pub(crate) struct Input {
     /// Good rows, in file order.
     pub rows: Vec<Row>,
     /// Refused lines.
@@ -39,13 +39,13 @@ const STUDENT_HEADERS: [&str; 3] = ["student", "student_email", "studentemail"];
 const GUARDIAN_HEADERS: [&str; 3] = ["guardian", "guardian_email", "guardianemail"];
 
 /// Reads `path`. Errors only when the file cannot be read or has no usable header.
-pub fn read(path: &Path) -> Result<Input, String> {
+pub(crate) fn read(path: &Path) -> Result<Input, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parses CSV bytes.
-pub fn parse(bytes: &[u8]) -> Result<Input, String> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Input, String> {
     use sha2::Digest;
     let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);

@@ -139,7 +139,12 @@ where
 }
 
 /// Invites every row.
-pub async fn invite(client: &Client, input: &Input, chunk: usize, dry_run: bool) -> Vec<Entry> {
+pub(crate) async fn invite(
+    client: &Client,
+    input: &Input,
+    chunk: usize,
+    dry_run: bool,
+) -> Vec<Entry> {
     chunked(input, "invite", chunk, |n, rows| {
         let mut guardians = client.guardians();
         let request = BulkCreateGuardianInvitationsRequest {
@@ -168,7 +173,12 @@ pub async fn invite(client: &Client, input: &Input, chunk: usize, dry_run: bool)
 }
 
 /// Removes every row's guardian (by email, or by account id when it has no `@`).
-pub async fn remove(client: &Client, input: &Input, chunk: usize, dry_run: bool) -> Vec<Entry> {
+pub(crate) async fn remove(
+    client: &Client,
+    input: &Input,
+    chunk: usize,
+    dry_run: bool,
+) -> Vec<Entry> {
     chunked(input, "remove", chunk, |n, rows| {
         let mut guardians = client.guardians();
         let request = BulkDeleteGuardiansRequest {
@@ -202,7 +212,7 @@ pub async fn remove(client: &Client, input: &Input, chunk: usize, dry_run: bool)
 
 /// Makes each student's guardians those the file lists for them; students absent from the
 /// file are left alone.
-pub async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<Entry> {
+pub(crate) async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<Entry> {
     let mut entries = refused(input);
     let mut students: Vec<(String, Vec<&Row>)> = Vec::new();
     for row in &input.rows {

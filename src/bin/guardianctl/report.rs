@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// One line of the report.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The input line (0 for actions that come from no line, such as a sync's removals).
     pub line: u64,
     /// Student as given.
@@ -23,19 +23,19 @@ pub struct Entry {
 
 impl Entry {
     /// Whether this row failed.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.outcome.contains("FAILED")
     }
 
     /// Whether this row's fate is open: it may or may not have been applied (UNKNOWN), or it
     /// was not attempted. Running the same file again settles it.
-    pub fn unsettled(&self) -> bool {
+    pub(crate) fn unsettled(&self) -> bool {
         self.outcome.contains("UNKNOWN") || self.outcome.contains("NOT_ATTEMPTED")
     }
 }
 
 /// Writes the report as CSV.
-pub fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
+pub(crate) fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
     let mut out = csv::Writer::from_path(path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let mut sorted: Vec<&Entry> = entries.iter().collect();
@@ -56,7 +56,7 @@ pub fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
 }
 
 /// Progress of an import.
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     done: u64,
@@ -65,7 +65,7 @@ pub struct Progress {
 
 impl Progress {
     /// Progress over `total` rows.
-    pub fn new(total: u64, what: &str) -> Self {
+    pub(crate) fn new(total: u64, what: &str) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
@@ -87,7 +87,7 @@ impl Progress {
     }
 
     /// `n` more rows are done.
-    pub fn advance(&mut self, n: u64) {
+    pub(crate) fn advance(&mut self, n: u64) {
         self.done += n;
         match &self.bar {
             Some(bar) => bar.inc(n),
@@ -103,7 +103,7 @@ impl Progress {
     }
 
     /// Done.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish();
         }

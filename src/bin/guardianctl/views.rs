@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 /// How listings are printed.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Aligned columns.
     Table,
     /// CSV with a header.
@@ -68,7 +68,7 @@ fn print(format: Format, header: &[&str], rows: &[Vec<String>]) -> Result<(), St
     Ok(())
 }
 
-pub async fn list_guardians(
+pub(crate) async fn list_guardians(
     client: &Client,
     student: &str,
     format: Format,
@@ -110,7 +110,7 @@ pub async fn list_guardians(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn list_invitations(
+pub(crate) async fn list_invitations(
     client: &Client,
     student: &str,
     states: &[String],
@@ -166,7 +166,7 @@ pub async fn list_invitations(
 
 /// `settings get` and `settings set`.
 #[derive(Debug, Subcommand)]
-pub enum SettingsAction {
+pub(crate) enum SettingsAction {
     /// Print a domain's settings.
     Get {
         /// The domain.
@@ -228,7 +228,7 @@ fn show(s: &DomainSettings) {
     println!("etag                       {}", s.etag);
 }
 
-pub async fn settings(client: &Client, action: SettingsAction) -> Result<ExitCode, String> {
+pub(crate) async fn settings(client: &Client, action: SettingsAction) -> Result<ExitCode, String> {
     match action {
         SettingsAction::Get { domain } => {
             let s = client
@@ -327,7 +327,7 @@ pub async fn settings(client: &Client, action: SettingsAction) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn health(server: &str) -> Result<ExitCode, String> {
+pub(crate) async fn health(server: &str) -> Result<ExitCode, String> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };

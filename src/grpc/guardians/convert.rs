@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Response, Status};
 
 /// `student_id` of a single-student RPC: a user id, an email, or `me` for a student caller.
-pub fn student_ref(who: &Authorized, raw: &str) -> Result<StudentRef, ValidationError> {
+pub(super) fn student_ref(who: &Authorized, raw: &str) -> Result<StudentRef, ValidationError> {
     let caller = who.caller();
     match raw.trim() {
         "me" if caller.role == CallerRole::Student => UserId::parse(&caller.subject)
@@ -31,7 +31,10 @@ pub fn student_ref(who: &Authorized, raw: &str) -> Result<StudentRef, Validation
 }
 
 /// `student_id` of a listing: one student or `-`.
-pub fn student_selector(who: &Authorized, raw: &str) -> Result<StudentSelector, ValidationError> {
+pub(super) fn student_selector(
+    who: &Authorized,
+    raw: &str,
+) -> Result<StudentSelector, ValidationError> {
     if raw.trim() == "-" {
         Ok(StudentSelector::All)
     } else {
@@ -40,7 +43,7 @@ pub fn student_selector(who: &Authorized, raw: &str) -> Result<StudentSelector, 
 }
 
 /// An optional email field: empty means "not given".
-pub fn optional_email(field: &str, raw: &str) -> Result<Option<Email>, ValidationError> {
+pub(super) fn optional_email(field: &str, raw: &str) -> Result<Option<Email>, ValidationError> {
     if raw.trim().is_empty() {
         Ok(None)
     } else {
@@ -49,7 +52,7 @@ pub fn optional_email(field: &str, raw: &str) -> Result<Option<Email>, Validatio
 }
 
 /// An optional account id field: empty means "not given".
-pub fn optional_user_id(field: &str, raw: &str) -> Result<Option<UserId>, ValidationError> {
+pub(super) fn optional_user_id(field: &str, raw: &str) -> Result<Option<UserId>, ValidationError> {
     if raw.trim().is_empty() {
         Ok(None)
     } else {
@@ -58,7 +61,7 @@ pub fn optional_user_id(field: &str, raw: &str) -> Result<Option<UserId>, Valida
 }
 
 /// `guardian_id`: an account id or `me`.
-pub fn guardian_ref(raw: &str) -> Result<GuardianRef, ValidationError> {
+pub(super) fn guardian_ref(raw: &str) -> Result<GuardianRef, ValidationError> {
     match raw.trim() {
         "me" => Ok(GuardianRef::Me),
         other => parse_field("guardian_id", other, UserId::parse).map(GuardianRef::Id),
@@ -66,7 +69,7 @@ pub fn guardian_ref(raw: &str) -> Result<GuardianRef, ValidationError> {
 }
 
 /// The optional `request_id` (a UUID) with a digest of the whole request.
-pub fn request_key(
+pub(super) fn request_key(
     who: &Authorized,
     method: &'static str,
     request_id: &str,
@@ -88,7 +91,7 @@ pub fn request_key(
 }
 
 /// A response from a use case's result, or the replayed first response.
-pub fn respond<T, M: Message + Default>(
+pub(super) fn respond<T, M: Message + Default>(
     result: Replay<T>,
     build: impl Fn(&T) -> M,
 ) -> Result<Response<M>, Status> {
@@ -101,7 +104,7 @@ pub fn respond<T, M: Message + Default>(
 }
 
 /// A state filter entry.
-pub fn state_from_proto(field: &str, raw: i32) -> Result<InvitationState, ValidationError> {
+pub(super) fn state_from_proto(field: &str, raw: i32) -> Result<InvitationState, ValidationError> {
     match proto::InvitationState::try_from(raw) {
         Ok(proto::InvitationState::Pending) => Ok(InvitationState::Pending),
         Ok(proto::InvitationState::Accepted) => Ok(InvitationState::Accepted),
@@ -135,7 +138,7 @@ fn state_to_proto(state: InvitationState) -> (proto::InvitationState, proto::Rem
 }
 
 /// The proto form of an invitation as the caller may see it.
-pub fn invitation_to_proto(view: &InvitationView) -> proto::GuardianInvitation {
+pub(super) fn invitation_to_proto(view: &InvitationView) -> proto::GuardianInvitation {
     let inv = &view.invitation;
     let (state, removal_reason) = state_to_proto(view.observed_state);
     proto::GuardianInvitation {
@@ -168,7 +171,7 @@ pub fn invitation_to_proto(view: &InvitationView) -> proto::GuardianInvitation {
 }
 
 /// The proto form of a guardian link as the caller may see it.
-pub fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
+pub(super) fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
     let link = &view.link;
     let profile = link.guardian.as_ref();
     proto::Guardian {
@@ -191,7 +194,7 @@ pub fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
 }
 
 /// The proto form of an audit event.
-pub fn event_to_proto(event: &crate::domain::AuditEvent) -> proto::GuardianEvent {
+pub(super) fn event_to_proto(event: &crate::domain::AuditEvent) -> proto::GuardianEvent {
     proto::GuardianEvent {
         event_id: event.event_id.to_string(),
         domain: event.domain.to_string(),
