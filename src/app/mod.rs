@@ -92,3 +92,6 @@ impl App {
         &self.store
     }
 }
+
+#[cfg(test)]
+mod tests;

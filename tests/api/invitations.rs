@@ -273,60 +273,67 @@ async fn declining_cancelling_and_resending_follow_the_lifecycle() {
 async fn bad_requests_get_the_contract_reasons_and_write_nothing() {
     let app = spawn_app().await;
     seed_school(&app, 1).await;
-    let create = |student: &str, email: &str| CreateGuardianInvitationRequest {
-        student_id: student.into(),
-        invited_email_address: email.into(),
-        request_id: String::new(),
-    };
-    assert_status(
-        app.guardians()
-            .create_guardian_invitation(create("s1", "not an email"))
-            .await,
-        Code::InvalidArgument,
-        "INVALID_EMAIL",
-    );
-    assert_status(
-        app.guardians()
-            .create_guardian_invitation(create("s1", &format!("{}@x.org", "a".repeat(250))))
-            .await,
-        Code::InvalidArgument,
-        "INVALID_EMAIL",
-    );
-    assert_status(
-        app.guardians()
-            .create_guardian_invitation(create("", "a@example.org"))
-            .await,
-        Code::InvalidArgument,
-        "INVALID_STUDENT_ID",
-    );
-    assert_status(
-        app.guardians()
-            .create_guardian_invitation(create("-", "a@example.org"))
-            .await,
-        Code::InvalidArgument,
-        "INVALID_STUDENT_ID",
-    );
-    assert_status(
-        app.guardians()
-            .create_guardian_invitation(create("s1", "S1@School.Example"))
-            .await,
-        Code::InvalidArgument,
-        "GUARDIAN_EMAIL_IS_STUDENT",
-    );
-    assert_status(
-        app.guardians()
-            .create_guardian_invitation(create("nobody", "a@example.org"))
-            .await,
-        Code::NotFound,
-        "STUDENT_NOT_FOUND",
-    );
-    let mut bad_id = create("s1", "a@example.org");
-    bad_id.request_id = "not-a-uuid".into();
-    assert_status(
-        app.guardians().create_guardian_invitation(bad_id).await,
-        Code::InvalidArgument,
-        "INVALID_ARGUMENT",
-    );
+    let long = format!("{}@x.org", "a".repeat(250));
+    // (student_id, invited address, request_id, code, reason)
+    let cases: [(&str, &str, &str, Code, &str); 7] = [
+        (
+            "s1",
+            "not an email",
+            "",
+            Code::InvalidArgument,
+            "INVALID_EMAIL",
+        ),
+        ("s1", &long, "", Code::InvalidArgument, "INVALID_EMAIL"),
+        (
+            "",
+            "a@example.org",
+            "",
+            Code::InvalidArgument,
+            "INVALID_STUDENT_ID",
+        ),
+        (
+            "-",
+            "a@example.org",
+            "",
+            Code::InvalidArgument,
+            "INVALID_STUDENT_ID",
+        ),
+        (
+            "s1",
+            "S1@School.Example",
+            "",
+            Code::InvalidArgument,
+            "GUARDIAN_EMAIL_IS_STUDENT",
+        ),
+        (
+            "nobody",
+            "a@example.org",
+            "",
+            Code::NotFound,
+            "STUDENT_NOT_FOUND",
+        ),
+        (
+            "s1",
+            "a@example.org",
+            "not-a-uuid",
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        ),
+    ];
+    for (student, email, request_id, code, reason) in cases {
+        let request = CreateGuardianInvitationRequest {
+            student_id: student.into(),
+            invited_email_address: email.into(),
+            request_id: request_id.into(),
+        };
+        let result = app.guardians().create_guardian_invitation(request).await;
+        let err = result.expect_err(reason);
+        assert_eq!(
+            (err.code(), crate::helpers::reason(&err).as_str()),
+            (code, reason),
+            "{student:?} {email:?} {request_id:?}: {err:?}"
+        );
+    }
     assert_status(
         app.guardians()
             .get_guardian_invitation(get_inv("s1", "nope"))

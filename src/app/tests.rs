@@ -1,0 +1,208 @@
+//! Use cases on the embedded SQLite store with a manual clock: the rules of inviting,
+//! answering and expiring, tested without gRPC. (The same rules over the wire, on Postgres,
+//! are in `tests/api`.)
+
+use super::*;
+use crate::auth::Authorized;
+use crate::auth::gate::admit;
+use crate::domain::clock::ManualClock;
+use crate::domain::{
+    Caller, CallerDomains, CallerRole, DomainName, Email, InvitationState, Role, Scope, StudentRef,
+    User, UserId,
+};
+use chrono::TimeDelta;
+use std::sync::Arc;
+
+const DOMAIN: &str = "school.example";
+const SERVICE: &str = "/guardians.v1.GuardianService/";
+const DIRECTORY: &str = "/guardians.v1.DirectoryService/";
+
+/// A use-case world: the app, its clock, and the folder that holds its database.
+struct World {
+    app: App,
+    clock: Arc<ManualClock>,
+    _dir: crate::testing::TempDir,
+}
+
+/// The platform service, admitted for `method` (as the gate would for a real call).
+fn platform(method: &str) -> Authorized {
+    let caller = Caller {
+        subject: "platform".into(),
+        role: CallerRole::Service,
+        domains: CallerDomains::All,
+        email: None,
+        scopes: vec![
+            Scope::GuardiansRead,
+            Scope::GuardiansWrite,
+            Scope::DirectoryWrite,
+            Scope::InvitationsAccept,
+        ],
+    };
+    admit(caller, method).expect("the platform is admitted")
+}
+
+/// A guardian with account `id` and address `email`, admitted for `method`.
+fn guardian(id: &str, email: &str, method: &str) -> Authorized {
+    let caller = Caller {
+        subject: id.into(),
+        role: CallerRole::Guardian,
+        domains: CallerDomains::Only(Vec::new()),
+        email: Some(Email::parse(email).unwrap()),
+        scopes: Vec::new(),
+    };
+    admit(caller, &format!("{SERVICE}{method}")).expect("a guardian is admitted")
+}
+
+async fn world() -> World {
+    let (store, dir) = crate::testing::sqlite_store().await.expect("sqlite store");
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = App::new(store, clock.clone(), AppConfig::default());
+    let student = User {
+        user_id: UserId::parse("s1").unwrap(),
+        domain: DomainName::parse(DOMAIN).unwrap(),
+        email: Email::parse("s1@school.example").unwrap(),
+        role: Role::Student,
+        verified_teacher: false,
+        display_name: "Student One".into(),
+        locale: None,
+    };
+    app.upsert_users(&platform(&format!("{DIRECTORY}UpsertUsers")), vec![student])
+        .await
+        .expect("seed");
+    World {
+        app,
+        clock,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn invite(&self, email: &str) -> AppResult<InvitationView> {
+        let who = platform(&format!("{SERVICE}CreateGuardianInvitation"));
+        let student = StudentRef::Id(UserId::parse("s1").unwrap());
+        let invited = Email::parse(email).unwrap();
+        match self
+            .app
+            .create_invitation(&who, &student, &invited, None, &|_| Vec::new())
+            .await?
+        {
+            Replay::Fresh(view) => Ok(view),
+            Replay::Replayed(_) => panic!("no request id, no replay"),
+        }
+    }
+
+    /// The token of the newest invitation email to `email`, read from the outbox.
+    async fn token_for(&self, email: &str) -> String {
+        let mut session = self.app.store().session().await.unwrap();
+        let far = self.clock.now() + TimeDelta::days(10_000);
+        let mut mails = session.claim_due_messages(far, far, 1_000).await.unwrap();
+        mails.retain(|m| m.recipient.as_str() == email && m.body_text.contains("token="));
+        mails.sort_by_key(|m| m.create_time);
+        let body = &mails.last().expect("an invitation email").body_text;
+        let start = body.find("token=").unwrap() + "token=".len();
+        // Give the claim back, so a later read finds the mail again.
+        let ids: Vec<String> = mails.iter().map(|m| m.message_id.clone()).collect();
+        session
+            .reschedule_messages(&ids, self.clock.now())
+            .await
+            .unwrap();
+        body[start..].split_whitespace().next().unwrap().to_owned()
+    }
+
+    async fn accept(&self, id: &str, email: &str) -> AppResult<GuardianView> {
+        let answer = Answer {
+            token: self.token_for(email).await,
+            guardian_id: None,
+            email: None,
+            display_name: "A Parent".into(),
+        };
+        let who = guardian(id, email, "AcceptGuardianInvitation");
+        match self
+            .app
+            .accept_invitation(&who, &answer, None, &|_| Vec::new())
+            .await?
+        {
+            Replay::Fresh(view) => Ok(view),
+            Replay::Replayed(_) => panic!("no request id, no replay"),
+        }
+    }
+
+    async fn decline(&self, email: &str) -> AppResult<()> {
+        let answer = Answer {
+            token: self.token_for(email).await,
+            guardian_id: None,
+            email: None,
+            display_name: String::new(),
+        };
+        let who = guardian("someone", email, "DeclineGuardianInvitation");
+        self.app
+            .decline_invitation(&who, &answer, None, &|_| Vec::new())
+            .await
+            .map(drop)
+    }
+}
+
+#[tokio::test]
+async fn an_invitation_is_accepted_until_its_expiry_and_then_expired() {
+    let w = world().await;
+    let early = w.invite("early@family.example").await.unwrap();
+    let late = w.invite("late@family.example").await.unwrap();
+    assert_eq!(
+        early.invitation.expire_time - early.invitation.create_time,
+        TimeDelta::days(120)
+    );
+    w.clock
+        .advance(TimeDelta::days(120) - TimeDelta::microseconds(1));
+    w.accept("g-early", "early@family.example").await.unwrap();
+    w.clock.advance(TimeDelta::microseconds(1));
+    let refused = w.accept("g-late", "late@family.example").await.unwrap_err();
+    assert!(
+        matches!(refused, AppError::InvitationExpired),
+        "{refused:?}"
+    );
+    // Upkeep writes down what readers already saw, once.
+    assert_eq!(w.app.run_upkeep(100).await.unwrap().expired, 1);
+    assert_eq!(w.app.run_upkeep(100).await.unwrap().expired, 0);
+    let mut session = w.app.store().session().await.unwrap();
+    let stored = session
+        .get_invitation(late.invitation.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, InvitationState::Expired);
+}
+
+#[tokio::test]
+async fn the_limit_counts_live_invitations_and_links_only() {
+    let w = world().await;
+    for n in 0..20 {
+        w.invite(&format!("p{n}@family.example")).await.unwrap();
+    }
+    let full = w.invite("p20@family.example").await.unwrap_err();
+    assert!(
+        matches!(
+            full,
+            AppError::StudentGuardianLimitReached {
+                limit: 20,
+                current: 20
+            }
+        ),
+        "{full:?}"
+    );
+    // Once the invitations have expired they no longer count.
+    w.clock.advance(TimeDelta::days(121));
+    w.invite("p20@family.example").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_address_that_declined_three_times_cannot_be_invited_again() {
+    let w = world().await;
+    for _ in 0..3 {
+        w.invite("no@family.example").await.unwrap();
+        w.decline("no@family.example").await.unwrap();
+    }
+    let refused = w.invite("no@family.example").await.unwrap_err();
+    assert!(matches!(refused, AppError::TooManyDeclines), "{refused:?}");
+    // Another address for the same student is not affected.
+    w.invite("yes@family.example").await.unwrap();
+}
