@@ -125,14 +125,16 @@ impl App {
         let next_page_token =
             self.page_tokens
                 .cut(&mut found, size, |last| last.id.to_text(), &filters);
+        found.retain(|i| !guardian_only || is_own(caller, i));
+        let ids: Vec<InvitationId> = found.iter().map(|i| i.id).collect();
+        let delivery = session.latest_delivery_statuses(&ids).await?;
         let items = found
             .into_iter()
-            .filter(|i| !guardian_only || is_own(caller, i))
             .map(|invitation| InvitationView {
                 observed_state: invitation.observed_state(now),
+                delivery: delivery.get(&invitation.id).copied(),
                 invitation,
                 show_invited_email: show_email,
-                delivery: None,
             })
             .collect();
         Ok(Page {

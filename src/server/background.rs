@@ -39,25 +39,33 @@ impl Background {
     ) -> Result<Self, super::ServeError> {
         let store = app.store().clone();
         let transport = config.mail_transport().map_err(super::ServeError::Mail)?;
+        let (ready_tx, ready_rx) = watch::channel(false);
         let readiness = tokio::spawn(follow_readiness(
             store.clone(),
             health.clone(),
             config.auto_migrate,
+            ready_tx,
             stop.clone(),
         ));
-        let upkeep = tokio::spawn(run_upkeep(
-            app.clone(),
-            config.upkeep_interval,
+        // The loops below read and write tables: they wait for the first readiness (the schema
+        // migrated), so that a fresh database's first start logs no "no such table".
+        let upkeep = tokio::spawn(once_ready(
+            ready_rx.clone(),
             stop.clone(),
+            run_upkeep(app.clone(), config.upkeep_interval, stop.clone()),
         ));
-        let gauges = tokio::spawn(crate::telemetry::sample_gauges(
-            store.clone(),
-            Duration::from_secs(15),
+        let gauges = tokio::spawn(once_ready(
+            ready_rx.clone(),
             stop.clone(),
+            crate::telemetry::sample_gauges(store.clone(), Duration::from_secs(15), stop.clone()),
         ));
         let dispatcher = config.mail_dispatcher.then(|| {
             let dispatcher = Dispatcher::new(store, transport, clock, config.dispatch_policy());
-            tokio::spawn(dispatcher.run(config.mail_poll_interval, stop))
+            tokio::spawn(once_ready(
+                ready_rx,
+                stop.clone(),
+                dispatcher.run(config.mail_poll_interval, stop),
+            ))
         });
         Ok(Self {
             readiness,
@@ -91,12 +99,28 @@ pub(super) async fn set_health(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
+/// Runs `work` once `ready` first turns true; not at all if `stop` turns true before.
+async fn once_ready(
+    mut ready: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    work: impl std::future::Future<Output = ()>,
+) {
+    let became_ready = tokio::select! {
+        r = ready.wait_for(|ready| *ready) => r.is_ok(),
+        _ = stop.wait_for(|stop| *stop) => false,
+    };
+    if became_ready {
+        work.await;
+    }
+}
+
 /// Reports SERVING while the database answers and is migrated (migrating first when allowed),
-/// NOT_SERVING otherwise, until told to stop.
+/// NOT_SERVING otherwise, on the health service and to `ready`, until told to stop.
 async fn follow_readiness(
     store: Arc<dyn Store>,
     health: HealthReporter,
     auto_migrate: bool,
+    ready_tx: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last: Option<bool> = None;
@@ -117,6 +141,7 @@ async fn follow_readiness(
                 ServingStatus::NotServing
             };
             set_health(&health, status).await;
+            ready_tx.send_replace(ready);
             last = Some(ready);
         }
         tokio::select! {
@@ -168,5 +193,44 @@ async fn check_ready(store: &dyn Store, auto_migrate: bool) -> bool {
             tracing::warn!(error = %err, "database unreachable");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::once_ready;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::sync::watch;
+
+    fn work(ran: &Arc<AtomicBool>) -> impl std::future::Future<Output = ()> + use<> {
+        let ran = ran.clone();
+        async move { ran.store(true, Ordering::SeqCst) }
+    }
+
+    #[tokio::test]
+    async fn background_work_waits_for_readiness_and_never_starts_after_a_stop() {
+        let (ready_tx, ready_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ran = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(once_ready(ready_rx.clone(), stop_rx.clone(), work(&ran)));
+        tokio::task::yield_now().await;
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "started before the schema was ready"
+        );
+        ready_tx.send_replace(true);
+        task.await.unwrap();
+        assert!(ran.load(Ordering::SeqCst));
+
+        let (_never_ready, not_ready) = watch::channel(false);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(once_ready(not_ready, stop_rx, work(&stopped)));
+        stop_tx.send_replace(true);
+        task.await.unwrap();
+        assert!(
+            !stopped.load(Ordering::SeqCst),
+            "started although told to stop"
+        );
     }
 }

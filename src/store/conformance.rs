@@ -47,6 +47,7 @@ conformance!(
     events_append_and_page_in_order,
     outbox_claims_are_disjoint_and_outcomes_recorded,
     rescheduling_renews_or_gives_back_claims_but_leaves_settled_messages,
+    a_pages_delivery_statuses_are_each_invitations_newest_message,
     idempotency_records_are_unique_and_purged_by_age,
     dropping_a_transaction_rolls_it_back,
     the_hot_path_check_reads_the_student_domain_and_the_link_at_once,
@@ -999,6 +1000,45 @@ async fn rescheduling_renews_or_gives_back_claims_but_leaves_settled_messages(
         .await
         .unwrap();
     assert_eq!(s.count_queued_messages().await.unwrap(), 2);
+}
+
+async fn a_pages_delivery_statuses_are_each_invitations_newest_message(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    let (sent_then_queued, only_failed, silent) = (
+        InvitationId::generate(),
+        InvitationId::generate(),
+        InvitationId::generate(),
+    );
+    let at =
+        |n: usize, invitation: InvitationId, seconds: i64, status: DeliveryStatus| OutboxMessage {
+            invitation_id: Some(invitation),
+            create_time: t0() + TimeDelta::seconds(seconds),
+            status,
+            ..message(n)
+        };
+    for m in [
+        at(1, sent_then_queued, 0, DeliveryStatus::Sent),
+        // A resend: the newer message is the one that counts.
+        at(2, sent_then_queued, 5, DeliveryStatus::Queued),
+        at(3, only_failed, 0, DeliveryStatus::Failed),
+    ] {
+        s.enqueue_message(&m).await.unwrap();
+    }
+    let found = s
+        .latest_delivery_statuses(&[sent_then_queued, only_failed, silent])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[&sent_then_queued], DeliveryStatus::Queued);
+    assert_eq!(found[&only_failed], DeliveryStatus::Failed);
+    for id in [sent_then_queued, only_failed] {
+        assert_eq!(
+            s.latest_delivery_status(id).await.unwrap().as_ref(),
+            found.get(&id),
+            "one message, one answer"
+        );
+    }
+    assert!(s.latest_delivery_statuses(&[]).await.unwrap().is_empty());
 }
 
 async fn idempotency_records_are_unique_and_purged_by_age(store: Arc<dyn Store>) {

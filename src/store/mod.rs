@@ -211,6 +211,12 @@ pub trait OutboxRepo {
         &mut self,
         invitation_id: InvitationId,
     ) -> StoreResult<Option<DeliveryStatus>>;
+    /// [`OutboxRepo::latest_delivery_status`] of each of `invitation_ids` (a page's worth) in
+    /// one query; invitations with no message are absent from the answer.
+    async fn latest_delivery_statuses(
+        &mut self,
+        invitation_ids: &[InvitationId],
+    ) -> StoreResult<std::collections::HashMap<InvitationId, DeliveryStatus>>;
 }
 
 /// First responses to client request ids.

@@ -138,8 +138,11 @@ fn accept_token(mail: &str) -> String {
         .collect()
 }
 
+/// The delivery status of an invitation of `s1`, as GetGuardianInvitation and
+/// ListGuardianInvitations both report it (they must agree).
 async fn delivery(app: &TestApp, id: &str) -> i32 {
-    app.guardians()
+    let got = app
+        .guardians()
         .get_guardian_invitation(GetGuardianInvitationRequest {
             student_id: "s1".into(),
             invitation_id: id.into(),
@@ -149,7 +152,25 @@ async fn delivery(app: &TestApp, id: &str) -> i32 {
         .into_inner()
         .invitation
         .unwrap()
-        .delivery_status
+        .delivery_status;
+    let listed = app
+        .guardians()
+        .list_guardian_invitations(ListGuardianInvitationsRequest {
+            student_id: "s1".into(),
+            states: vec![1, 2, 3, 4],
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitations
+        .into_iter()
+        .find(|i| i.invitation_id == id)
+        .expect("listed")
+        .delivery_status;
+    assert_eq!(listed, got, "the listing and the invitation disagree");
+    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,6 +189,44 @@ macro_rules! impl_journal_repos {
                     })
                     .transpose()
             }
+
+            async fn latest_delivery_statuses(
+                &mut self,
+                invitation_ids: &[$crate::domain::InvitationId],
+            ) -> $crate::store::StoreResult<
+                std::collections::HashMap<
+                    $crate::domain::InvitationId,
+                    $crate::domain::DeliveryStatus,
+                >,
+            > {
+                let mut found = std::collections::HashMap::new();
+                if invitation_ids.is_empty() {
+                    return Ok(found);
+                }
+                // The newest message of each invitation: none newer (by time, then id) exists.
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT invitation_id, status FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM \
+                     outbox n WHERE n.invitation_id = o.invitation_id AND (n.create_time > \
+                     o.create_time OR (n.create_time = o.create_time AND n.message_id > \
+                     o.message_id))) AND o.invitation_id IN (",
+                );
+                let mut ids = query.separated(", ");
+                for id in invitation_ids {
+                    ids.push_bind(id.to_text());
+                }
+                query.push(")");
+                let rows: Vec<(String, String)> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                for (id, status) in rows {
+                    let corrupt = |what: &str| $crate::store::StoreError::Corrupt(what.into());
+                    let id = $crate::domain::InvitationId::parse(&id)
+                        .map_err(|_| corrupt("unreadable invitation id in the outbox"))?;
+                    let status = $crate::domain::DeliveryStatus::from_name(&status)
+                        .ok_or_else(|| corrupt("unreadable delivery status"))?;
+                    found.insert(id, status);
+                }
+                Ok(found)
+            }
         }
 
         #[async_trait::async_trait]
