@@ -433,3 +433,50 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
         "one effect per row"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_problems_and_a_missing_token_are_named() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    let host_port = addr(&app).trim_start_matches("http://").to_owned();
+    // host:port is plain HTTP/2.
+    let ok = guardianctl(&host_port, &["list", "guardians", "--student", "s1"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // Port 1 (tcpmux): privileged and unused, so refused; a port freed by this test could be
+    // taken by a parallel one in between.
+    let refused = guardianctl("127.0.0.1:1", &["list", "guardians", "--student", "s1"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("connection refused"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let tls = guardianctl("https://127.0.0.1:1", &["health"]);
+    assert!(stderr(&tls).contains("plain HTTP/2"), "{}", stderr(&tls));
+
+    let no_token = Command::new(env!("CARGO_BIN_EXE_guardianctl"))
+        .args([
+            "--server",
+            &host_port,
+            "list",
+            "guardians",
+            "--student",
+            "s1",
+        ])
+        .env_remove("GUARDIANS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(no_token.status.code(), Some(2));
+    let said = stderr(&no_token);
+    assert!(
+        said.contains("GUARDIANS_TOKEN") && said.contains("guardian-service token"),
+        "{said}"
+    );
+}

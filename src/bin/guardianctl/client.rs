@@ -37,11 +37,7 @@ pub(crate) struct Client {
 impl Client {
     /// Connects to `server` with `token`.
     pub(crate) async fn connect(server: &str, token: Option<&str>) -> Result<Self, String> {
-        let channel = Channel::from_shared(server.to_owned())
-            .map_err(|e| format!("bad server address {server}: {e}"))?
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+        let channel = connect_channel(server).await?;
         let bearer = match token {
             Some(t) => Some(
                 format!("Bearer {}", t.trim())
@@ -64,6 +60,63 @@ impl Client {
     pub(crate) fn settings(&self) -> SettingsServiceClient<Authed> {
         SettingsServiceClient::new(self.channel.clone())
     }
+}
+
+/// The server's URI from what an operator typed: `host:port` means plain HTTP/2 (h2c).
+pub(crate) fn server_uri(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    match raw.split_once("://") {
+        None => Ok(format!("http://{raw}")),
+        Some(("http", _)) => Ok(raw.to_owned()),
+        Some(("https", _)) => Err(format!(
+            "{raw}: guardianctl speaks plain HTTP/2 only; reach a TLS endpoint through a \
+             port-forward (e.g. kubectl port-forward) and use http://127.0.0.1:<port>"
+        )),
+        Some((scheme, _)) => Err(format!("{raw}: unknown scheme {scheme:?}; use host:port")),
+    }
+}
+
+/// A channel to `server`, or what went wrong in words an operator can act on.
+pub(crate) async fn connect_channel(server: &str) -> Result<Channel, String> {
+    let uri = server_uri(server)?;
+    let endpoint = Channel::from_shared(uri.clone())
+        .map_err(|_| format!("{server} is not a server address; use host:port"))?
+        .connect_timeout(std::time::Duration::from_secs(10));
+    endpoint
+        .connect()
+        .await
+        .map_err(|err| format!("cannot connect to {uri}: {}", connect_cause(&err)))
+}
+
+/// The cause of a failed connection, named: refused, timed out, unknown host, or the innermost
+/// error's own words.
+fn connect_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = err;
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            match io.kind() {
+                ErrorKind::ConnectionRefused => {
+                    return "connection refused: is guardian-service running at that address?"
+                        .into();
+                }
+                ErrorKind::TimedOut => {
+                    return "timed out: check the address, and any firewall in between".into();
+                }
+                _ if io.to_string().contains("lookup address") => {
+                    return "unknown host: check the name (DNS found no address)".into();
+                }
+                _ => {}
+            }
+        }
+        innermost = e;
+        source = e.source();
+    }
+    if innermost.to_string().contains("timed out") {
+        return "timed out: check the address, and any firewall in between".into();
+    }
+    innermost.to_string()
 }
 
 /// A status as an operator reads it: code, reason, message.

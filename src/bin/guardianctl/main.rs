@@ -15,7 +15,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "guardianctl", version, about = "Operate guardian-service")]
 struct Cli {
-    /// The server to talk to.
+    /// The server to talk to: host:port (plain HTTP/2), or http://host:port.
     #[arg(
         long,
         env = "GUARDIANS_SERVER",
@@ -96,7 +96,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
-    let client = Client::connect(&cli.server, cli.token.as_deref()).await?;
+    if let Command::Health = cli.command {
+        return views::health(&cli.server).await;
+    }
+    let Some(token) = cli.token.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return Err(
+            "no token: set GUARDIANS_TOKEN or pass --token (an administrator's or a \
+             service's; for a development server: guardian-service token --sub admin-1 \
+             --role admin --domain your.school)"
+                .into(),
+        );
+    };
+    let client = Client::connect(&cli.server, Some(token)).await?;
     match cli.command {
         Command::Health => views::health(&cli.server).await,
         Command::Invite(args) => import_file(&client, "invite", args).await,

@@ -331,11 +331,7 @@ pub(crate) async fn health(server: &str) -> Result<ExitCode, String> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let channel = tonic::transport::Channel::from_shared(server.to_owned())
-        .map_err(|e| format!("bad server address {server}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+    let channel = crate::client::connect_channel(server).await?;
     let status = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: String::new(),
