@@ -1,10 +1,21 @@
-//! `guardian-service migrate`: apply pending migrations and exit.
+//! `guardian-service migrate`: apply pending migrations and exit, creating a missing Postgres
+//! database first when the role may.
 
 use crate::store::{self, ConnectOptions};
 use std::time::Duration;
 
 /// Migrates the database at `database_url`.
 pub(super) async fn run(database_url: String) -> Result<(), String> {
+    if database_url.starts_with("postgres") {
+        match store::diagnose::check_postgres(&database_url).await {
+            Ok(()) => {}
+            Err(problem) if problem.missing_database => {
+                store::diagnose::create_database(&database_url).await?;
+                tracing::info!("created the database");
+            }
+            Err(problem) => return Err(problem.message),
+        }
+    }
     let store = store::connect(&ConnectOptions {
         url: database_url,
         max_connections: 2,

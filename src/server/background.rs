@@ -124,8 +124,9 @@ async fn follow_readiness(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last: Option<bool> = None;
+    let mut last_problem: Option<String> = None;
     loop {
-        let ready = check_ready(store.as_ref(), auto_migrate).await;
+        let ready = check_ready(store.as_ref(), auto_migrate, &mut last_problem).await;
         if *stop.borrow() {
             return;
         }
@@ -175,25 +176,31 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
     }
 }
 
-async fn check_ready(store: &dyn Store, auto_migrate: bool) -> bool {
-    match store.is_migrated().await {
-        Ok(true) => true,
+/// Whether the database answers and is migrated (migrating it first when allowed). A problem
+/// is logged when it first appears or changes, not on every check.
+async fn check_ready(
+    store: &dyn Store,
+    auto_migrate: bool,
+    last_problem: &mut Option<String>,
+) -> bool {
+    let problem = match store.is_migrated().await {
+        Ok(true) => None,
         Ok(false) if auto_migrate => match store.migrate().await {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::error!(error = %err, "migration failed");
-                false
-            }
+            Ok(()) => None,
+            Err(err) => Some(format!("migration failed: {err}")),
         },
         Ok(false) => {
-            tracing::warn!("database is not migrated; run `guardian-service migrate`");
-            false
+            Some("the database is not migrated; run `guardian-service migrate`".to_owned())
         }
-        Err(err) => {
-            tracing::warn!(error = %err, "database unreachable");
-            false
+        Err(err) => Some(format!("database unreachable: {err}")),
+    };
+    if problem != *last_problem {
+        if let Some(problem) = &problem {
+            tracing::error!("{problem}");
         }
+        *last_problem = problem.clone();
     }
+    problem.is_none()
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ pub async fn serve_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), ServeError> {
     let (keys, mode) = load_keys(&config, &listener)?;
+    check_database(&config.database_url).await?;
     let store = connect_store(&config).await?;
     let app = App::new(
         store.clone(),
@@ -140,6 +141,25 @@ fn load_keys(
         );
     }
     Ok((keys, mode))
+}
+
+/// One connection to a Postgres database before serving: a database that cannot work (no such
+/// database, a refused role, an unknown host) stops the start with what to do; one that is
+/// merely not up yet is reported at once, and the server waits for it NOT_SERVING.
+async fn check_database(url: &str) -> Result<(), ServeError> {
+    if !url.starts_with("postgres") {
+        return Ok(());
+    }
+    match store::diagnose::check_postgres(url).await {
+        Ok(()) => Ok(()),
+        Err(problem) if problem.permanent => {
+            Err(ServeError::Store(StoreError::Config(problem.message)))
+        }
+        Err(problem) => {
+            tracing::error!("{}; serving NOT_SERVING until it answers", problem.message);
+            Ok(())
+        }
+    }
 }
 
 async fn connect_store(config: &ServeConfig) -> Result<Arc<dyn Store>, ServeError> {

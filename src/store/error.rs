@@ -104,6 +104,13 @@ impl From<sqlx::Error> for StoreError {
                 }
                 // query_canceled: the statement timeout fired (a slow or locked database).
                 Some("57014") => Self::Unavailable(err.to_string()),
+                // Connection exceptions, a refused role, a database that is not there: the
+                // database cannot be used, which is not the caller's request's fault.
+                Some(code)
+                    if code.starts_with("08") || code.starts_with("28") || code == "3D000" =>
+                {
+                    Self::Unavailable(err.to_string())
+                }
                 _ => Self::Internal(err.to_string()),
             },
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {

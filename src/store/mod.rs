@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod shared;
+pub mod diagnose;
 mod error;
 mod migrations;
 mod model;

@@ -170,3 +170,56 @@ async fn shutdown_reports_not_serving_and_ends_cleanly() {
     drop(watch);
     stopping.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_stops_the_start_with_what_to_do_and_migrate_creates_it() {
+    // A database name that is free: made, then dropped (the guard drops it again at the end).
+    let db = guardian_service::testing::TestDatabase::create().await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = guardian_service::testing::postgres_admin_url();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = guardian_service::server::serve(test_config(&db.url), listener, async {})
+        .await
+        .expect_err("no database, no server");
+    let said = err.to_string();
+    // The URL's host and port, as the message should name them.
+    let server = db
+        .url
+        .rsplit_once('@')
+        .map_or(db.url.as_str(), |(_, rest)| rest);
+    let server = server.split('/').next().unwrap();
+    assert!(
+        said.contains(&format!("database {name} does not exist"))
+            && said.contains("guardian-service migrate")
+            && said.contains(server),
+        "{said}"
+    );
+
+    let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_guardian-service"))
+        .args(["migrate", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let migrated: i64 = {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .expect("migrate created the database");
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert!(migrated > 0);
+}
