@@ -9,7 +9,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// gRPC listen address. Without keys the server only binds loopback (development mode).
-    #[arg(long, env = "GUARDIANS_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "GUARDIANS_LISTEN",
+        default_value = "127.0.0.1:50051",
+        hide_env_values = true
+    )]
     pub listen: SocketAddr,
 
     /// `postgres://...`, `sqlite://path` or `sqlite::memory:`.
@@ -26,19 +31,19 @@ pub struct ServeConfig {
     pub jwt_hs256_secret: Option<String>,
 
     /// A file holding the HS256 secret, for secrets mounted as files.
-    #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET_FILE")]
+    #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET_FILE", hide_env_values = true)]
     pub jwt_hs256_secret_file: Option<std::path::PathBuf>,
 
     /// A JSON Web Key Set file of public keys (RS256, ES256, EdDSA); several keys for rotation.
-    #[arg(long, env = "GUARDIANS_JWKS_FILE")]
+    #[arg(long, env = "GUARDIANS_JWKS_FILE", hide_env_values = true)]
     pub jwks_file: Option<std::path::PathBuf>,
 
     /// Required `iss` claim, when set.
-    #[arg(long, env = "GUARDIANS_JWT_ISSUER")]
+    #[arg(long, env = "GUARDIANS_JWT_ISSUER", hide_env_values = true)]
     pub jwt_issuer: Option<String>,
 
     /// Required `aud` claim, when set.
-    #[arg(long, env = "GUARDIANS_JWT_AUDIENCE")]
+    #[arg(long, env = "GUARDIANS_JWT_AUDIENCE", hide_env_values = true)]
     pub jwt_audience: Option<String>,
 
     /// Secret that signs page tokens; every replica needs the same one. Unset: derived from
@@ -47,14 +52,20 @@ pub struct ServeConfig {
     pub page_token_secret: Option<String>,
 
     /// Folder for local state: the development secret.
-    #[arg(long, env = "GUARDIANS_DATA_DIR", default_value = ".")]
+    #[arg(
+        long,
+        env = "GUARDIANS_DATA_DIR",
+        default_value = ".",
+        hide_env_values = true
+    )]
     pub data_dir: std::path::PathBuf,
 
     /// Base of the accept and decline links in invitation emails.
     #[arg(
         long,
         env = "GUARDIANS_ACCEPT_URL",
-        default_value = "http://localhost:8080/guardian-invitations"
+        default_value = "http://localhost:8080/guardian-invitations",
+        hide_env_values = true
     )]
     pub accept_url: String,
 
@@ -64,107 +75,130 @@ pub struct ServeConfig {
     pub smtp_url: Option<String>,
 
     /// Folder for `.eml` files when no SMTP server is configured.
-    #[arg(long, env = "GUARDIANS_MAIL_DIR", default_value = "./mail")]
+    #[arg(
+        long,
+        env = "GUARDIANS_MAIL_DIR",
+        default_value = "./mail",
+        hide_env_values = true
+    )]
     pub mail_dir: std::path::PathBuf,
 
     /// Sender of every email.
     #[arg(
         long,
         env = "GUARDIANS_MAIL_FROM",
-        default_value = "Guardian notifications <no-reply@guardians.invalid>"
+        default_value = "Guardian notifications <no-reply@guardians.invalid>",
+        hide_env_values = true
     )]
     pub mail_from: String,
 
     /// Run the outbox dispatcher in this replica.
-    #[arg(long, env = "GUARDIANS_MAIL_DISPATCHER", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "GUARDIANS_MAIL_DISPATCHER", default_value_t = true, action = clap::ArgAction::Set, hide_env_values = true)]
     pub mail_dispatcher: bool,
 
     /// How often the dispatcher looks for due email.
-    #[arg(long, env = "GUARDIANS_MAIL_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_MAIL_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration, hide_env_values = true)]
     pub mail_poll_interval: Duration,
 
     /// Delivery attempts before an email is marked FAILED.
-    #[arg(long, env = "GUARDIANS_MAIL_MAX_ATTEMPTS", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "GUARDIANS_MAIL_MAX_ATTEMPTS",
+        default_value_t = 8,
+        hide_env_values = true
+    )]
     pub mail_max_attempts: i32,
 
     /// Where Prometheus reads `/metrics`.
     #[arg(
         long,
         env = "GUARDIANS_METRICS_LISTEN",
-        default_value = "127.0.0.1:9464"
+        default_value = "127.0.0.1:9464",
+        hide_env_values = true
     )]
     pub metrics_listen: Option<SocketAddr>,
 
     /// How often this replica expires due invitations and purges old request ids.
-    #[arg(long, env = "GUARDIANS_UPKEEP_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_UPKEEP_INTERVAL", default_value = "30s", value_parser = parse_duration, hide_env_values = true)]
     pub upkeep_interval: Duration,
 
     /// Largest number of database connections this replica opens.
-    #[arg(long, env = "GUARDIANS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "GUARDIANS_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        hide_env_values = true
+    )]
     pub db_max_connections: u32,
 
     /// How long a request waits for a free database connection before failing UNAVAILABLE.
-    #[arg(long, env = "GUARDIANS_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration, hide_env_values = true)]
     pub db_acquire_timeout: Duration,
 
     /// Longest one Postgres statement may run or wait for a lock (0: no limit). Below the
     /// request deadline, so a call stuck on the database fails UNAVAILABLE in time.
-    #[arg(long, env = "GUARDIANS_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration, hide_env_values = true)]
     pub statement_timeout: Duration,
 
     /// Deadline of every RPC on the server side (a client's shorter grpc-timeout wins).
-    #[arg(long, env = "GUARDIANS_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration, hide_env_values = true)]
     pub request_timeout: Duration,
 
     /// Deadline of BulkCreateGuardianInvitations, BulkDeleteGuardians and SyncGuardians. A bulk
     /// call stops starting rows shortly before it and reports the rows it did not attempt.
-    #[arg(long, env = "GUARDIANS_BULK_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_BULK_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_duration, hide_env_values = true)]
     pub bulk_request_timeout: Duration,
 
     /// Largest request or response message, in bytes.
-    #[arg(long, env = "GUARDIANS_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "GUARDIANS_MAX_MESSAGE_BYTES", default_value_t = 8 * 1024 * 1024, hide_env_values = true)]
     pub max_message_bytes: usize,
 
     /// Most RPCs in flight on one client connection; further ones wait.
     #[arg(
         long,
         env = "GUARDIANS_CONCURRENCY_PER_CONNECTION",
-        default_value_t = 256
+        default_value_t = 256,
+        hide_env_values = true
     )]
     pub concurrency_per_connection: usize,
 
     /// Most client connections open at once; further clients wait in the listen backlog.
-    #[arg(long, env = "GUARDIANS_MAX_CONNECTIONS", default_value_t = 4096)]
+    #[arg(
+        long,
+        env = "GUARDIANS_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        hide_env_values = true
+    )]
     pub max_connections: usize,
 
     /// How long a new connection may stay silent before it is closed.
-    #[arg(long, env = "GUARDIANS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration, hide_env_values = true)]
     pub handshake_timeout: Duration,
 
     /// How long a connection may have no RPC in flight before it is closed (clients reconnect
     /// transparently).
-    #[arg(long, env = "GUARDIANS_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration, hide_env_values = true)]
     pub idle_timeout: Duration,
 
     /// Interval of HTTP/2 keepalive pings to each client.
-    #[arg(long, env = "GUARDIANS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration, hide_env_values = true)]
     pub keepalive_interval: Duration,
 
     /// A client that does not answer a keepalive ping within this is disconnected.
-    #[arg(long, env = "GUARDIANS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration, hide_env_values = true)]
     pub keepalive_timeout: Duration,
 
     /// Apply pending migrations at start-up. Turn off where a separate job migrates.
-    #[arg(long, env = "GUARDIANS_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "GUARDIANS_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, hide_env_values = true)]
     pub auto_migrate: bool,
 
     /// After SIGTERM, how long to report NOT_SERVING before refusing new RPCs, so that load
     /// balancers stop sending first.
-    #[arg(long, env = "GUARDIANS_SHUTDOWN_GRACE", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_SHUTDOWN_GRACE", default_value = "0s", value_parser = parse_duration, hide_env_values = true)]
     pub shutdown_grace: Duration,
 
     /// After that, how long RPCs in flight may take to finish before the server stops anyway.
-    #[arg(long, env = "GUARDIANS_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = "GUARDIANS_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration, hide_env_values = true)]
     pub drain_timeout: Duration,
 }
 

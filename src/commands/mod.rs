@@ -8,6 +8,13 @@ use crate::config::ServeConfig;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The variables read besides those of the options above.
+const ENVIRONMENT: &str = "Also read from the environment:
+  RUST_LOG                     log filter, e.g. info or guardian_service=debug (default: info)
+  GUARDIANS_LOG_FORMAT         json for one JSON object a line (default: text)
+  OTEL_EXPORTER_OTLP_ENDPOINT  export traces over OTLP/gRPC to this endpoint (default: none);
+                               the other standard OTEL_* variables apply too";
+
 /// The parsed command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -16,6 +23,7 @@ use std::process::ExitCode;
     about = "System of record for student-guardian links"
 )]
 #[command(args_conflicts_with_subcommands = true)]
+#[command(after_help = ENVIRONMENT)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -27,16 +27,21 @@ pub(super) struct TokenArgs {
     #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET", hide_env_values = true)]
     jwt_hs256_secret: Option<String>,
     /// A file holding the HS256 secret.
-    #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET_FILE")]
+    #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET_FILE", hide_env_values = true)]
     jwt_hs256_secret_file: Option<std::path::PathBuf>,
     /// `iss` to put in the token.
-    #[arg(long, env = "GUARDIANS_JWT_ISSUER")]
+    #[arg(long, env = "GUARDIANS_JWT_ISSUER", hide_env_values = true)]
     jwt_issuer: Option<String>,
     /// `aud` to put in the token.
-    #[arg(long, env = "GUARDIANS_JWT_AUDIENCE")]
+    #[arg(long, env = "GUARDIANS_JWT_AUDIENCE", hide_env_values = true)]
     jwt_audience: Option<String>,
     /// Folder of the development secret.
-    #[arg(long, env = "GUARDIANS_DATA_DIR", default_value = ".")]
+    #[arg(
+        long,
+        env = "GUARDIANS_DATA_DIR",
+        default_value = ".",
+        hide_env_values = true
+    )]
     data_dir: std::path::PathBuf,
 }
 

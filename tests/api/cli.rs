@@ -480,3 +480,23 @@ async fn connection_problems_and_a_missing_token_are_named() {
         "{said}"
     );
 }
+
+#[test]
+fn help_lists_every_variable_read_without_dangling_values() {
+    let help = Command::new(env!("CARGO_BIN_EXE_guardian-service"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for variable in [
+        "GUARDIANS_DATABASE_URL",
+        "GUARDIANS_LISTEN",
+        "RUST_LOG",
+        "GUARDIANS_LOG_FORMAT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        assert!(text.contains(variable), "{variable} missing from --help");
+    }
+    // `[env: NAME=]` is what clap shows for an unset variable unless values are hidden.
+    assert!(!text.contains("=]"), "{text}");
+}

@@ -20,7 +20,8 @@ struct Cli {
         long,
         env = "GUARDIANS_SERVER",
         default_value = "http://127.0.0.1:50051",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     server: String,
     /// Bearer token (an administrator's or a service's).
