@@ -78,6 +78,13 @@ async fn an_import_keeps_good_rows_and_reports_bad_ones_by_line() {
         pending_of(&app, "s1").await.is_empty(),
         "a dry run changes nothing"
     );
+    let dry_summary = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry_summary.contains("invite (dry run, nothing changed): 5 rows, 2 planned, 3 would fail"),
+        "{dry_summary}"
+    );
+    let planned = read_report(&report);
+    assert_eq!(planned.iter().find(|r| r[0] == "2").unwrap()[3], "PLANNED");
 
     let out = guardianctl(&addr(&app), &["invite", "--csv", &csv, "--report", &report]);
     assert_eq!(
@@ -96,16 +103,22 @@ async fn an_import_keeps_good_rows_and_reports_bad_ones_by_line() {
             .clone()
     };
     assert_eq!(by_line("2")[3], "OK");
-    assert!(
-        by_line("4")[4].contains("malformed CSV line 4"),
-        "{:?}",
-        by_line("4")
+    assert_eq!(
+        by_line("4")[4],
+        "malformed: 3 fields where the header has 2"
     );
+    // The reason speaks of the field, not of the row's place in a chunk.
     assert!(
-        by_line("5")[4].contains("INVALID_EMAIL"),
+        by_line("5")[4].starts_with("INVALID_EMAIL: invited_email_address"),
         "{:?}",
         by_line("5")
     );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("line 4: FAILED: malformed: 3 fields where the header has 2"),
+        "{said}"
+    );
+    assert!(!said.contains(":  :") && !said.contains("rows["), "{said}");
     assert!(
         by_line("6")[4].contains("STUDENT_NOT_FOUND"),
         "{:?}",
@@ -149,12 +162,33 @@ async fn remove_and_sync_make_the_file_true() {
     // not in the file and is left alone.
     let csv = write(&dir, "sync.csv", b"student_email,guardian_email\ns1@school.example,new@example.org\ns1@school.example,added@example.org\n");
     let report = dir.path.join("sync.csv.report").display().to_string();
-    let dry = guardianctl(&addr(&app), &["sync", "--csv", &csv, "--dry-run"]);
+    let dry = guardianctl(
+        &addr(&app),
+        &["sync", "--csv", &csv, "--dry-run", "--report", &report],
+    );
     assert_eq!(
         dry.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&dry.stdout)
+    );
+    // Two rows of the file become four actions; a dry run plans them.
+    let dry_summary = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry_summary.contains(
+            "sync (dry run, nothing changed): 2 rows, 4 actions: 4 planned, 0 would fail"
+        ),
+        "{dry_summary}"
+    );
+    let plan = read_report(&report);
+    let removal = plan
+        .iter()
+        .find(|r| r[2] == "gone@example.org")
+        .expect("the removal is planned");
+    assert_eq!(
+        (removal[0].as_str(), removal[3].as_str()),
+        ("", "DELETE_GUARDIAN PLANNED"),
+        "an action from no line of the file has no line number"
     );
     assert_eq!(pending_of(&app, "s1").await, vec!["stale@example.org"]);
 

@@ -36,11 +36,11 @@ fn refused(input: &Input) -> Vec<Entry> {
         .bad
         .iter()
         .map(|b| Entry {
-            line: b.line,
+            line: Some(b.line),
             student: String::new(),
             guardian: String::new(),
             outcome: "FAILED".into(),
-            reason: format!("malformed CSV line {}: {}", b.line, b.reason),
+            reason: format!("malformed: {}", b.reason),
         })
         .collect()
 }
@@ -75,25 +75,64 @@ fn whole_request_outcome(status: &tonic::Status) -> (&'static str, String) {
     }
 }
 
-fn entry(row: &Row, result: Option<&BulkRowResult>, failure: Option<&tonic::Status>) -> Entry {
+/// A server message in the file's terms: the row is the report's line, not `rows[i]` of a
+/// chunk, so `rows[3].invited_email_address: ...` reads `invited_email_address: ...`.
+fn without_row_index(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("rows[") {
+        let after = &rest[at + "rows[".len()..];
+        match after.find(']') {
+            Some(end) if after[..end].chars().all(|c| c.is_ascii_digit()) => {
+                out.push_str(&rest[..at]);
+                let tail = &after[end + 1..];
+                rest = tail.strip_prefix('.').unwrap_or(tail);
+                if tail.starts_with(':') || tail.is_empty() {
+                    out.push_str("the row");
+                }
+            }
+            _ => {
+                out.push_str(&rest[..at + "rows[".len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a row that succeeded is called: OK, or PLANNED in a dry run (nothing was changed).
+fn success(dry_run: bool) -> &'static str {
+    if dry_run { "PLANNED" } else { "OK" }
+}
+
+fn entry(
+    row: &Row,
+    result: Option<&BulkRowResult>,
+    failure: Option<&tonic::Status>,
+    dry_run: bool,
+) -> Entry {
     let (outcome, reason) = match (result, failure) {
         (_, Some(status)) => {
             let (outcome, why) = whole_request_outcome(status);
             (outcome.to_string(), why)
         }
-        (Some(r), None) if r.code == 0 => ("OK".to_string(), String::new()),
+        (Some(r), None) if r.code == 0 => (success(dry_run).to_string(), String::new()),
         (Some(r), None) if r.reason == "ROW_NOT_ATTEMPTED" => (
             "NOT_ATTEMPTED".to_string(),
             "not attempted before the call's deadline: re-run the same file".into(),
         ),
-        (Some(r), None) => ("FAILED".to_string(), format!("{}: {}", r.reason, r.message)),
+        (Some(r), None) => (
+            "FAILED".to_string(),
+            format!("{}: {}", r.reason, without_row_index(&r.message)),
+        ),
         (None, None) => (
             "UNKNOWN".to_string(),
             "no result for this row (re-run the same file)".into(),
         ),
     };
     Entry {
-        line: row.line,
+        line: Some(row.line),
         student: row.student.clone(),
         guardian: row.guardian.clone(),
         outcome,
@@ -103,7 +142,13 @@ fn entry(row: &Row, result: Option<&BulkRowResult>, failure: Option<&tonic::Stat
 
 /// Sends the rows in chunks, a few at a time, with `send` (chunk number, rows) returning the
 /// per-row results of one bulk request, and reports every row.
-async fn chunked<F, Fut>(input: &Input, what: &str, chunk: usize, send: F) -> Vec<Entry>
+async fn chunked<F, Fut>(
+    input: &Input,
+    what: &str,
+    chunk: usize,
+    dry_run: bool,
+    send: F,
+) -> Vec<Entry>
 where
     F: Fn(usize, &[Row]) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<BulkRowResult>, tonic::Status>>,
@@ -121,15 +166,15 @@ where
         match reply {
             Ok(results) => {
                 for (i, row) in rows.iter().enumerate() {
-                    entries.push(entry(
-                        row,
-                        results.iter().find(|r| r.row_index as usize == i),
-                        None,
-                    ));
+                    let result = results.iter().find(|r| r.row_index as usize == i);
+                    entries.push(entry(row, result, None, dry_run));
                 }
             }
             Err(status) => {
-                entries.extend(rows.iter().map(|row| entry(row, None, Some(&status))));
+                entries.extend(
+                    rows.iter()
+                        .map(|row| entry(row, None, Some(&status), dry_run)),
+                );
             }
         }
         progress.advance(rows.len() as u64);
@@ -145,7 +190,7 @@ pub(crate) async fn invite(
     chunk: usize,
     dry_run: bool,
 ) -> Vec<Entry> {
-    chunked(input, "invite", chunk, |n, rows| {
+    chunked(input, "invite", chunk, dry_run, |n, rows| {
         let mut guardians = client.guardians();
         let request = BulkCreateGuardianInvitationsRequest {
             rows: rows
@@ -179,7 +224,7 @@ pub(crate) async fn remove(
     chunk: usize,
     dry_run: bool,
 ) -> Vec<Entry> {
-    chunked(input, "remove", chunk, |n, rows| {
+    chunked(input, "remove", chunk, dry_run, |n, rows| {
         let mut guardians = client.guardians();
         let request = BulkDeleteGuardiansRequest {
             rows: rows
@@ -252,24 +297,46 @@ pub(crate) async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<E
                     let line = rows
                         .iter()
                         .find(|r| r.guardian.eq_ignore_ascii_case(&action.email_address))
-                        .map(|r| r.line)
-                        .unwrap_or(0);
+                        .map(|r| r.line);
                     let failed = action.code != 0;
+                    let how = if failed { "FAILED" } else { success(dry_run) };
                     entries.push(Entry {
                         line,
                         student: student.clone(),
                         guardian: action.email_address,
-                        outcome: format!("{kind} {}", if failed { "FAILED" } else { "OK" }),
+                        outcome: format!("{kind} {how}"),
                         reason: action.reason,
                     });
                 }
             }
             Err(status) => {
-                entries.extend(rows.iter().map(|row| entry(row, None, Some(&status))));
+                entries.extend(
+                    rows.iter()
+                        .map(|row| entry(row, None, Some(&status), dry_run)),
+                );
             }
         }
         progress.advance(rows.len() as u64);
     }
     progress.finish();
     entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_row_index;
+
+    #[test]
+    fn server_messages_lose_the_chunks_row_index() {
+        assert_eq!(
+            without_row_index("rows[3].invited_email_address: no @"),
+            "invited_email_address: no @"
+        );
+        assert_eq!(
+            without_row_index("rows[12]: give a guardian"),
+            "the row: give a guardian"
+        );
+        assert_eq!(without_row_index("no index here"), "no index here");
+        assert_eq!(without_row_index("rows[x] stays"), "rows[x] stays");
+    }
 }

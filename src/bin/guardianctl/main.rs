@@ -143,26 +143,16 @@ async fn import_file(client: &Client, command: &str, args: CsvArgs) -> Result<Ex
     }
     let failed = entries.iter().filter(|e| e.failed()).count();
     let unsettled = entries.iter().filter(|e| e.unsettled()).count();
-    let rows = input.rows.len() + input.bad.len();
     println!(
-        "{command}{}: {rows} rows, {} ok, {failed} failed, {unsettled} unknown, in {elapsed:.1}s ({:.0} rows/s)",
-        if args.dry_run {
-            " (dry run, nothing changed)"
-        } else {
-            ""
-        },
-        entries.len() - failed - unsettled,
-        rows as f64 / elapsed.max(0.001),
+        "{}",
+        summary(command, args.dry_run, &input, &entries, elapsed)
     );
     for e in entries
         .iter()
         .filter(|e| e.failed() || e.unsettled())
         .take(10)
     {
-        eprintln!(
-            "line {}: {} {}: {}",
-            e.line, e.student, e.guardian, e.reason
-        );
+        eprintln!("{e}");
     }
     if unsettled > 0 {
         eprintln!(
@@ -175,4 +165,38 @@ async fn import_file(client: &Client, command: &str, args: CsvArgs) -> Result<Ex
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The one-line summary: rows read, and (a sync turning rows into actions) the actions taken;
+/// a dry run says what would happen.
+fn summary(
+    command: &str,
+    dry_run: bool,
+    input: &csv_input::Input,
+    entries: &[report::Entry],
+    elapsed: f64,
+) -> String {
+    let failed = entries.iter().filter(|e| e.failed()).count();
+    let unsettled = entries.iter().filter(|e| e.unsettled()).count();
+    let ok = entries.len() - failed - unsettled;
+    let rows = input.rows.len() + input.bad.len();
+    let (title, ok_word, failed_word) = if dry_run {
+        (
+            format!("{command} (dry run, nothing changed)"),
+            "planned",
+            "would fail",
+        )
+    } else {
+        (command.to_owned(), "ok", "failed")
+    };
+    let counted = if command == "sync" {
+        format!("{rows} rows, {} actions: ", entries.len())
+    } else {
+        format!("{rows} rows, ")
+    };
+    format!(
+        "{title}: {counted}{ok} {ok_word}, {failed} {failed_word}, {unsettled} unknown, in \
+         {elapsed:.1}s ({:.0} rows/s)",
+        rows as f64 / elapsed.max(0.001),
+    )
 }

@@ -8,14 +8,14 @@ use std::path::Path;
 /// One line of the report.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    /// The input line (0 for actions that come from no line, such as a sync's removals).
-    pub line: u64,
+    /// The input line; `None` for actions that come from no line, such as a sync's removals.
+    pub line: Option<u64>,
     /// Student as given.
     pub student: String,
     /// Guardian as given.
     pub guardian: String,
-    /// OK, FAILED, UNKNOWN (the request failed midway: re-run) or NOT_ATTEMPTED (with the
-    /// action for syncs).
+    /// OK, PLANNED (a dry run's OK), FAILED, UNKNOWN (the request failed midway: re-run) or
+    /// NOT_ATTEMPTED; for syncs after the action (`INVITE OK`).
     pub outcome: String,
     /// Why it failed.
     pub reason: String,
@@ -39,12 +39,13 @@ pub(crate) fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
     let mut out = csv::Writer::from_path(path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let mut sorted: Vec<&Entry> = entries.iter().collect();
-    sorted.sort_by_key(|e| e.line);
+    // File order; actions that come from no line last.
+    sorted.sort_by_key(|e| (e.line.is_none(), e.line));
     out.write_record(["line", "student", "guardian", "outcome", "reason"])
         .map_err(|e| e.to_string())?;
     for e in sorted {
         out.write_record([
-            e.line.to_string(),
+            e.line.map(|l| l.to_string()).unwrap_or_default(),
             e.student.clone(),
             e.guardian.clone(),
             e.outcome.clone(),
@@ -53,6 +54,25 @@ pub(crate) fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())
+}
+
+impl std::fmt::Display for Entry {
+    /// One line for the terminal: where, who, why; empty parts left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}:")?,
+            None => f.write_str("(not in the file):")?,
+        }
+        for part in [&self.student, &self.guardian, &self.outcome] {
+            if !part.is_empty() {
+                write!(f, " {part}")?;
+            }
+        }
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        Ok(())
+    }
 }
 
 /// Progress of an import.
