@@ -229,11 +229,14 @@ async fn run_grpc(
         }
     };
 
-    // Both reflection versions: grpcurl 1.8 speaks only v1alpha, buf curl speaks v1.
+    // Both reflection versions: grpcurl 1.8 speaks only v1alpha, buf curl speaks v1. The
+    // google.rpc files let them decode errors' ErrorInfo and BadRequest details instead of
+    // showing base64.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;

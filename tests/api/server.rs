@@ -64,6 +64,65 @@ async fn reflection_lists_every_service_in_both_versions() {
         reply.message_response,
         Some(r0::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
     ));
+
+    // The error details' types, so that grpcurl and buf curl show reasons, not base64.
+    for symbol in [
+        "google.rpc.ErrorInfo",
+        "google.rpc.BadRequest",
+        "google.rpc.Status",
+    ] {
+        for version in ["v1", "v1alpha"] {
+            let files = match version {
+                "v1" => {
+                    let request = r1::ServerReflectionRequest {
+                        host: String::new(),
+                        message_request: Some(
+                            r1::server_reflection_request::MessageRequest::FileContainingSymbol(
+                                symbol.into(),
+                            ),
+                        ),
+                    };
+                    let mut replies = v1
+                        .server_reflection_info(tokio_stream::iter([request]))
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    match replies.next().await.unwrap().unwrap().message_response {
+                        Some(
+                            r1::server_reflection_response::MessageResponse::FileDescriptorResponse(
+                                files,
+                            ),
+                        ) => files.file_descriptor_proto.len(),
+                        other => panic!("{symbol} over {version}: {other:?}"),
+                    }
+                }
+                _ => {
+                    let request = r0::ServerReflectionRequest {
+                        host: String::new(),
+                        message_request: Some(
+                            r0::server_reflection_request::MessageRequest::FileContainingSymbol(
+                                symbol.into(),
+                            ),
+                        ),
+                    };
+                    let mut replies = v0
+                        .server_reflection_info(tokio_stream::iter([request]))
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    match replies.next().await.unwrap().unwrap().message_response {
+                        Some(
+                            r0::server_reflection_response::MessageResponse::FileDescriptorResponse(
+                                files,
+                            ),
+                        ) => files.file_descriptor_proto.len(),
+                        other => panic!("{symbol} over {version}: {other:?}"),
+                    }
+                }
+            };
+            assert!(files > 0, "{symbol} over {version}");
+        }
+    }
 }
 
 #[tokio::test]
