@@ -534,3 +534,46 @@ fn help_lists_every_variable_read_without_dangling_values() {
     // `[env: NAME=]` is what clap shows for an unset variable unless values are hidden.
     assert!(!text.contains("=]"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_counts_only_ok_as_done_and_names_every_other_answer() {
+    let app = spawn_app().await;
+    let student = User {
+        user_id: "s0".into(),
+        domain: SCHOOL.into(),
+        email: format!("s0@{SCHOOL}"),
+        role: UserRole::Student as i32,
+        ..Default::default()
+    };
+    app.directory()
+        .upsert_users(UpsertUsersRequest {
+            users: vec![student],
+        })
+        .await
+        .unwrap();
+    // One student (scale 1/100,000) and 40 invitations: 20 fit the limit, 20 are refused.
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_guardian-bench"))
+            .args(["run", "--server", &addr(&app), "--scenario", "create"])
+            .args(["--requests", "40", "--warmup", "0", "--scale", "0.00001"])
+            .args(["--concurrency", "8", "--channels", "1"])
+            .env("GUARDIANS_JWT_HS256_SECRET", crate::helpers::SECRET)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        said.contains("20 requests answered OK")
+            && said.contains("20 errors (RESOURCE_EXHAUSTED 20)"),
+        "{said}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // A second run sends new addresses: still refused by the limit, never "already pending".
+    let second = run();
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        said.contains("0 requests answered OK") && said.contains("(RESOURCE_EXHAUSTED 40)"),
+        "{said}"
+    );
+}

@@ -93,7 +93,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), String> {
     } else {
         args.requests
     };
-    let (mut latencies, errors) = drive(
+    let (mut latencies, codes) = drive(
         &args,
         &channels,
         &bearer,
@@ -104,7 +104,16 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), String> {
     )
     .await;
     let elapsed = started.elapsed();
+    // Throughput and latency are of the calls answered OK; every other answer is listed.
     let done = latencies.len();
+    let answered: usize = codes.values().sum();
+    let errors = answered - done;
+    let by_code = codes
+        .iter()
+        .filter(|(code, _)| **code != "OK")
+        .map(|(code, n)| format!("{code} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     latencies.sort_unstable();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -122,7 +131,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), String> {
         .join("+");
     if args.json {
         println!(
-            "{{\"scenario\":\"{}\",\"requests\":{},\"concurrency\":{},\"channels\":{},\"seconds\":{:.3},\"rps\":{:.0},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"errors\":{}}}",
+            "{{\"scenario\":\"{}\",\"requests\":{},\"concurrency\":{},\"channels\":{},\"seconds\":{:.3},\"rps\":{:.0},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"errors\":{},\"error_codes\":\"{}\"}}",
             scenario,
             done,
             args.concurrency,
@@ -133,11 +142,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), String> {
             pct(0.90),
             pct(0.99),
             pct(0.999),
-            errors
+            errors,
+            by_code
         );
     } else {
         println!(
-            "{}: {} requests, {} callers on {} channels, {:.2}s: {:.0} RPS; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; {} errors",
+            "{}: {} requests answered OK, {} callers on {} channels, {:.2}s: {:.0} RPS; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; {} errors{}",
             scenario,
             done,
             args.concurrency,
@@ -148,13 +158,46 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), String> {
             pct(0.90),
             pct(0.99),
             pct(0.999),
-            errors
+            errors,
+            if by_code.is_empty() {
+                String::new()
+            } else {
+                format!(" ({by_code})")
+            }
         );
     }
     Ok(())
 }
 
-/// Sends `total` requests from `concurrency` tasks; returns latencies (µs) and the error count.
+/// Answers by gRPC code name (`OK`, `ALREADY_EXISTS`, ...), counted.
+type Codes = std::collections::BTreeMap<&'static str, usize>;
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "CANCELLED",
+        C::Unknown => "UNKNOWN",
+        C::InvalidArgument => "INVALID_ARGUMENT",
+        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        C::NotFound => "NOT_FOUND",
+        C::AlreadyExists => "ALREADY_EXISTS",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        C::FailedPrecondition => "FAILED_PRECONDITION",
+        C::Aborted => "ABORTED",
+        C::OutOfRange => "OUT_OF_RANGE",
+        C::Unimplemented => "UNIMPLEMENTED",
+        C::Internal => "INTERNAL",
+        C::Unavailable => "UNAVAILABLE",
+        C::DataLoss => "DATA_LOSS",
+        C::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Sends `total` requests from `concurrency` tasks; returns the latencies (µs) of the calls
+/// answered OK and how many calls got each code. Only OK is a success: a refusal (a limit, an
+/// address already invited) did not do the work being measured.
 async fn drive(
     args: &RunArgs,
     channels: &[Channel],
@@ -163,8 +206,13 @@ async fn drive(
     total: usize,
     offset: usize,
     deadline: Option<Instant>,
-) -> (Vec<u32>, usize) {
+) -> (Vec<u32>, Codes) {
     let next = Arc::new(AtomicUsize::new(0));
+    // Addresses no earlier run used, so that a second run measures invitations, not refusals.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     let mut tasks = Vec::new();
     for t in 0..args.concurrency {
         let channel = channels[t % channels.len()].clone();
@@ -174,7 +222,7 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut client = GuardianServiceClient::new(channel);
             let mut latencies = Vec::with_capacity(total.min(1 << 20) / 64 + 1);
-            let mut errors = 0usize;
+            let mut codes = Codes::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -183,7 +231,7 @@ async fn drive(
                 let scenario = scenarios[i % scenarios.len().max(1)];
                 let n = pick(i + offset, students);
                 let started = Instant::now();
-                let ok = match scenario {
+                let answer: Result<(), tonic::Status> = match scenario {
                     Scenario::Check => {
                         let mut req = tonic::Request::new(CheckGuardianshipRequest {
                             student_id: format!("s{n}"),
@@ -192,7 +240,7 @@ async fn drive(
                             )),
                         });
                         req.metadata_mut().insert("authorization", bearer.clone());
-                        client.check_guardianship(req).await.is_ok()
+                        client.check_guardianship(req).await.map(drop)
                     }
                     Scenario::ListByStudent | Scenario::ListByGuardian => {
                         let body = if scenario == Scenario::ListByStudent {
@@ -209,40 +257,39 @@ async fn drive(
                         };
                         let mut req = tonic::Request::new(body);
                         req.metadata_mut().insert("authorization", bearer.clone());
-                        client.list_guardians(req).await.is_ok()
+                        client.list_guardians(req).await.map(drop)
                     }
                     Scenario::Create => {
                         let mut req = tonic::Request::new(CreateGuardianInvitationRequest {
                             student_id: format!("s{n}"),
-                            invited_email_address: format!("load{}-{i}@families.example", offset),
+                            invited_email_address: format!(
+                                "load{run}-{offset}-{i}@families.example"
+                            ),
                             request_id: String::new(),
                         });
                         req.metadata_mut().insert("authorization", bearer.clone());
-                        // Refusals (limits) are answers too: count only transport failures.
-                        match client.create_guardian_invitation(req).await {
-                            Ok(_) => true,
-                            Err(status) => {
-                                status.code() != tonic::Code::Unavailable
-                                    && status.code() != tonic::Code::Internal
-                            }
-                        }
+                        client.create_guardian_invitation(req).await.map(drop)
                     }
                 };
-                latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                if !ok {
-                    errors += 1;
+                let code = answer.map_or_else(|status| status.code(), |()| tonic::Code::Ok);
+                *codes.entry(code_name(code)).or_default() += 1;
+                if code != tonic::Code::Ok {
+                    continue;
                 }
+                latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
             }
-            (latencies, errors)
+            (latencies, codes)
         }));
     }
     let mut all = Vec::with_capacity(total.min(1 << 22));
-    let mut errors = 0;
+    let mut codes = Codes::new();
     for task in tasks {
-        if let Ok((l, e)) = task.await {
+        if let Ok((l, c)) = task.await {
             all.extend(l);
-            errors += e;
+            for (code, n) in c {
+                *codes.entry(code).or_default() += n;
+            }
         }
     }
-    (all, errors)
+    (all, codes)
 }
