@@ -348,8 +348,8 @@ async fn an_import_cut_short_by_killing_the_server_completes_on_rerun_without_du
     let server = ServerProcess::start(&db.url, port, &dir.path);
     let uri = format!("http://127.0.0.1:{port}");
 
-    // 300 students, 20 guardians each (the limit): 6,000 rows in 30 chunks.
-    const STUDENTS: usize = 300;
+    // 150 students, 20 guardians each (the limit): 3,000 rows in 15 chunks, six in flight.
+    const STUDENTS: usize = 150;
     const ROWS: i64 = STUDENTS as i64 * 20;
     let channel = tonic::transport::Channel::from_shared(uri.clone())
         .unwrap()
