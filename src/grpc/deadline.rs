@@ -159,13 +159,14 @@ where
         let future = self.inner.call(request);
         let stopping = self.stopping.clone();
         Box::pin(async move {
-            let _busy = busy;
             let response = if streaming {
                 // A stream (health Watch) never ends by itself: end it when the server stops,
-                // or it holds the graceful shutdown open until the drain timeout.
+                // or it holds the graceful shutdown open until the drain timeout. The
+                // connection stays busy while the stream is open, not just until its headers.
                 let response = future.await?;
-                return Ok(response.map(|body| Body::new(UntilStopping::new(body, stopping))));
+                return Ok(response.map(|body| Body::new(UntilStopping::new(body, stopping, busy))));
             } else {
+                let _busy = busy;
                 match tokio::time::timeout_at(deadline, future).await {
                     Ok(response) => response?,
                     Err(_) => {
@@ -193,16 +194,23 @@ struct UntilStopping<B> {
     inner: Pin<Box<B>>,
     stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
     ended: bool,
+    /// Keeps the connection out of the idle timeout while the stream is open.
+    _busy: Option<crate::listener::RpcGuard>,
 }
 
 impl<B> UntilStopping<B> {
-    fn new(inner: B, mut stopping: watch::Receiver<bool>) -> Self {
+    fn new(
+        inner: B,
+        mut stopping: watch::Receiver<bool>,
+        busy: Option<crate::listener::RpcGuard>,
+    ) -> Self {
         Self {
             inner: Box::pin(inner),
             stopped: Box::pin(async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             }),
             ended: false,
+            _busy: busy,
         }
     }
 }

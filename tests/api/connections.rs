@@ -184,3 +184,39 @@ async fn an_open_health_watch_does_not_hold_the_shutdown_open() {
     assert_eq!(ended, Some(tonic::Code::Unavailable));
     drop(db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_watch_stream_keeps_its_connection_past_the_idle_timeout() {
+    let mut app = spawn(Duration::from_secs(600), Duration::from_millis(300)).await;
+    // A connection of its own for the watch, so that nothing else keeps it busy.
+    let channel = tonic::transport::Channel::from_shared(app.channel_uri.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().expect("the current status");
+    assert_eq!(first.status, 1, "SERVING");
+    // A connection opened after the watch with no call: once the server has closed it for
+    // idleness, the watch's connection has been quiet for longer than that.
+    let mut idle = TcpStream::connect(address(&app)).await.unwrap();
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    read_until_closed(&mut idle).await;
+    // The watch is still open: it sees the server's own NOT_SERVING when it stops, rather
+    // than a connection closed under it.
+    let stopping = tokio::spawn(async move {
+        app.stop().await;
+    });
+    let next = watch.message().await;
+    assert!(
+        matches!(&next, Ok(Some(update)) if update.status == 2),
+        "the watch ended early: {next:?}"
+    );
+    stopping.await.unwrap();
+}
