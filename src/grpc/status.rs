@@ -28,7 +28,7 @@ pub fn status(
 impl From<AppError> for Status {
     /// The error a whole call ends with: its server-side cause is logged, then mapped.
     fn from(err: AppError) -> Self {
-        log_server_errors(std::slice::from_ref(&err).iter());
+        log_server_errors(std::iter::once(&err));
         to_status(err)
     }
 }

@@ -230,8 +230,8 @@ async fn run_grpc(
     };
 
     // Both reflection versions: grpcurl 1.8 speaks only v1alpha, buf curl speaks v1. The
-    // google.rpc files let them decode errors' ErrorInfo and BadRequest details instead of
-    // showing base64.
+    // google.rpc files let a client that resolves error details by reflection decode their
+    // ErrorInfo and BadRequest instead of showing base64.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)

@@ -8,6 +8,7 @@ use guardian_service::proto::{GetDomainSettingsRequest, UpsertUsersRequest, User
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 #[tokio::test]
@@ -46,82 +47,67 @@ async fn reflection_lists_every_service_in_both_versions() {
         );
     }
     let mut v0 = r0::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
-    let request = r0::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            r0::server_reflection_request::MessageRequest::FileContainingSymbol(
-                "guardians.v1.SettingsService".into(),
-            ),
-        ),
-    };
-    let mut replies = v0
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let reply = replies.next().await.unwrap().unwrap();
-    assert!(matches!(
-        reply.message_response,
-        Some(r0::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
-    ));
+    assert!(files_v1alpha(&mut v0, "guardians.v1.SettingsService").await > 0);
 
-    // The error details' types, so that grpcurl and buf curl show reasons, not base64.
+    // The error details' types, so that clients resolving them by reflection can decode
+    // errors' reasons instead of showing base64.
     for symbol in [
         "google.rpc.ErrorInfo",
         "google.rpc.BadRequest",
         "google.rpc.Status",
     ] {
-        for version in ["v1", "v1alpha"] {
-            let files = match version {
-                "v1" => {
-                    let request = r1::ServerReflectionRequest {
-                        host: String::new(),
-                        message_request: Some(
-                            r1::server_reflection_request::MessageRequest::FileContainingSymbol(
-                                symbol.into(),
-                            ),
-                        ),
-                    };
-                    let mut replies = v1
-                        .server_reflection_info(tokio_stream::iter([request]))
-                        .await
-                        .unwrap()
-                        .into_inner();
-                    match replies.next().await.unwrap().unwrap().message_response {
-                        Some(
-                            r1::server_reflection_response::MessageResponse::FileDescriptorResponse(
-                                files,
-                            ),
-                        ) => files.file_descriptor_proto.len(),
-                        other => panic!("{symbol} over {version}: {other:?}"),
-                    }
-                }
-                _ => {
-                    let request = r0::ServerReflectionRequest {
-                        host: String::new(),
-                        message_request: Some(
-                            r0::server_reflection_request::MessageRequest::FileContainingSymbol(
-                                symbol.into(),
-                            ),
-                        ),
-                    };
-                    let mut replies = v0
-                        .server_reflection_info(tokio_stream::iter([request]))
-                        .await
-                        .unwrap()
-                        .into_inner();
-                    match replies.next().await.unwrap().unwrap().message_response {
-                        Some(
-                            r0::server_reflection_response::MessageResponse::FileDescriptorResponse(
-                                files,
-                            ),
-                        ) => files.file_descriptor_proto.len(),
-                        other => panic!("{symbol} over {version}: {other:?}"),
-                    }
-                }
-            };
-            assert!(files > 0, "{symbol} over {version}");
-        }
+        assert!(files_v1(&mut v1, symbol).await > 0, "{symbol} over v1");
+        assert!(
+            files_v1alpha(&mut v0, symbol).await > 0,
+            "{symbol} over v1alpha"
+        );
+    }
+}
+
+type ReflectionV1 =
+    tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient<Channel>;
+type ReflectionV1Alpha =
+    tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient<Channel>;
+
+/// How many files reflection v1 returns for the file containing `symbol`.
+async fn files_v1(client: &mut ReflectionV1, symbol: &str) -> usize {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    match replies.next().await.unwrap().unwrap().message_response {
+        Some(MessageResponse::FileDescriptorResponse(files)) => files.file_descriptor_proto.len(),
+        other => panic!("{symbol}: {other:?}"),
+    }
+}
+
+/// [`files_v1`] over reflection v1alpha, which grpcurl 1.8 speaks.
+async fn files_v1alpha(client: &mut ReflectionV1Alpha, symbol: &str) -> usize {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    match replies.next().await.unwrap().unwrap().message_response {
+        Some(MessageResponse::FileDescriptorResponse(files)) => files.file_descriptor_proto.len(),
+        other => panic!("{symbol}: {other:?}"),
     }
 }
 

@@ -9,18 +9,16 @@ use tonic::transport::Channel;
 
 /// Adds `authorization: Bearer <token>`.
 #[derive(Clone)]
-pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+pub(crate) struct Bearer(MetadataValue<Ascii>);
 
 impl Interceptor for Bearer {
     fn call(
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
         Ok(request)
     }
 }
@@ -36,16 +34,11 @@ pub(crate) struct Client {
 
 impl Client {
     /// Connects to `server` with `token`.
-    pub(crate) async fn connect(server: &str, token: Option<&str>) -> Result<Self, String> {
+    pub(crate) async fn connect(server: &str, token: &str) -> Result<Self, String> {
+        let bearer = format!("Bearer {}", token.trim())
+            .parse()
+            .map_err(|_| "the token holds characters a header cannot".to_string())?;
         let channel = connect_channel(server).await?;
-        let bearer = match token {
-            Some(t) => Some(
-                format!("Bearer {}", t.trim())
-                    .parse()
-                    .map_err(|_| "the token holds characters a header cannot".to_string())?,
-            ),
-            None => None,
-        };
         Ok(Self {
             channel: InterceptedService::new(channel, Bearer(bearer)),
         })
@@ -88,6 +81,8 @@ pub(crate) async fn connect_channel(server: &str) -> Result<Channel, String> {
         .map_err(|err| format!("cannot connect to {uri}: {}", connect_cause(&err)))
 }
 
+const TIMED_OUT: &str = "timed out: check the address, and any firewall in between";
+
 /// The cause of a failed connection, named: refused, timed out, unknown host, or the innermost
 /// error's own words.
 fn connect_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -101,9 +96,7 @@ fn connect_cause(err: &(dyn std::error::Error + 'static)) -> String {
                     return "connection refused: is guardian-service running at that address?"
                         .into();
                 }
-                ErrorKind::TimedOut => {
-                    return "timed out: check the address, and any firewall in between".into();
-                }
+                ErrorKind::TimedOut => return TIMED_OUT.into(),
                 _ if io.to_string().contains("lookup address") => {
                     return "unknown host: check the name (DNS found no address)".into();
                 }
@@ -114,7 +107,7 @@ fn connect_cause(err: &(dyn std::error::Error + 'static)) -> String {
         source = e.source();
     }
     if innermost.to_string().contains("timed out") {
-        return "timed out: check the address, and any firewall in between".into();
+        return TIMED_OUT.into();
     }
     innermost.to_string()
 }

@@ -97,35 +97,39 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
-    if let Command::Health = cli.command {
-        return views::health(&cli.server).await;
-    }
-    let Some(token) = cli.token.as_deref().filter(|t| !t.trim().is_empty()) else {
-        return Err(
-            "no token: set GUARDIANS_TOKEN or pass --token (an administrator's or a \
+    // Health needs no token; every other command connects with one.
+    let connect = || async {
+        let token = cli
+            .token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(
+                "no token: set GUARDIANS_TOKEN or pass --token (an administrator's or a \
              service's; for a development server: guardian-service token --sub admin-1 \
-             --role admin --domain your.school)"
-                .into(),
-        );
+             --role admin --domain your.school)",
+            )?;
+        Client::connect(&cli.server, token).await
     };
-    let client = Client::connect(&cli.server, Some(token)).await?;
     match cli.command {
         Command::Health => views::health(&cli.server).await,
-        Command::Invite(args) => import_file(&client, "invite", args).await,
-        Command::Remove(args) => import_file(&client, "remove", args).await,
-        Command::Sync(args) => import_file(&client, "sync", args).await,
+        Command::Invite(args) => import_file(&connect().await?, "invite", args).await,
+        Command::Remove(args) => import_file(&connect().await?, "remove", args).await,
+        Command::Sync(args) => import_file(&connect().await?, "sync", args).await,
         Command::List {
             what,
             student,
             state,
             format,
-        } => match what {
-            Listing::Guardians => views::list_guardians(&client, &student, format).await,
-            Listing::Invitations => {
-                views::list_invitations(&client, &student, &state, format).await
+        } => {
+            let client = connect().await?;
+            match what {
+                Listing::Guardians => views::list_guardians(&client, &student, format).await,
+                Listing::Invitations => {
+                    views::list_invitations(&client, &student, &state, format).await
+                }
             }
-        },
-        Command::Settings { action } => views::settings(&client, action).await,
+        }
+        Command::Settings { action } => views::settings(&connect().await?, action).await,
     }
 }
 
@@ -143,10 +147,14 @@ async fn import_file(client: &Client, command: &str, args: CsvArgs) -> Result<Ex
     }
     let failed = entries.iter().filter(|e| e.failed()).count();
     let unsettled = entries.iter().filter(|e| e.unsettled()).count();
-    println!(
-        "{}",
-        summary(command, args.dry_run, &input, &entries, elapsed)
-    );
+    let rows = input.rows.len() + input.bad.len();
+    let counts = Counts {
+        rows,
+        entries: entries.len(),
+        failed,
+        unsettled,
+    };
+    println!("{}", summary(command, args.dry_run, &counts, elapsed));
     for e in entries
         .iter()
         .filter(|e| e.failed() || e.unsettled())
@@ -167,19 +175,26 @@ async fn import_file(client: &Client, command: &str, args: CsvArgs) -> Result<Ex
     })
 }
 
+/// What an import did, counted once.
+struct Counts {
+    /// Lines of the file (good and refused).
+    rows: usize,
+    /// Report entries: one a row, or one an action for a sync.
+    entries: usize,
+    failed: usize,
+    unsettled: usize,
+}
+
 /// The one-line summary: rows read, and (a sync turning rows into actions) the actions taken;
 /// a dry run says what would happen.
-fn summary(
-    command: &str,
-    dry_run: bool,
-    input: &csv_input::Input,
-    entries: &[report::Entry],
-    elapsed: f64,
-) -> String {
-    let failed = entries.iter().filter(|e| e.failed()).count();
-    let unsettled = entries.iter().filter(|e| e.unsettled()).count();
-    let ok = entries.len() - failed - unsettled;
-    let rows = input.rows.len() + input.bad.len();
+fn summary(command: &str, dry_run: bool, counts: &Counts, elapsed: f64) -> String {
+    let Counts {
+        rows,
+        entries,
+        failed,
+        unsettled,
+    } = *counts;
+    let ok = entries - failed - unsettled;
     let (title, ok_word, failed_word) = if dry_run {
         (
             format!("{command} (dry run, nothing changed)"),
@@ -190,7 +205,7 @@ fn summary(
         (command.to_owned(), "ok", "failed")
     };
     let counted = if command == "sync" {
-        format!("{rows} rows, {} actions: ", entries.len())
+        format!("{rows} rows, {entries} actions: ")
     } else {
         format!("{rows} rows, ")
     };
