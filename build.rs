@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("guardians_v1_descriptor.bin"))
         .compile_with_config(config, &files, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds these at compile time; a new migration must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed=PROTOC");
     Ok(())
 }

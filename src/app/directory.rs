@@ -1,14 +1,18 @@
 //! The directory: users and courses pushed in by other systems.
 
 use super::access::{require, require_domain};
+use super::lifecycle::audit;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
+use crate::domain::audit::actions;
 use crate::domain::policy::{self, Permission};
 use crate::domain::{
-    AuditEvent, Course, CourseId, DomainName, InvitationEvent, Role, User, UserId, paging,
-    transition,
+    AuditDetails, AuditEvent, Caller, Course, CourseId, DomainName, InvitationEvent, Role, User,
+    UserId, paging, transition,
 };
 use crate::store::{InvitationFilter, InvitationScope, StateFilter};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 /// Most users one UpsertUsers call takes.
 pub(super) const MAX_USERS_PER_CALL: usize = 1000;
@@ -54,9 +58,21 @@ impl App {
         }
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        // Per domain: how many users were created and how many replaced.
+        let mut counts: BTreeMap<&DomainName, (i64, i64)> = BTreeMap::new();
         for (i, user) in users.iter().enumerate() {
-            if let Some(existing) = tx.get_user(&user.user_id).await? {
-                require_domain(caller, &existing.domain)?;
+            let existed = match tx.get_user(&user.user_id).await? {
+                Some(existing) => {
+                    require_domain(caller, &existing.domain)?;
+                    true
+                }
+                None => false,
+            };
+            let count = counts.entry(&user.domain).or_default();
+            if existed {
+                count.1 += 1;
+            } else {
+                count.0 += 1;
             }
             match tx.upsert_user(user, now).await {
                 Ok(()) => {}
@@ -69,6 +85,11 @@ impl App {
                 }
                 Err(other) => return Err(other.into()),
             }
+        }
+        for (domain, (created, replaced)) in counts {
+            let details = AuditDetails::counts([("created", created), ("replaced", replaced)]);
+            let event = summary(domain, actions::USERS_UPSERTED, caller, details, now);
+            tx.append_event(&event).await?;
         }
         tx.commit().await?;
         Ok(users)
@@ -88,6 +109,8 @@ impl App {
         }
         let actor = caller.subject.as_str();
         let mut deleted = 0;
+        // Per domain: users deleted, and their invitations and links removed with them.
+        let mut counts: BTreeMap<DomainName, (i64, i64)> = BTreeMap::new();
         // One transaction per user keeps each lock short; each user's removal is atomic.
         for id in ids {
             let now = self.clock.now();
@@ -99,6 +122,8 @@ impl App {
             if !caller.acts_in(&user.domain) {
                 continue;
             }
+            let count = counts.entry(user.domain.clone()).or_default();
+            count.0 += 1;
             if user.role == Role::Student {
                 let active = StateFilter {
                     pending: true,
@@ -125,23 +150,27 @@ impl App {
                         next.state = transition(invitation.observed_state(now), event)?;
                         next.update_time = now;
                         tx.update_invitation(&next, invitation.version).await?;
-                        tx.append_event(&AuditEvent {
-                            event_id: 0,
-                            domain: invitation.domain.clone(),
-                            student_id: invitation.student_id.clone(),
-                            invitation_id: invitation.id,
-                            action: event.audit_action().into(),
-                            actor_id: actor.into(),
-                            request_id: None,
-                            create_time: now,
-                        })
-                        .await?;
+                        audit(tx.as_mut(), &next, event.audit_action(), actor, None, now).await?;
+                        count.1 += 1;
                     }
                 }
             }
             tx.delete_user(id).await?;
             tx.commit().await?;
             deleted += 1;
+        }
+        // The summary has its own transaction, after the users' (each of which recorded its
+        // removed invitations one by one): a call cut short leaves those, without a summary.
+        if !counts.is_empty() {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            for (domain, (users, removed)) in &counts {
+                let details =
+                    AuditDetails::counts([("users", *users), ("invitations_removed", *removed)]);
+                let event = summary(domain, actions::USERS_DELETED, caller, details, now);
+                tx.append_event(&event).await?;
+            }
+            tx.commit().await?;
         }
         Ok(deleted)
     }
@@ -208,7 +237,20 @@ impl App {
                 policy::partners_consent(&course_settings, &student_settings)?;
             }
         }
-        tx.upsert_course(&course, self.clock.now()).await?;
+        let now = self.clock.now();
+        tx.upsert_course(&course, now).await?;
+        let details = AuditDetails::counts([
+            ("teachers", course.teacher_ids.len() as i64),
+            ("students", course.student_ids.len() as i64),
+        ]);
+        let event = summary(
+            &course.domain,
+            actions::COURSE_UPSERTED,
+            caller,
+            details,
+            now,
+        );
+        tx.append_event(&event).await?;
         tx.commit().await?;
         Ok(course)
     }
@@ -221,10 +263,41 @@ impl App {
         match tx.get_course(id).await? {
             Some(course) if caller.acts_in(&course.domain) => {
                 tx.delete_course(id).await?;
+                let details = AuditDetails::counts([("courses", 1)]);
+                let now = self.clock.now();
+                let event = summary(
+                    &course.domain,
+                    actions::COURSE_DELETED,
+                    caller,
+                    details,
+                    now,
+                );
+                tx.append_event(&event).await?;
                 tx.commit().await?;
             }
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A directory change summary for the domain's audit trail: counts, no personal data.
+fn summary(
+    domain: &DomainName,
+    action: &str,
+    caller: &Caller,
+    details: AuditDetails,
+    now: DateTime<Utc>,
+) -> AuditEvent {
+    AuditEvent {
+        event_id: 0,
+        domain: domain.clone(),
+        student_id: None,
+        invitation_id: None,
+        action: action.into(),
+        actor_id: caller.subject.clone(),
+        request_id: None,
+        create_time: now,
+        details,
     }
 }

@@ -3,8 +3,8 @@
 
 use super::{App, AppError, AppResult, Missing};
 use crate::domain::{
-    AuditEvent, DeliveryStatus, DomainSettings, Email, Invitation, InvitationEvent, OutboxMessage,
-    transition,
+    AuditDetails, AuditEvent, DeliveryStatus, DomainSettings, Email, Invitation, InvitationEvent,
+    OutboxMessage, transition,
 };
 use crate::mail::{Rendered, Template, format_date, render};
 use crate::store::{StoreError, Transaction, UniqueKey};
@@ -83,12 +83,13 @@ pub(crate) async fn audit(
     tx.append_event(&AuditEvent {
         event_id: 0,
         domain: invitation.domain.clone(),
-        student_id: invitation.student_id.clone(),
-        invitation_id: invitation.id,
+        student_id: Some(invitation.student_id.clone()),
+        invitation_id: Some(invitation.id),
         action: action.to_owned(),
         actor_id: actor.to_owned(),
         request_id: request_id.map(str::to_owned),
         create_time: now,
+        details: AuditDetails::default(),
     })
     .await?;
     Ok(())

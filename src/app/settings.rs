@@ -3,8 +3,9 @@
 use super::access::{require, require_domain};
 use super::{App, AppError, AppResult};
 use crate::auth::Authorized;
+use crate::domain::audit::actions;
 use crate::domain::policy::Permission;
-use crate::domain::{DomainName, DomainSettings, SettingsPatch};
+use crate::domain::{AuditDetails, AuditEvent, DomainName, DomainSettings, SettingsPatch};
 use crate::store::{Session, StoreError};
 
 /// A requested change of settings.
@@ -73,16 +74,24 @@ impl App {
         self.read_settings(domain).await
     }
 
-    /// Applies an update with the institution-type rule. With an etag, a stale one is
-    /// `ETAG_MISMATCH`; without, a lost race is retried on the newer settings.
+    /// Applies an update with the institution-type rule, and appends a `settings.updated`
+    /// event naming each changed field (old and new values) in the same transaction. With an
+    /// etag, a stale one is `ETAG_MISMATCH`; without, a lost race is retried on the newer
+    /// settings.
     pub async fn update_settings(
         &self,
         who: &Authorized,
         update: SettingsUpdate,
     ) -> AppResult<DomainSettings> {
-        require_domain(require(who, Permission::WriteSettings)?, &update.domain)?;
+        let caller = require(who, Permission::WriteSettings)?;
+        require_domain(caller, &update.domain)?;
         for _ in 0..UPDATE_ATTEMPTS {
-            let current = self.read_settings(&update.domain).await?;
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            let current = tx
+                .get_settings(&update.domain)
+                .await?
+                .unwrap_or_else(|| DomainSettings::defaults(update.domain.clone()));
             if update
                 .etag
                 .as_deref()
@@ -91,19 +100,33 @@ impl App {
                 return Err(AppError::EtagMismatch);
             }
             let mut next = current.apply(update.patch.clone())?;
-            next.update_time = Some(self.clock.now());
-            let mut session = self.store.session().await?;
-            match session.put_settings(&next, current.version).await {
-                Ok(stored) => {
-                    self.settings_cache.put(stored.clone(), self.clock.now());
-                    return Ok(stored);
-                }
+            next.update_time = Some(now);
+            let stored = match tx.put_settings(&next, current.version).await {
+                Ok(stored) => stored,
                 Err(StoreError::Conflict) if update.etag.is_some() => {
                     return Err(AppError::EtagMismatch);
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other.into()),
-            }
+            };
+            tx.append_event(&AuditEvent {
+                event_id: 0,
+                domain: update.domain.clone(),
+                student_id: None,
+                invitation_id: None,
+                action: actions::SETTINGS_UPDATED.into(),
+                actor_id: caller.subject.clone(),
+                request_id: None,
+                create_time: now,
+                details: AuditDetails {
+                    setting_changes: stored.changes_from(&current),
+                    counts: Default::default(),
+                },
+            })
+            .await?;
+            tx.commit().await?;
+            self.settings_cache.put(stored.clone(), now);
+            return Ok(stored);
         }
         Err(AppError::Unavailable(
             "settings kept changing concurrently; retry".into(),

@@ -21,7 +21,7 @@ pub mod policy;
 pub mod settings;
 pub mod user;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditDetails, AuditEvent, SettingChange};
 pub use caller::{Caller, CallerDomains, CallerRole, Scope};
 pub use clock::{Clock, SystemClock};
 pub use email::Email;

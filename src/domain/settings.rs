@@ -1,5 +1,6 @@
 //! A domain's guardian settings, their defaults and the rules for changing them.
 
+use super::audit::SettingChange;
 use super::error::ValidationError;
 use super::ids::DomainName;
 use chrono::{DateTime, Utc};
@@ -190,6 +191,71 @@ impl DomainSettings {
         }
         Ok(next)
     }
+
+    /// The fields whose values differ from `before`, by API name, old and new in wire form,
+    /// for the audit trail.
+    pub fn changes_from(&self, before: &Self) -> Vec<SettingChange> {
+        let fields = [
+            (
+                "institution_type",
+                before.institution_type.as_str().to_owned(),
+                self.institution_type.as_str().to_owned(),
+            ),
+            (
+                "guardian_access_enabled",
+                before.guardian_access_enabled.to_string(),
+                self.guardian_access_enabled.to_string(),
+            ),
+            (
+                "who_can_manage",
+                before.who_can_manage.as_str().to_owned(),
+                self.who_can_manage.as_str().to_owned(),
+            ),
+            (
+                "allowlisted_domains",
+                allowlist_text(&before.allowlisted_domains),
+                allowlist_text(&self.allowlisted_domains),
+            ),
+            (
+                "invitation_ttl_days",
+                before.invitation_ttl_days.to_string(),
+                self.invitation_ttl_days.to_string(),
+            ),
+            (
+                "max_guardians_per_student",
+                before.max_guardians_per_student.to_string(),
+                self.max_guardians_per_student.to_string(),
+            ),
+            (
+                "max_students_per_guardian",
+                before.max_students_per_guardian.to_string(),
+                self.max_students_per_guardian.to_string(),
+            ),
+            (
+                "default_locale",
+                before.default_locale.as_str().to_owned(),
+                self.default_locale.as_str().to_owned(),
+            ),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, old, new)| old != new)
+            .map(|(field, old_value, new_value)| SettingChange {
+                field: field.to_owned(),
+                old_value,
+                new_value,
+            })
+            .collect()
+    }
+}
+
+/// An allowlist as one comma-separated value (empty for none).
+fn allowlist_text(domains: &[DomainName]) -> String {
+    domains
+        .iter()
+        .map(DomainName::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The fields an update changes; `None` leaves a field as it is.
@@ -264,6 +330,36 @@ mod tests {
         assert_eq!(s.max_students_per_guardian, 20);
         assert_eq!(s.default_locale, Locale::En);
         assert_eq!(s.etag(), "\"0\"");
+    }
+
+    #[test]
+    fn changes_name_each_changed_field_with_old_and_new_values() {
+        let before = defaults();
+        let after = before
+            .apply(SettingsPatch {
+                institution_type: Some(InstitutionType::HigherEducation),
+                allowlisted_domains: Some(vec![
+                    DomainName::parse("b.example").unwrap(),
+                    DomainName::parse("a.example").unwrap(),
+                ]),
+                invitation_ttl_days: Some(120),
+                ..Default::default()
+            })
+            .unwrap();
+        let changes = after.changes_from(&before);
+        let seen: Vec<(&str, &str, &str)> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.old_value.as_str(), c.new_value.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("institution_type", "PRIMARY_SECONDARY", "HIGHER_EDUCATION"),
+                ("guardian_access_enabled", "true", "false"),
+                ("allowlisted_domains", "", "a.example,b.example"),
+            ]
+        );
+        assert!(after.changes_from(&after).is_empty());
     }
 
     #[test]

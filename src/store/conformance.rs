@@ -45,6 +45,7 @@ conformance!(
     keyset_paging_sees_each_existing_item_once_despite_concurrent_inserts,
     links_are_found_by_student_guardian_domain_and_email,
     events_append_and_page_in_order,
+    domain_wide_events_keep_their_details,
     outbox_claims_are_disjoint_and_outcomes_recorded,
     rescheduling_renews_or_gives_back_claims_but_leaves_settled_messages,
     a_pages_delivery_statuses_are_each_invitations_newest_message,
@@ -796,12 +797,13 @@ async fn events_append_and_page_in_order(store: Arc<dyn Store>) {
         let event = AuditEvent {
             event_id: 0,
             domain: domain("school.example"),
-            student_id: uid(if i % 2 == 0 { "s1" } else { "s2" }),
-            invitation_id: inv,
+            student_id: Some(uid(if i % 2 == 0 { "s1" } else { "s2" })),
+            invitation_id: Some(inv),
             action: format!("invitation.step{i}"),
             actor_id: "admin-1".into(),
             request_id: (i == 0).then(|| "req-1".to_string()),
             create_time: t0(),
+            details: AuditDetails::default(),
         };
         ids.push(s.append_event(&event).await.unwrap());
     }
@@ -823,6 +825,58 @@ async fn events_append_and_page_in_order(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn domain_wide_events_keep_their_details(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    let d = domain("school.example");
+    let student_event = AuditEvent {
+        event_id: 0,
+        domain: d.clone(),
+        student_id: Some(uid("s1")),
+        invitation_id: Some(InvitationId::generate()),
+        action: "invitation.created".into(),
+        actor_id: "admin-1".into(),
+        request_id: None,
+        create_time: t0(),
+        details: AuditDetails::default(),
+    };
+    let settings_event = AuditEvent {
+        event_id: 0,
+        domain: d.clone(),
+        student_id: None,
+        invitation_id: None,
+        action: "settings.updated".into(),
+        actor_id: "admin-1".into(),
+        request_id: None,
+        create_time: t0(),
+        details: AuditDetails {
+            setting_changes: vec![SettingChange {
+                field: "guardian_access_enabled".into(),
+                old_value: "true".into(),
+                new_value: "false".into(),
+            }],
+            counts: Default::default(),
+        },
+    };
+    let directory_event = AuditEvent {
+        action: "directory.users_upserted".into(),
+        details: AuditDetails::counts([("created", 3), ("replaced", 0)]),
+        ..settings_event.clone()
+    };
+    for event in [&student_event, &settings_event, &directory_event] {
+        s.append_event(event).await.unwrap();
+    }
+    let all = s.list_events(&d, None, 0, 10).await.unwrap();
+    let stored: Vec<AuditEvent> = all
+        .into_iter()
+        .map(|e| AuditEvent { event_id: 0, ..e })
+        .collect();
+    assert_eq!(stored, [student_event, settings_event, directory_event]);
+    // A student's trail holds only what concerns that student.
+    let s1 = s.list_events(&d, Some(&uid("s1")), 0, 10).await.unwrap();
+    assert_eq!(s1.len(), 1);
+    assert_eq!(s1[0].action, "invitation.created");
 }
 
 fn message(n: usize) -> OutboxMessage {

@@ -3,9 +3,9 @@
 
 use super::error::{StoreError, StoreResult};
 use crate::domain::{
-    AuditEvent, DeliveryStatus, DomainName, DomainSettings, Email, GuardianProfile,
+    AuditDetails, AuditEvent, DeliveryStatus, DomainName, DomainSettings, Email, GuardianProfile,
     IdempotencyRecord, InstitutionType, Invitation, InvitationId, InvitationState, Locale,
-    OutboxMessage, Role, User, UserId, WhoCanManage,
+    OutboxMessage, Role, SettingChange, User, UserId, WhoCanManage,
 };
 use chrono::{DateTime, Utc};
 
@@ -155,12 +155,13 @@ impl TryFrom<InvitationRow> for Invitation {
 pub(crate) struct EventRow {
     event_id: i64,
     domain: String,
-    student_id: String,
-    invitation_id: String,
+    student_id: Option<String>,
+    invitation_id: Option<String>,
     action: String,
     actor_id: String,
     request_id: Option<String>,
     create_time: DateTime<Utc>,
+    details: Option<String>,
 }
 
 impl TryFrom<EventRow> for AuditEvent {
@@ -169,14 +170,79 @@ impl TryFrom<EventRow> for AuditEvent {
         Ok(Self {
             event_id: row.event_id,
             domain: DomainName::from_trusted(row.domain),
-            student_id: UserId::from_trusted(row.student_id),
-            invitation_id: invitation_id(&row.invitation_id)?,
+            student_id: row.student_id.map(UserId::from_trusted),
+            invitation_id: row
+                .invitation_id
+                .as_deref()
+                .map(invitation_id)
+                .transpose()?,
             action: row.action,
             actor_id: row.actor_id,
             request_id: row.request_id,
             create_time: row.create_time,
+            details: row
+                .details
+                .as_deref()
+                .map(details)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
+}
+
+/// The stored form of [`AuditDetails`]: JSON, so that new kinds of particulars need no new
+/// columns.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DetailsJson {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    setting_changes: Vec<SettingChangeJson>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    counts: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SettingChangeJson {
+    field: String,
+    old: String,
+    new: String,
+}
+
+/// The column value of an event's details; NULL when there are none.
+pub(crate) fn details_text(details: &AuditDetails) -> Option<String> {
+    if details.is_empty() {
+        return None;
+    }
+    let json = DetailsJson {
+        setting_changes: details
+            .setting_changes
+            .iter()
+            .map(|c| SettingChangeJson {
+                field: c.field.clone(),
+                old: c.old_value.clone(),
+                new: c.new_value.clone(),
+            })
+            .collect(),
+        counts: details.counts.clone(),
+    };
+    // Serialising strings and integers cannot fail.
+    serde_json::to_string(&json).ok()
+}
+
+fn details(text: &str) -> StoreResult<AuditDetails> {
+    let json: DetailsJson = serde_json::from_str(text)
+        .map_err(|_| StoreError::Corrupt("unreadable audit event details".into()))?;
+    Ok(AuditDetails {
+        setting_changes: json
+            .setting_changes
+            .into_iter()
+            .map(|c| SettingChange {
+                field: c.field,
+                old_value: c.old,
+                new_value: c.new,
+            })
+            .collect(),
+        counts: json.counts,
+    })
 }
 
 #[derive(sqlx::FromRow)]

@@ -154,3 +154,47 @@ impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 3 rebuilds `guardian_events`: the events stored before keep their ids and
+    /// values, and new ones are numbered after them.
+    #[tokio::test]
+    async fn the_audit_table_rebuild_keeps_every_event_and_its_id() {
+        let options = ConnectOptions {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+        };
+        let store = SqliteStore::connect(&options).await.unwrap();
+        MIGRATOR.run_to(2, &store.pool).await.unwrap();
+        for (id, student) in [(7, "s1"), (9, "s2")] {
+            sqlx::query(
+                "INSERT INTO guardian_events (event_id, domain, student_id, invitation_id, \
+                 action, actor_id, request_id, create_time) \
+                 VALUES ($1, 'school.example', $2, $3, 'invitation.created', 'a1', NULL, \
+                 '2026-01-05T10:00:00Z')",
+            )
+            .bind(id)
+            .bind(student)
+            .bind(crate::domain::InvitationId::generate().to_text())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        store.migrate().await.unwrap();
+        let mut session = store.session().await.unwrap();
+        let domain = crate::domain::DomainName::parse("school.example").unwrap();
+        let kept = session.list_events(&domain, None, 0, 10).await.unwrap();
+        let ids: Vec<i64> = kept.iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, [7, 9]);
+        assert_eq!(kept[1].student_id.as_ref().map(UserId::as_str), Some("s2"));
+        let mut next = kept[0].clone();
+        next.student_id = None;
+        next.invitation_id = None;
+        assert_eq!(session.append_event(&next).await.unwrap(), 10);
+    }
+}

@@ -195,6 +195,7 @@ async fn a_retried_request_id_has_one_effect_and_the_same_response() {
         .guardians_as(&admin(SCHOOL))
         .list_guardian_events(ListGuardianEventsRequest {
             domain: SCHOOL.into(),
+            student_id: "s1".into(),
             ..Default::default()
         })
         .await

@@ -156,6 +156,7 @@ async fn an_invitation_is_created_accepted_listed_checked_and_removed() {
         .guardians_as(&admin(SCHOOL))
         .list_guardian_events(ListGuardianEventsRequest {
             domain: SCHOOL.into(),
+            student_id: "s1".into(),
             ..Default::default()
         })
         .await

@@ -299,3 +299,94 @@ async fn concurrent_updates_of_different_fields_all_apply() {
     assert_eq!(s.default_locale, "nl");
     assert_eq!(s.etag, "\"4\"");
 }
+
+#[tokio::test]
+async fn settings_changes_and_directory_summaries_are_in_the_audit_trail() {
+    use crate::fixtures::{SCHOOL, seed_school};
+    use crate::helpers::admin;
+    use guardian_service::proto::{DeleteUsersRequest, ListGuardianEventsRequest};
+    let app = spawn_app().await;
+    seed_school(&app, 2).await;
+    app.settings_as(&admin(SCHOOL))
+        .update_domain_settings(update(
+            DomainSettings {
+                guardian_access_enabled: false,
+                invitation_ttl_days: 30,
+                ..for_domain(SCHOOL)
+            },
+            &["guardian_access_enabled", "invitation_ttl_days"],
+        ))
+        .await
+        .expect("update");
+    app.directory()
+        .delete_users(DeleteUsersRequest {
+            user_ids: vec!["s2".into(), "nobody".into()],
+        })
+        .await
+        .expect("delete");
+
+    let events = app
+        .guardians_as(&admin(SCHOOL))
+        .list_guardian_events(ListGuardianEventsRequest {
+            domain: SCHOOL.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "settings.updated",
+            "directory.users_upserted",
+            "directory.course_upserted",
+            "settings.updated",
+            "directory.users_deleted",
+        ]
+    );
+    let allowlisting = &events[0];
+    assert_eq!(allowlisting.student_id, "");
+    assert_eq!(allowlisting.actor_id, "platform");
+    let fields = changes_of(allowlisting);
+    assert_eq!(
+        fields,
+        [("allowlisted_domains", "", "lone.example,partner.example")]
+    );
+    let switched_off = &events[3];
+    assert_eq!(switched_off.actor_id, format!("admin@{SCHOOL}"));
+    let fields = changes_of(switched_off);
+    assert_eq!(
+        fields,
+        [
+            ("guardian_access_enabled", "true", "false"),
+            ("invitation_ttl_days", "120", "30"),
+        ]
+    );
+    // Seeded into SCHOOL: an admin, two teachers, two students (PARTNER's and OTHER's users
+    // are in their own domains' trails).
+    let count = |i: usize, key: &str| events[i].counts.get(key).copied();
+    assert_eq!(count(1, "created"), Some(5));
+    assert_eq!(count(1, "replaced"), Some(0));
+    assert_eq!(
+        (count(2, "teachers"), count(2, "students")),
+        (Some(2), Some(4))
+    );
+    assert_eq!(count(4, "users"), Some(1));
+    assert_eq!(count(4, "invitations_removed"), Some(0));
+    // Counts only: no address or name of anyone seeded is in the trail.
+    let trail = format!("{events:?}");
+    for seeded in ["s1@", "s2@", "t-verified@", "a1@", "Name of"] {
+        assert!(!trail.contains(seeded), "{seeded} in the audit trail");
+    }
+}
+
+/// An event's settings changes as (field, old, new).
+fn changes_of(event: &guardian_service::proto::GuardianEvent) -> Vec<(&str, &str, &str)> {
+    event
+        .setting_changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.old_value.as_str(), c.new_value.as_str()))
+        .collect()
+}

@@ -198,11 +198,34 @@ pub(super) fn event_to_proto(event: &crate::domain::AuditEvent) -> proto::Guardi
     proto::GuardianEvent {
         event_id: event.event_id.to_string(),
         domain: event.domain.to_string(),
-        student_id: event.student_id.to_string(),
-        invitation_id: event.invitation_id.to_text(),
+        student_id: event
+            .student_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        invitation_id: event
+            .invitation_id
+            .map(|id| id.to_text())
+            .unwrap_or_default(),
         action: event.action.clone(),
         actor_id: event.actor_id.clone(),
         request_id: event.request_id.clone().unwrap_or_default(),
         create_time: Some(timestamp(event.create_time)),
+        setting_changes: event
+            .details
+            .setting_changes
+            .iter()
+            .map(|c| proto::SettingChange {
+                field: c.field.clone(),
+                old_value: c.old_value.clone(),
+                new_value: c.new_value.clone(),
+            })
+            .collect(),
+        counts: event
+            .details
+            .counts
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
     }
 }

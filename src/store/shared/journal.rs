@@ -14,16 +14,17 @@ macro_rules! impl_journal_repos {
             ) -> $crate::store::StoreResult<i64> {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO guardian_events (domain, student_id, invitation_id, action, \
-                     actor_id, request_id, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     RETURNING event_id",
+                     actor_id, request_id, create_time, details) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING event_id",
                 )
                 .bind(e.domain.as_str())
-                .bind(e.student_id.as_str())
-                .bind(e.invitation_id.to_text())
+                .bind(e.student_id.as_ref().map(|s| s.as_str()))
+                .bind(e.invitation_id.map(|i| i.to_text()))
                 .bind(&e.action)
                 .bind(&e.actor_id)
                 .bind(e.request_id.as_deref())
                 .bind(e.create_time)
+                .bind($crate::store::rows::details_text(&e.details))
                 .fetch_one(&mut *self.conn)
                 .await?;
                 Ok(id)
