@@ -2,7 +2,8 @@
 # Benchmarks guardian-service against the machine's own limits, in one go (quality.md P1-P7):
 # starts Postgres if needed, builds release, seeds the data set, starts the server (timing its
 # start-up to SERVING), then alternates `pgbench -S` with each guardian-bench scenario at the same
-# client concurrency and prints every ratio, plus the server's idle and peak resident memory.
+# client concurrency (the reads, then CreateGuardianInvitation) and prints every ratio, plus the
+# server's idle and peak resident memory.
 #
 #   scripts/bench.sh [--scale 1] [--requests 100000] [--concurrency 64] [--seconds 10]
 #
@@ -64,12 +65,13 @@ scenario() { # name concurrency
 }
 
 report() { # label json pgbench_tps
-  local rps p50 p99
+  local rps p50 p99 errors
   rps=$(sed -E 's/.*"rps":([0-9.]+).*/\1/' <<<"$2")
   p50=$(sed -E 's/.*"p50_ms":([0-9.]+).*/\1/' <<<"$2")
   p99=$(sed -E 's/.*"p99_ms":([0-9.]+).*/\1/' <<<"$2")
-  printf '%-28s %8.0f RPS  p50 %6.2f ms  p99 %6.2f ms  pgbench -S %6d TPS  ratio %.2f\n' \
-    "$1" "$rps" "$p50" "$p99" "$3" "$(awk -v a="$rps" -v b="$3" 'BEGIN { print (b > 0 ? a / b : 0) }')"
+  errors=$(sed -E 's/.*"errors":([0-9]+).*/\1/' <<<"$2")
+  printf '%-28s %8.0f RPS  p50 %6.2f ms  p99 %6.2f ms  pgbench -S %6d TPS  ratio %.2f  errors %d\n' \
+    "$1" "$rps" "$p50" "$p99" "$3" "$(awk -v a="$rps" -v b="$3" 'BEGIN { print (b > 0 ? a / b : 0) }')" "$errors"
   echo "{\"label\":\"$1\",\"pgbench_tps\":$3,\"result\":$2}" >> "$OUT/results.jsonl"
 }
 
@@ -80,6 +82,14 @@ for name in check list-by-student list-by-guardian; do
 done
 tps=$(pgbench_tps 8)
 report "check @8" "$(scenario check 8)" "$tps"
+# Writes last, so that the reads above ran on the seeded data alone. Each request invites a new
+# address (never used by an earlier run) for a seeded student: every OK is one invitation, its
+# audit event and its queued email, committed.
+CREATE_REQUESTS=$((REQUESTS / 5))
+tps=$(pgbench_tps "$CONCURRENCY")
+report "create @$CONCURRENCY" "$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run \
+  --server "http://127.0.0.1:$PORT" --scale "$SCALE" --scenario create --concurrency "$CONCURRENCY" \
+  --channels 4 --requests "$CREATE_REQUESTS" --json)" "$tps"
 peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"
 echo "{\"startup_ms\":$startup_ms,\"idle_rss_kib\":$idle_kib,\"peak_rss_kib\":$peak_kib,\"scale\":$SCALE}" >> "$OUT/results.jsonl"

@@ -60,17 +60,20 @@ pub enum Scope {
     DirectoryWrite,
     /// Accept or decline invitations on a guardian's behalf.
     InvitationsAccept,
+    /// Publish class activity for summaries.
+    ActivityWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::GuardiansRead,
         Self::GuardiansWrite,
         Self::SettingsRead,
         Self::SettingsWrite,
         Self::DirectoryWrite,
         Self::InvitationsAccept,
+        Self::ActivityWrite,
     ];
 
     /// The scope's name in the `scope` claim.
@@ -82,6 +85,7 @@ impl Scope {
             Self::SettingsWrite => "settings.write",
             Self::DirectoryWrite => "directory.write",
             Self::InvitationsAccept => "invitations.accept",
+            Self::ActivityWrite => "activity.write",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod paging;
 pub mod policy;
 pub mod settings;
+pub mod summary;
 pub mod user;
 
 pub use audit::{AuditDetails, AuditEvent, SettingChange};

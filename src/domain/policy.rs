@@ -25,6 +25,14 @@ pub enum Permission {
     ReadDirectory,
     /// Change the directory.
     WriteDirectory,
+    /// Publish class activity for summaries.
+    PublishActivity,
+    /// Leave a class out of summaries, or put it back.
+    ManageCourseSummaries,
+    /// Read a guardian's summary preferences, previews and deliveries.
+    ReadSummaries,
+    /// Change a guardian's summary preferences.
+    WriteSummaryPreferences,
 }
 
 /// Why a caller is refused.
@@ -68,6 +76,21 @@ pub fn gate(caller: &Caller, permission: Permission) -> Result<(), Denial> {
         (P::ReadDirectory | P::WriteDirectory, R::Admin) => true,
         (P::ReadDirectory | P::WriteDirectory, R::Teacher | R::Student | R::Guardian) => false,
         (P::ReadDirectory | P::WriteDirectory, R::Service) => scope(Scope::DirectoryWrite),
+        (P::PublishActivity, R::Admin) => true,
+        (P::PublishActivity, R::Teacher | R::Student | R::Guardian) => false,
+        (P::PublishActivity, R::Service) => scope(Scope::ActivityWrite),
+        // A teacher's own choice about their class, whatever who_can_manage says.
+        (P::ManageCourseSummaries, R::Admin | R::Teacher) => true,
+        (P::ManageCourseSummaries, R::Student | R::Guardian) => false,
+        (P::ManageCourseSummaries, R::Service) => scope(Scope::DirectoryWrite),
+        (P::ReadSummaries, R::Admin | R::Teacher | R::Guardian) => true,
+        (P::ReadSummaries, R::Student) => false,
+        (P::ReadSummaries, R::Service) => {
+            scope(Scope::GuardiansRead) || scope(Scope::GuardiansWrite)
+        }
+        (P::WriteSummaryPreferences, R::Admin | R::Guardian) => true,
+        (P::WriteSummaryPreferences, R::Teacher | R::Student) => false,
+        (P::WriteSummaryPreferences, R::Service) => scope(Scope::GuardiansWrite),
     };
     if allowed {
         Ok(())

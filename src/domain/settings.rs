@@ -3,7 +3,9 @@
 use super::audit::SettingChange;
 use super::error::ValidationError;
 use super::ids::DomainName;
+use super::summary::schedule::{DEFAULT_SEND_HOUR, Frequency};
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 /// The kind of school; it sets the default of guardian access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +104,8 @@ pub const TTL_DAYS: (i32, i32) = (1, 120);
 pub const GUARDIANS_PER_STUDENT: (i32, i32) = (1, 20);
 /// Bounds of `max_students_per_guardian`.
 pub const STUDENTS_PER_GUARDIAN: (i32, i32) = (1, 100);
+/// Bounds of `summary_send_hour`.
+pub const SEND_HOURS: (i32, i32) = (0, 23);
 /// How many partner domains a domain may allowlist.
 pub const MAX_ALLOWLISTED_DOMAINS: usize = 100;
 
@@ -126,6 +130,12 @@ pub struct DomainSettings {
     pub max_students_per_guardian: i32,
     /// Language of the emails.
     pub default_locale: Locale,
+    /// The zone summaries' send hour is read in, for guardians who chose none.
+    pub summary_time_zone: Tz,
+    /// The local hour summaries go at (0-23).
+    pub summary_send_hour: i32,
+    /// How often guardians who chose nothing get a summary.
+    pub default_summary_frequency: Frequency,
     /// Incremented by every stored change; 0 for defaults never stored. The etag is derived from it.
     pub version: i64,
     /// When last stored; `None` for defaults never stored.
@@ -145,6 +155,9 @@ impl DomainSettings {
             max_guardians_per_student: GUARDIANS_PER_STUDENT.1,
             max_students_per_guardian: 20,
             default_locale: Locale::En,
+            summary_time_zone: Tz::UTC,
+            summary_send_hour: DEFAULT_SEND_HOUR as i32,
+            default_summary_frequency: Frequency::Weekly,
             version: 0,
             update_time: None,
         }
@@ -188,6 +201,15 @@ impl DomainSettings {
         }
         if let Some(locale) = patch.default_locale {
             next.default_locale = locale;
+        }
+        if let Some(zone) = patch.summary_time_zone {
+            next.summary_time_zone = zone;
+        }
+        if let Some(hour) = patch.summary_send_hour {
+            next.summary_send_hour = in_range("summary_send_hour", hour, SEND_HOURS)?;
+        }
+        if let Some(frequency) = patch.default_summary_frequency {
+            next.default_summary_frequency = frequency;
         }
         Ok(next)
     }
@@ -236,6 +258,21 @@ impl DomainSettings {
                 before.default_locale.as_str().to_owned(),
                 self.default_locale.as_str().to_owned(),
             ),
+            (
+                "summary_time_zone",
+                before.summary_time_zone.name().to_owned(),
+                self.summary_time_zone.name().to_owned(),
+            ),
+            (
+                "summary_send_hour",
+                before.summary_send_hour.to_string(),
+                self.summary_send_hour.to_string(),
+            ),
+            (
+                "default_summary_frequency",
+                before.default_summary_frequency.as_str().to_owned(),
+                self.default_summary_frequency.as_str().to_owned(),
+            ),
         ];
         fields
             .into_iter()
@@ -277,6 +314,12 @@ pub struct SettingsPatch {
     pub max_students_per_guardian: Option<i32>,
     /// New email language.
     pub default_locale: Option<Locale>,
+    /// New zone of the summaries' send hour.
+    pub summary_time_zone: Option<Tz>,
+    /// New send hour.
+    pub summary_send_hour: Option<i32>,
+    /// New default frequency.
+    pub default_summary_frequency: Option<Frequency>,
 }
 
 fn in_range(field: &str, value: i32, (min, max): (i32, i32)) -> Result<i32, ValidationError> {

@@ -25,3 +25,34 @@ pub(super) fn parse_field<T>(
 pub(super) fn missing(field: &str) -> ValidationError {
     ValidationError::invalid(field, format!("{field} is required"))
 }
+
+/// The proto form of a summary frequency.
+pub(super) fn frequency_to_proto(
+    frequency: crate::domain::summary::Frequency,
+) -> crate::proto::SummaryFrequency {
+    use crate::domain::summary::Frequency;
+    use crate::proto::SummaryFrequency as P;
+    match frequency {
+        Frequency::Never => P::Never,
+        Frequency::Daily => P::Daily,
+        Frequency::Weekly => P::Weekly,
+    }
+}
+
+/// A frequency from the wire; unspecified or unknown values are refused under `field`.
+pub(super) fn frequency_from_proto(
+    field: &str,
+    raw: i32,
+) -> Result<crate::domain::summary::Frequency, ValidationError> {
+    use crate::domain::summary::Frequency;
+    use crate::proto::SummaryFrequency as P;
+    match P::try_from(raw) {
+        Ok(P::Never) => Ok(Frequency::Never),
+        Ok(P::Daily) => Ok(Frequency::Daily),
+        Ok(P::Weekly) => Ok(Frequency::Weekly),
+        Ok(P::Unspecified) | Err(_) => Err(ValidationError::invalid(
+            field,
+            "frequency must be NEVER, DAILY or WEEKLY",
+        )),
+    }
+}

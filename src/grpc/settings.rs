@@ -1,7 +1,8 @@
 //! SettingsService: proto <-> domain for settings, and the handlers.
 
-use super::convert::{missing, parse_field, timestamp};
+use super::convert::{frequency_from_proto, frequency_to_proto, missing, parse_field, timestamp};
 use crate::app::{App, SettingsUpdate};
+use crate::domain::summary::schedule::parse_zone;
 use crate::domain::{
     DomainName, DomainSettings, InstitutionType, Locale, SettingsPatch, ValidationError,
     WhoCanManage,
@@ -75,11 +76,14 @@ pub(super) fn to_proto(s: &DomainSettings) -> proto::DomainSettings {
         default_locale: s.default_locale.as_str().to_owned(),
         etag: s.etag(),
         update_time: s.update_time.map(timestamp),
+        summary_time_zone: s.summary_time_zone.name().to_owned(),
+        summary_send_hour: Some(s.summary_send_hour),
+        default_summary_frequency: frequency_to_proto(s.default_summary_frequency) as i32,
     }
 }
 
 /// The fields a mask may name.
-const WRITABLE: [&str; 8] = [
+const WRITABLE: [&str; 11] = [
     "institution_type",
     "guardian_access_enabled",
     "who_can_manage",
@@ -88,6 +92,9 @@ const WRITABLE: [&str; 8] = [
     "max_guardians_per_student",
     "max_students_per_guardian",
     "default_locale",
+    "summary_time_zone",
+    "summary_send_hour",
+    "default_summary_frequency",
 ];
 
 fn parse_update(
@@ -111,6 +118,9 @@ fn parse_update(
         default_locale,
         etag: settings_etag,
         update_time: _,
+        summary_time_zone,
+        summary_send_hour,
+        default_summary_frequency,
     } = settings;
     let domain = parse_field("settings.domain", &domain, DomainName::parse)?;
     let paths: Vec<String> = match update_mask {
@@ -129,6 +139,9 @@ fn parse_update(
                 max_guardians_per_student != 0,
                 max_students_per_guardian != 0,
                 !default_locale.is_empty(),
+                !summary_time_zone.is_empty(),
+                summary_send_hour.is_some(),
+                default_summary_frequency != 0,
             ];
             WRITABLE
                 .iter()
@@ -191,6 +204,18 @@ fn parse_update(
             }
             "default_locale" => {
                 patch.default_locale = Some(parse_field(&field, &default_locale, Locale::parse)?);
+            }
+            "summary_time_zone" => {
+                patch.summary_time_zone = Some(parse_zone(&field, &summary_time_zone)?);
+            }
+            "summary_send_hour" => {
+                patch.summary_send_hour = Some(summary_send_hour.ok_or_else(|| {
+                    ValidationError::invalid(&field, "summary_send_hour is required (0-23)")
+                })?);
+            }
+            "default_summary_frequency" => {
+                patch.default_summary_frequency =
+                    Some(frequency_from_proto(&field, default_summary_frequency)?);
             }
             other => {
                 return Err(ValidationError::invalid(

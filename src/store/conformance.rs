@@ -54,7 +54,13 @@ conformance!(
     the_hot_path_check_reads_the_student_domain_and_the_link_at_once,
     counts_for_limits_cover_addresses_and_declines,
     expired_pending_invitations_are_claimed_once_by_concurrent_sweepers,
+    activity_ends_in_the_newest_state_whatever_the_order,
+    class_activity_is_purged_by_age_and_goes_with_its_course,
+    one_summary_per_guardian_and_period_and_tokens_work_once,
 );
+
+mod summaries;
+use summaries::*;
 
 fn t0() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap() + TimeDelta::microseconds(123_456)

@@ -24,6 +24,8 @@ pub enum UniqueKey {
     IdempotencyKey,
     /// Outbox message ids are unique.
     OutboxMessage,
+    /// One summary per (guardian, period).
+    SummaryDelivery,
 }
 
 /// Why a store call failed.

@@ -24,6 +24,9 @@ pub use model::{
     GuardianKey, InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter,
 };
 
+use crate::domain::summary::{
+    Announcement, CourseWork, Submission, SummaryDelivery, SummaryPreferences,
+};
 use crate::domain::{
     AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
     IdempotencyRecord, Invitation, InvitationId, OutboxMessage, Role, User, UserId,
@@ -238,8 +241,104 @@ pub trait IdempotencyRepo {
 
 /// Everything a use case can do on one connection.
 pub trait Session:
-    SettingsRepo + DirectoryRepo + InvitationRepo + EventRepo + OutboxRepo + IdempotencyRepo + Send
+    SettingsRepo
+    + DirectoryRepo
+    + InvitationRepo
+    + EventRepo
+    + OutboxRepo
+    + IdempotencyRepo
+    + SummaryRepo
+    + Send
 {
+}
+
+/// Class activity, summary preferences and summary deliveries (summaries.md).
+#[async_trait]
+pub trait SummaryRepo {
+    /// Stores course work unless the stored item is as new or newer; true when it was stored.
+    async fn upsert_course_work(&mut self, work: &CourseWork) -> StoreResult<bool>;
+    /// Stores a submission unless the stored one is as new or newer.
+    async fn upsert_submission(&mut self, submission: &Submission) -> StoreResult<bool>;
+    /// Stores an announcement unless the stored one is as new or newer.
+    async fn upsert_announcement(&mut self, announcement: &Announcement) -> StoreResult<bool>;
+    /// One piece of course work.
+    async fn get_course_work(
+        &mut self,
+        course_id: &CourseId,
+        course_work_id: &str,
+    ) -> StoreResult<Option<CourseWork>>;
+    /// The published work and announcements of `courses` updated at or after `since`, and
+    /// every published work item due at or after `since` (for missing and upcoming work).
+    async fn class_activity(
+        &mut self,
+        courses: &[CourseId],
+        since: DateTime<Utc>,
+    ) -> StoreResult<(Vec<CourseWork>, Vec<Announcement>)>;
+    /// A student's submissions in `courses`.
+    async fn submissions_of(
+        &mut self,
+        student: &UserId,
+        courses: &[CourseId],
+    ) -> StoreResult<Vec<Submission>>;
+    /// Deletes activity last updated before `before`; how many rows went.
+    async fn purge_activity(&mut self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// The courses a student attends, with their domains.
+    async fn courses_of_student(
+        &mut self,
+        student: &UserId,
+    ) -> StoreResult<Vec<(CourseId, DomainName)>>;
+    /// Sets whether a class appears in summaries.
+    async fn set_course_summaries(
+        &mut self,
+        course_id: &CourseId,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Which of `courses` teachers left out of summaries.
+    async fn courses_without_summaries(
+        &mut self,
+        courses: &[CourseId],
+    ) -> StoreResult<Vec<CourseId>>;
+    /// A guardian's stored preferences.
+    async fn get_summary_preferences(
+        &mut self,
+        guardian: &UserId,
+    ) -> StoreResult<Option<SummaryPreferences>>;
+    /// Creates or replaces a guardian's preferences.
+    async fn put_summary_preferences(
+        &mut self,
+        preferences: &SummaryPreferences,
+    ) -> StoreResult<()>;
+    /// Guardians with at least one accepted link, by id, after `after`.
+    async fn linked_guardians(
+        &mut self,
+        after: Option<&UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserId>>;
+    /// Records a built summary; [`StoreError::AlreadyExists`] when one exists for the
+    /// guardian and period (another replica, or an earlier run, built it).
+    async fn insert_summary_delivery(&mut self, delivery: &SummaryDelivery) -> StoreResult<()>;
+    /// Whether a summary exists for the guardian and period.
+    async fn has_summary_delivery(
+        &mut self,
+        guardian: &UserId,
+        period_key: &str,
+    ) -> StoreResult<bool>;
+    /// The newest summary built for a guardian.
+    async fn last_summary_delivery(
+        &mut self,
+        guardian: &UserId,
+    ) -> StoreResult<Option<SummaryDelivery>>;
+    /// A guardian's summaries, newest first, with period keys before `before`.
+    async fn list_summary_deliveries(
+        &mut self,
+        guardian: &UserId,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<SummaryDelivery>>;
+    /// Marks an unused unsubscribe token used and returns its guardian; `None` for a token
+    /// that is unknown or already used.
+    async fn use_unsubscribe_token(&mut self, token_hash: &str) -> StoreResult<Option<UserId>>;
 }
 
 /// A [`Session`] inside a transaction: nothing it wrote is visible to others until commit, and

@@ -2,6 +2,11 @@
 //! private to the store; a stored value that does not parse is [`StoreError::Corrupt`].
 
 use super::error::{StoreError, StoreResult};
+use crate::domain::CourseId;
+use crate::domain::summary::{
+    Announcement, CourseWork, Frequency, ItemState, Submission, SubmissionState, SummaryCounts,
+    SummaryDelivery, SummaryOutcome, SummaryPreferences,
+};
 use crate::domain::{
     AuditDetails, AuditEvent, DeliveryStatus, DomainName, DomainSettings, Email, GuardianProfile,
     IdempotencyRecord, InstitutionType, Invitation, InvitationId, InvitationState, Locale,
@@ -34,6 +39,9 @@ pub(crate) struct SettingsRow {
     default_locale: String,
     version: i64,
     update_time: DateTime<Utc>,
+    summary_time_zone: String,
+    summary_send_hour: i32,
+    default_summary_frequency: String,
 }
 
 impl TryFrom<SettingsRow> for DomainSettings {
@@ -55,6 +63,13 @@ impl TryFrom<SettingsRow> for DomainSettings {
             max_guardians_per_student: row.max_guardians_per_student,
             max_students_per_guardian: row.max_students_per_guardian,
             default_locale: Locale::parse(&row.default_locale).map_err(|_| corrupt("locale"))?,
+            summary_time_zone: row
+                .summary_time_zone
+                .parse()
+                .map_err(|_| corrupt("summary time zone"))?,
+            summary_send_hour: row.summary_send_hour,
+            default_summary_frequency: Frequency::from_name(&row.default_summary_frequency)
+                .ok_or_else(|| corrupt("summary frequency"))?,
             version: row.version,
             update_time: Some(row.update_time),
         })
@@ -315,4 +330,176 @@ where
     T: TryFrom<R, Error = StoreError>,
 {
     rows.into_iter().map(T::try_from).collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CourseWorkRow {
+    course_id: String,
+    course_work_id: String,
+    title: String,
+    due_time: Option<DateTime<Utc>>,
+    state: String,
+    update_time: DateTime<Utc>,
+    publish_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CourseWorkRow> for CourseWork {
+    type Error = StoreError;
+    fn try_from(row: CourseWorkRow) -> StoreResult<Self> {
+        Ok(Self {
+            course_id: CourseId::from_trusted(row.course_id),
+            course_work_id: row.course_work_id,
+            title: row.title,
+            due_time: row.due_time,
+            state: ItemState::from_name(&row.state).ok_or_else(|| corrupt("work state"))?,
+            update_time: row.update_time,
+            publish_time: row.publish_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SubmissionRow {
+    course_id: String,
+    course_work_id: String,
+    student_id: String,
+    state: String,
+    update_time: DateTime<Utc>,
+}
+
+impl TryFrom<SubmissionRow> for Submission {
+    type Error = StoreError;
+    fn try_from(row: SubmissionRow) -> StoreResult<Self> {
+        Ok(Self {
+            course_id: CourseId::from_trusted(row.course_id),
+            course_work_id: row.course_work_id,
+            student_id: UserId::from_trusted(row.student_id),
+            state: SubmissionState::from_name(&row.state)
+                .ok_or_else(|| corrupt("submission state"))?,
+            update_time: row.update_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AnnouncementRow {
+    course_id: String,
+    announcement_id: String,
+    text: String,
+    state: String,
+    update_time: DateTime<Utc>,
+    publish_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<AnnouncementRow> for Announcement {
+    type Error = StoreError;
+    fn try_from(row: AnnouncementRow) -> StoreResult<Self> {
+        Ok(Self {
+            course_id: CourseId::from_trusted(row.course_id),
+            announcement_id: row.announcement_id,
+            text: row.text,
+            state: ItemState::from_name(&row.state).ok_or_else(|| corrupt("announcement state"))?,
+            update_time: row.update_time,
+            publish_time: row.publish_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PreferencesRow {
+    guardian_id: String,
+    frequency: Option<String>,
+    weekly_day: Option<String>,
+    time_zone: Option<String>,
+    locale: Option<String>,
+    update_time: DateTime<Utc>,
+}
+
+impl TryFrom<PreferencesRow> for SummaryPreferences {
+    type Error = StoreError;
+    fn try_from(row: PreferencesRow) -> StoreResult<Self> {
+        Ok(Self {
+            guardian_id: UserId::from_trusted(row.guardian_id),
+            frequency: row
+                .frequency
+                .map(|f| Frequency::from_name(&f).ok_or_else(|| corrupt("frequency")))
+                .transpose()?,
+            weekly_day: row
+                .weekly_day
+                .map(|d| d.parse().map_err(|_| corrupt("weekly day")))
+                .transpose()?,
+            time_zone: row
+                .time_zone
+                .map(|z| z.parse().map_err(|_| corrupt("time zone")))
+                .transpose()?,
+            locale: row
+                .locale
+                .map(|l| Locale::parse(&l).map_err(|_| corrupt("locale")))
+                .transpose()?,
+            update_time: Some(row.update_time),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    guardian_id: String,
+    period_key: String,
+    frequency: String,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    student_ids: String,
+    missing_count: i32,
+    upcoming_count: i32,
+    activity_count: i32,
+    outcome: String,
+    message_id: Option<String>,
+    unsubscribe_token_hash: Option<String>,
+    #[allow(dead_code)]
+    unsubscribe_used: bool,
+    create_time: DateTime<Utc>,
+    /// The outbox's status of the summary's message: what became of a QUEUED one.
+    message_status: Option<String>,
+}
+
+impl TryFrom<DeliveryRow> for SummaryDelivery {
+    type Error = StoreError;
+    fn try_from(row: DeliveryRow) -> StoreResult<Self> {
+        let stored =
+            SummaryOutcome::from_name(&row.outcome).ok_or_else(|| corrupt("summary outcome"))?;
+        let outcome = match row.message_status.as_deref() {
+            Some("SENT") => SummaryOutcome::Sent,
+            Some("FAILED") => SummaryOutcome::Failed,
+            _ => stored,
+        };
+        Ok(Self {
+            guardian_id: UserId::from_trusted(row.guardian_id),
+            period_key: row.period_key,
+            frequency: Frequency::from_name(&row.frequency)
+                .ok_or_else(|| corrupt("summary frequency"))?,
+            period_start: row.period_start,
+            period_end: row.period_end,
+            student_ids: row
+                .student_ids
+                .split_whitespace()
+                .map(|s| UserId::from_trusted(s.to_owned()))
+                .collect(),
+            counts: SummaryCounts {
+                missing: i64::from(row.missing_count),
+                upcoming: i64::from(row.upcoming_count),
+                activity: i64::from(row.activity_count),
+            },
+            message_id: row.message_id,
+            outcome,
+            unsubscribe_token_hash: row.unsubscribe_token_hash,
+            create_time: row.create_time,
+        })
+    }
+}
+
+/// (course id, domain) rows as read.
+pub(crate) fn course_domains(rows: Vec<(String, String)>) -> Vec<(CourseId, DomainName)> {
+    rows.into_iter()
+        .map(|(c, d)| (CourseId::from_trusted(c), DomainName::from_trusted(d)))
+        .collect()
 }

@@ -45,6 +45,11 @@ macro_rules! impl_directory_repo {
                     .bind(user_id.as_str())
                     .execute(&mut *self.conn)
                     .await?;
+                // A deleted student's work goes with them (summaries.md).
+                sqlx::query("DELETE FROM submissions WHERE student_id = $1")
+                    .bind(user_id.as_str())
+                    .execute(&mut *self.conn)
+                    .await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -138,6 +143,18 @@ macro_rules! impl_directory_repo {
                     .bind(course_id.as_str())
                     .execute(&mut *self.conn)
                     .await?;
+                // A deleted course's activity and summary setting go with it (summaries.md).
+                for sql in [
+                    "DELETE FROM course_work WHERE course_id = $1",
+                    "DELETE FROM submissions WHERE course_id = $1",
+                    "DELETE FROM announcements WHERE course_id = $1",
+                    "DELETE FROM course_summary_settings WHERE course_id = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(course_id.as_str())
+                        .execute(&mut *self.conn)
+                        .await?;
+                }
                 Ok(done.rows_affected() > 0)
             }
 
@@ -195,15 +212,7 @@ macro_rules! impl_directory_repo {
                 .bind(student.as_str())
                 .fetch_all(&mut *self.conn)
                 .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(c, d)| {
-                        (
-                            $crate::domain::CourseId::from_trusted(c),
-                            $crate::domain::DomainName::from_trusted(d),
-                        )
-                    })
-                    .collect())
+                Ok($crate::store::rows::course_domains(rows))
             }
         }
     };

@@ -11,6 +11,8 @@ mod invitations;
 mod journal;
 #[macro_use]
 mod settings;
+#[macro_use]
+mod summaries;
 
 /// The columns of an invitation row, in [`crate::store::rows::InvitationRow`]'s order.
 macro_rules! invitation_columns {
@@ -31,6 +33,7 @@ macro_rules! impl_session_repos {
         impl_directory_repo!($session, $conn);
         impl_invitation_repo!($session, $conn, $expired_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
+        impl_summary_repo!($session, $conn);
         impl<C> $crate::store::Session for $session<C> where
             C: std::ops::DerefMut<Target = $conn> + Send
         {

@@ -31,8 +31,10 @@ macro_rules! impl_settings_repo {
                         "INSERT INTO domain_settings (domain, institution_type, \
                          guardian_access_enabled, who_can_manage, allowlisted_domains, \
                          invitation_ttl_days, max_guardians_per_student, \
-                         max_students_per_guardian, default_locale, version, update_time) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10 + 1, $11) RETURNING *",
+                         max_students_per_guardian, default_locale, version, update_time, \
+                         summary_time_zone, summary_send_hour, default_summary_frequency) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10 + 1, $11, $12, $13, $14) \
+                         RETURNING *",
                     )
                 } else {
                     sqlx::query_as(
@@ -40,7 +42,9 @@ macro_rules! impl_settings_repo {
                          guardian_access_enabled = $3, who_can_manage = $4, \
                          allowlisted_domains = $5, invitation_ttl_days = $6, \
                          max_guardians_per_student = $7, max_students_per_guardian = $8, \
-                         default_locale = $9, version = $10 + 1, update_time = $11 \
+                         default_locale = $9, version = $10 + 1, update_time = $11, \
+                         summary_time_zone = $12, summary_send_hour = $13, \
+                         default_summary_frequency = $14 \
                          WHERE domain = $1 AND version = $10 RETURNING *",
                     )
                 };
@@ -56,6 +60,9 @@ macro_rules! impl_settings_repo {
                     .bind(s.default_locale.as_str())
                     .bind(expected_version)
                     .bind(update_time)
+                    .bind(s.summary_time_zone.name())
+                    .bind(s.summary_send_hour)
+                    .bind(s.default_summary_frequency.as_str())
                     .fetch_optional(&mut *self.conn)
                     .await
                     // Two first writers of one domain: the loser's expectation is stale.
