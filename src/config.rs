@@ -69,6 +69,16 @@ pub struct ServeConfig {
     )]
     pub accept_url: String,
 
+    /// Public base URL of this service's web pages: the summaries' unsubscribe links point at
+    /// `<URL>/summaries/unsubscribe`.
+    #[arg(
+        long,
+        env = "GUARDIANS_PUBLIC_URL",
+        default_value = "http://localhost:8080",
+        hide_env_values = true
+    )]
+    pub public_url: String,
+
     /// SMTP server for email, e.g. `smtp://user:pass@host:587?tls=required`; unset: `.eml`
     /// files are written to the mail folder instead.
     #[arg(long, env = "GUARDIANS_SMTP_URL", hide_env_values = true)]
@@ -216,6 +226,7 @@ impl ServeConfig {
             page_token_secret: None,
             data_dir: std::path::PathBuf::from("."),
             accept_url: "http://localhost:8080/guardian-invitations".into(),
+            public_url: "http://localhost:8080".into(),
             upkeep_interval: Duration::from_secs(30),
             metrics_listen: None,
             smtp_url: None,

@@ -80,3 +80,6 @@ CREATE TABLE summary_deliveries (
     PRIMARY KEY (guardian_id, period_key)
 );
 CREATE UNIQUE INDEX summary_deliveries_token ON summary_deliveries (unsubscribe_token_hash);
+
+-- A summary's one-click unsubscribe URL, sent as List-Unsubscribe (RFC 8058).
+ALTER TABLE outbox ADD COLUMN list_unsubscribe TEXT;

@@ -157,6 +157,7 @@ impl App {
             last_error: None,
             create_time: now,
             sent_time: None,
+            list_unsubscribe: None,
         })
         .await?;
         Ok(())

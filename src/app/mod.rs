@@ -18,6 +18,7 @@ mod read_models;
 mod settings;
 mod settings_cache;
 mod students;
+mod summaries;
 mod upkeep;
 
 pub use audit::{EventQuery, SYSTEM_ACTOR};
@@ -34,6 +35,7 @@ pub use page_token::PageTokens;
 pub use read_models::{GuardianView, InvitationView, Page};
 pub use settings::SettingsUpdate;
 pub use settings_cache::SettingsCache;
+pub use summaries::SummaryRun;
 pub use upkeep::Upkeep;
 
 use crate::domain::Clock;
@@ -53,6 +55,8 @@ pub struct AppConfig {
     pub accept_url: String,
     /// Signs page tokens; the same in every replica.
     pub page_tokens: PageTokens,
+    /// Public base URL of this service's web pages (the summaries' unsubscribe page).
+    pub public_url: String,
 }
 
 impl Default for AppConfig {
@@ -61,6 +65,7 @@ impl Default for AppConfig {
         Self {
             accept_url: "http://localhost:8080/guardian-invitations".into(),
             page_tokens: PageTokens::random(),
+            public_url: "http://localhost:8080".into(),
         }
     }
 }

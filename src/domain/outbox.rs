@@ -61,4 +61,6 @@ pub struct OutboxMessage {
     pub create_time: DateTime<Utc>,
     /// When sent.
     pub sent_time: Option<DateTime<Utc>>,
+    /// The one-click unsubscribe URL of a summary (`List-Unsubscribe`, RFC 8058).
+    pub list_unsubscribe: Option<String>,
 }

@@ -8,3 +8,4 @@ pub mod transport;
 pub use dispatcher::{DispatchPolicy, Dispatcher, Round};
 pub use templates::{Rendered, Template, escape_html, format_date, render};
 pub use transport::{FolderTransport, SendError, SmtpTransport, Transport};
+pub mod summary;

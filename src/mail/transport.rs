@@ -5,7 +5,7 @@
 
 use crate::domain::OutboxMessage;
 use async_trait::async_trait;
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
@@ -35,11 +35,24 @@ pub fn build(message: &OutboxMessage, from: &Mailbox) -> Result<Message, SendErr
         .as_str()
         .parse()
         .map_err(|_| SendError::Permanent("unusable recipient address".into()))?;
-    Message::builder()
+    let mut builder = Message::builder()
         .message_id(Some(format!("<{}@guardian-service>", message.message_id)))
         .from(from.clone())
         .to(to)
-        .subject(message.subject.clone())
+        .subject(message.subject.clone());
+    if let Some(url) = &message.list_unsubscribe {
+        // RFC 8058: the URL, and that a POST to it unsubscribes with one click.
+        let header = |name: &'static str, value: String| {
+            HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+        };
+        builder = builder
+            .raw_header(header("List-Unsubscribe", format!("<{url}>")))
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
+    builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(part(ContentType::TEXT_PLAIN, &message.body_text)?)

@@ -82,6 +82,7 @@ pub async fn serve_with_clock(
         AppConfig {
             accept_url: config.accept_url.clone(),
             page_tokens: page_tokens(&config, mode)?,
+            public_url: config.public_url.clone(),
         },
     );
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -899,6 +899,7 @@ fn message(n: usize) -> OutboxMessage {
         last_error: None,
         create_time: t0(),
         sent_time: None,
+        list_unsubscribe: None,
     }
 }
 

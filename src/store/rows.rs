@@ -274,6 +274,7 @@ pub(crate) struct OutboxRow {
     last_error: Option<String>,
     create_time: DateTime<Utc>,
     sent_time: Option<DateTime<Utc>>,
+    list_unsubscribe: Option<String>,
 }
 
 impl TryFrom<OutboxRow> for OutboxMessage {
@@ -297,6 +298,7 @@ impl TryFrom<OutboxRow> for OutboxMessage {
             last_error: row.last_error,
             create_time: row.create_time,
             sent_time: row.sent_time,
+            list_unsubscribe: row.list_unsubscribe,
         })
     }
 }

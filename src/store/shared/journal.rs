@@ -64,8 +64,8 @@ macro_rules! impl_journal_repos {
                 sqlx::query(
                     "INSERT INTO outbox (message_id, invitation_id, recipient, subject, \
                      body_text, body_html, status, attempts, next_attempt_time, last_error, \
-                     create_time, sent_time) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     create_time, sent_time, list_unsubscribe) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&m.message_id)
                 .bind(m.invitation_id.map(|i| i.to_text()))
@@ -79,6 +79,7 @@ macro_rules! impl_journal_repos {
                 .bind(m.last_error.as_deref())
                 .bind(m.create_time)
                 .bind(m.sent_time)
+                .bind(m.list_unsubscribe.as_deref())
                 .execute(&mut *self.conn)
                 .await
                 .map_err(|e| {

@@ -1,0 +1,335 @@
+//! The scheduler on both stores, driven by a manual clock: when summaries go, exactly once
+//! under concurrent runs, and what they leave out.
+
+use crate::app::{App, AppConfig};
+use crate::domain::clock::ManualClock;
+use crate::domain::summary::*;
+use crate::domain::*;
+use crate::store::Store;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use std::sync::Arc;
+
+const SCHOOL: &str = "school.example";
+const OTHER: &str = "other.example";
+
+fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+}
+
+fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+fn course(id: &str) -> CourseId {
+    CourseId::parse(id).unwrap()
+}
+
+/// Guardian `g1` (address g1@example.org) of `s1` and `s2` in SCHOOL and `o1` in OTHER; each
+/// child in their own class (`math`, `art`, `music`) with one missing and one upcoming item.
+async fn seed(store: &Arc<dyn Store>, now: DateTime<Utc>) {
+    let mut s = store.session().await.unwrap();
+    for (student, domain, class) in [
+        ("s1", SCHOOL, "math"),
+        ("s2", SCHOOL, "art"),
+        ("o1", OTHER, "music"),
+    ] {
+        let domain = DomainName::parse(domain).unwrap();
+        s.upsert_user(
+            &User {
+                user_id: uid(student),
+                domain: domain.clone(),
+                email: Email::parse(&format!("{student}@{domain}")).unwrap(),
+                role: Role::Student,
+                verified_teacher: false,
+                display_name: format!("Child {student}"),
+                locale: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        s.upsert_course(
+            &Course {
+                course_id: course(class),
+                domain: domain.clone(),
+                teacher_ids: vec![],
+                student_ids: vec![uid(student)],
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let address = Email::parse("g1@example.org").unwrap();
+        s.insert_invitation(&Invitation {
+            id: InvitationId::generate(),
+            domain,
+            student_id: uid(student),
+            invited_email: address.clone(),
+            state: InvitationState::Accepted,
+            inviter_id: "t1".into(),
+            guardian: Some(GuardianProfile {
+                guardian_id: uid("g1"),
+                email: address,
+                display_name: "Pat".into(),
+            }),
+            token_hash: uuid::Uuid::new_v4().simple().to_string(),
+            create_time: now - TimeDelta::days(30),
+            update_time: now - TimeDelta::days(30),
+            expire_time: now + TimeDelta::days(90),
+            accept_time: Some(now - TimeDelta::days(29)),
+            version: 1,
+        })
+        .await
+        .unwrap();
+        for (id, due, state) in [
+            ("late", now - TimeDelta::days(2), SubmissionState::Assigned),
+            ("soon", now + TimeDelta::days(2), SubmissionState::Assigned),
+        ] {
+            s.upsert_course_work(&CourseWork {
+                course_id: course(class),
+                course_work_id: id.into(),
+                title: format!("{class} {id} <b>"),
+                due_time: Some(due),
+                state: ItemState::Published,
+                update_time: now - TimeDelta::days(20),
+                publish_time: None,
+            })
+            .await
+            .unwrap();
+            s.upsert_submission(&Submission {
+                course_id: course(class),
+                course_work_id: id.into(),
+                student_id: uid(student),
+                state,
+                update_time: now - TimeDelta::days(20),
+            })
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn app(store: &Arc<dyn Store>, clock: &Arc<ManualClock>) -> App {
+    App::new(store.clone(), clock.clone(), AppConfig::default())
+}
+
+async fn outbox_of(store: &Arc<dyn Store>, now: DateTime<Utc>) -> Vec<OutboxMessage> {
+    let mut s = store.session().await.unwrap();
+    s.claim_due_messages(now + TimeDelta::days(400), now, 1000)
+        .await
+        .unwrap()
+}
+
+async fn set_access(store: &Arc<dyn Store>, domain: &str, on: bool) {
+    let mut s = store.session().await.unwrap();
+    let domain = DomainName::parse(domain).unwrap();
+    let current = s.get_settings(&domain).await.unwrap();
+    let version = current.as_ref().map_or(0, |c| c.version);
+    let mut next = current.unwrap_or_else(|| DomainSettings::defaults(domain));
+    next.guardian_access_enabled = on;
+    s.put_settings(&next, version).await.unwrap();
+}
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, _db) = crate::testing::postgres_store().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, _dir) = crate::testing::sqlite_store().await.expect("sqlite store");
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    weekly_summaries_go_on_friday_once_covering_every_child,
+    concurrent_runs_build_each_summary_once,
+    access_off_disabled_classes_and_never_are_left_out,
+);
+
+async fn weekly_summaries_go_on_friday_once_covering_every_child(store: Arc<dyn Store>) {
+    // Friday 6 March 2026, 16:59 UTC: the default (WEEKLY, Friday, 17:00 UTC) is a minute away.
+    let friday = at(2026, 3, 6, 16, 59);
+    seed(&store, friday).await;
+    let clock = Arc::new(ManualClock::new(friday));
+    let app = app(&store, &clock);
+    // The service "was down" last Friday: that missed period is built now, late, once.
+    let late = app.run_due_summaries(friday).await.unwrap();
+    assert_eq!((late.guardians, late.queued), (1, 1));
+    assert_eq!(
+        app.run_due_summaries(friday).await.unwrap().already_built,
+        1
+    );
+    let run = app
+        .run_due_summaries(friday + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!((run.guardians, run.queued), (1, 1));
+    let again = app
+        .run_due_summaries(friday + TimeDelta::hours(3))
+        .await
+        .unwrap();
+    assert_eq!((again.queued, again.already_built), (0, 1));
+    let mail = outbox_of(&store, friday).await;
+    assert_eq!(mail.len(), 2);
+    let summary = mail
+        .iter()
+        .find(|m| m.subject.ends_with("6 March 2026"))
+        .expect("this Friday's summary");
+    assert_eq!(summary.recipient.as_str(), "g1@example.org");
+    assert_eq!(
+        summary.subject,
+        "Weekly summary for 3 children, 6 March 2026"
+    );
+    for class in ["math", "art", "music"] {
+        assert!(
+            summary
+                .body_text
+                .contains(&format!("{class} late <b> (was due")),
+            "{class}"
+        );
+        assert!(
+            summary
+                .body_text
+                .contains(&format!("{class} soon <b> (due")),
+            "{class}"
+        );
+        assert!(
+            summary
+                .body_html
+                .contains(&format!("{class} late &lt;b&gt;")),
+            "{class}"
+        );
+    }
+    let url = summary.list_unsubscribe.as_deref().unwrap();
+    assert!(url.starts_with("http://localhost:8080/summaries/unsubscribe?token="));
+    assert!(summary.body_text.contains(url));
+    let mut s = store.session().await.unwrap();
+    let deliveries = s
+        .list_summary_deliveries(&uid("g1"), None, 10)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = deliveries.iter().map(|d| d.period_key.as_str()).collect();
+    assert_eq!(keys, ["2026-03-06", "2026-02-27"]);
+    assert_eq!(deliveries[0].counts.missing, 3);
+    assert_eq!(deliveries[0].counts.upcoming, 3);
+    // The next Friday builds the next one; nothing on the days between.
+    for day in 1..7 {
+        let run = app
+            .run_due_summaries(friday + TimeDelta::days(day))
+            .await
+            .unwrap();
+        assert_eq!(run.queued + run.skipped_empty, 0, "day {day}");
+    }
+    let next = app
+        .run_due_summaries(friday + TimeDelta::days(7) + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(next.queued + next.skipped_empty, 1);
+}
+
+async fn concurrent_runs_build_each_summary_once(store: Arc<dyn Store>) {
+    let friday = at(2026, 3, 6, 17, 30);
+    seed(&store, friday).await;
+    let clock = Arc::new(ManualClock::new(friday));
+    // Two replicas, many rounds: each round's period is a new Friday.
+    for week in 0..5 {
+        let now = friday + TimeDelta::days(7 * week);
+        let replicas: Vec<_> = (0..4)
+            .map(|_| {
+                let app = app(&store, &clock);
+                tokio::spawn(async move { app.run_due_summaries(now).await.unwrap() })
+            })
+            .collect();
+        let mut built = 0;
+        for replica in replicas {
+            let run = replica.await.unwrap();
+            built += run.queued + run.skipped_empty;
+        }
+        assert_eq!(built, 1, "week {week}: exactly one replica built it");
+    }
+    let mut s = store.session().await.unwrap();
+    let deliveries = s
+        .list_summary_deliveries(&uid("g1"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 5);
+    assert_eq!(
+        s.count_queued_messages().await.unwrap(),
+        deliveries.iter().filter(|d| d.message_id.is_some()).count() as i64
+    );
+}
+
+async fn access_off_disabled_classes_and_never_are_left_out(store: Arc<dyn Store>) {
+    let friday = at(2026, 3, 6, 17, 30);
+    seed(&store, friday).await;
+    let clock = Arc::new(ManualClock::new(friday));
+    let app = app(&store, &clock);
+    set_access(&store, OTHER, false).await;
+    {
+        let mut s = store.session().await.unwrap();
+        s.set_course_summaries(&course("art"), false, friday)
+            .await
+            .unwrap();
+    }
+    app.run_due_summaries(friday).await.unwrap();
+    let mail = outbox_of(&store, friday).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].subject, "Weekly summary for 1 child, 6 March 2026");
+    assert!(mail[0].body_text.contains("math late"));
+    assert!(
+        !mail[0].body_text.contains("art late"),
+        "a disabled class is absent"
+    );
+    assert!(
+        !mail[0].body_text.contains("music"),
+        "a domain with access off is absent"
+    );
+    let mut s = store.session().await.unwrap();
+    let delivered = s.last_summary_delivery(&uid("g1")).await.unwrap().unwrap();
+    assert_eq!(delivered.student_ids, [uid("s1"), uid("s2")]);
+
+    // NEVER: nothing is built at all.
+    s.put_summary_preferences(&SummaryPreferences {
+        frequency: Some(Frequency::Never),
+        update_time: Some(friday),
+        ..SummaryPreferences::unset(uid("g1"))
+    })
+    .await
+    .unwrap();
+    drop(s);
+    let run = app
+        .run_due_summaries(friday + TimeDelta::days(7))
+        .await
+        .unwrap();
+    assert_eq!(run.queued + run.skipped_empty + run.already_built, 0);
+
+    // Nothing to say: recorded SKIPPED_EMPTY, nothing sent.
+    let mut s = store.session().await.unwrap();
+    s.put_summary_preferences(&SummaryPreferences::unset(uid("g1")))
+        .await
+        .unwrap();
+    s.delete_course(&course("math")).await.unwrap();
+    drop(s);
+    let run = app
+        .run_due_summaries(friday + TimeDelta::days(14))
+        .await
+        .unwrap();
+    assert_eq!((run.queued, run.skipped_empty), (0, 1));
+    let mut s = store.session().await.unwrap();
+    let last = s.last_summary_delivery(&uid("g1")).await.unwrap().unwrap();
+    assert_eq!(last.outcome, SummaryOutcome::SkippedEmpty);
+    assert!(last.message_id.is_none());
+}
