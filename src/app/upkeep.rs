@@ -1,4 +1,5 @@
-//! Background upkeep: expiring invitations and forgetting old request ids. Safe with any
+//! Background upkeep: expiring invitations, forgetting old request ids and purging class
+//! activity past the summaries' look-back. Safe with any
 //! number of replicas running it at once.
 
 use super::App;
@@ -7,6 +8,8 @@ use super::audit::SYSTEM_ACTOR;
 use super::idempotency::RETENTION;
 use super::lifecycle::{apply, audit};
 use crate::domain::InvitationEvent;
+use crate::domain::summary::content::LOOK_BACK_DAYS;
+use chrono::TimeDelta;
 
 /// What one upkeep round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,6 +18,8 @@ pub struct Upkeep {
     pub expired: usize,
     /// Request ids forgotten.
     pub purged: u64,
+    /// Rows of class activity older than the summaries' look-back, deleted.
+    pub activity_purged: u64,
 }
 
 impl App {
@@ -59,6 +64,9 @@ impl App {
         let mut session = self.store.session().await?;
         done.purged = session
             .purge_idempotency(self.clock.now() - RETENTION)
+            .await?;
+        done.activity_purged = session
+            .purge_activity(self.clock.now() - TimeDelta::days(LOOK_BACK_DAYS))
             .await?;
         Ok(done)
     }

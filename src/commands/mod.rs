@@ -2,6 +2,7 @@
 //! print a signed token.
 
 mod migrate;
+mod summaries;
 mod token;
 
 use crate::config::ServeConfig;
@@ -50,6 +51,9 @@ enum Command {
         )]
         database_url: String,
     },
+    /// Guardian email summaries: build the due ones now, as the servers' scheduler does.
+    #[command(subcommand)]
+    Summaries(summaries::SummariesCommand),
 }
 
 /// Runs the command line's command; the exit code says whether it succeeded.
@@ -60,6 +64,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Serve(config)) => serve(config).await,
         Some(Command::Migrate { database_url }) => migrate::run(database_url).await,
         Some(Command::Token(args)) => token::run(args),
+        Some(Command::Summaries(command)) => summaries::run(command).await,
     };
     telemetry.shutdown();
     match result {

@@ -17,6 +17,10 @@ use tonic_health::server::HealthReporter;
 /// How long the mail dispatcher may take to finish the message in hand when stopping.
 const DISPATCHER_STOP: Duration = Duration::from_secs(5);
 
+/// How often the summary scheduler looks for guardians whose send time has come: a summary
+/// goes out within this long after its send hour.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How often readiness re-checks the database.
 const READINESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -24,6 +28,7 @@ const READINESS_INTERVAL: Duration = Duration::from_secs(1);
 pub(super) struct Background {
     readiness: JoinHandle<()>,
     upkeep: JoinHandle<()>,
+    summaries: JoinHandle<()>,
     gauges: JoinHandle<()>,
     dispatcher: Option<JoinHandle<()>>,
 }
@@ -54,6 +59,11 @@ impl Background {
             stop.clone(),
             run_upkeep(app.clone(), config.upkeep_interval, stop.clone()),
         ));
+        let summaries = tokio::spawn(once_ready(
+            ready_rx.clone(),
+            stop.clone(),
+            run_summaries(app.clone(), clock.clone(), SUMMARY_INTERVAL, stop.clone()),
+        ));
         let gauges = tokio::spawn(once_ready(
             ready_rx.clone(),
             stop.clone(),
@@ -70,6 +80,7 @@ impl Background {
         Ok(Self {
             readiness,
             upkeep,
+            summaries,
             gauges,
             dispatcher,
         })
@@ -81,6 +92,7 @@ impl Background {
     pub(super) async fn stop(self) {
         self.readiness.abort();
         self.upkeep.abort();
+        self.summaries.abort();
         self.gauges.abort();
         if let Some(mut dispatcher) = self.dispatcher
             && tokio::time::timeout(DISPATCHER_STOP, &mut dispatcher)
@@ -172,6 +184,37 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                 }
             }
             Err(err) => tracing::warn!(error = %err, "upkeep failed; will retry"),
+        }
+    }
+}
+
+/// Builds the summaries due every `interval`, until told to stop. Every replica runs it; each
+/// summary's delivery record makes it exactly once.
+async fn run_summaries(
+    app: App,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        match app.run_due_summaries(clock.now()).await {
+            Ok(run) => {
+                metrics::counter!("guardians_summaries_queued_total").increment(run.queued as u64);
+                metrics::counter!("guardians_summaries_skipped_empty_total")
+                    .increment(run.skipped_empty as u64);
+                if run.queued > 0 || run.skipped_empty > 0 {
+                    tracing::info!(
+                        queued = run.queued,
+                        skipped_empty = run.skipped_empty,
+                        "summaries built"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "building summaries failed; will retry"),
         }
     }
 }

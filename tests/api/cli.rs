@@ -577,3 +577,37 @@ async fn the_bench_counts_only_ok_as_done_and_names_every_other_answer() {
         "{said}"
     );
 }
+
+#[test]
+fn summaries_run_once_refuses_an_unmigrated_database_and_reports_what_it_built() {
+    let dir = guardian_service::testing::TempDir::new();
+    let url = format!("sqlite://{}/guardians.db", dir.path.display());
+    let run_once = || {
+        Command::new(env!("CARGO_BIN_EXE_guardian-service"))
+            .args(["summaries", "run-once", "--at", "2026-03-06T18:00:00+01:00"])
+            .env("GUARDIANS_DATABASE_URL", &url)
+            .output()
+            .expect("run guardian-service")
+    };
+    let refused = run_once();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("guardian-service migrate"), "{stderr}");
+    let migrated = Command::new(env!("CARGO_BIN_EXE_guardian-service"))
+        .args(["migrate"])
+        .env("GUARDIANS_DATABASE_URL", &url)
+        .output()
+        .expect("migrate");
+    assert!(migrated.status.success());
+    let done = run_once();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        stdout.contains("at 2026-03-06 17:00:00 UTC: 0 guardians looked at, 0 summaries queued"),
+        "{stdout}"
+    );
+}

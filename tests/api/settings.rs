@@ -390,3 +390,71 @@ fn changes_of(event: &guardian_service::proto::GuardianEvent) -> Vec<(&str, &str
         .map(|c| (c.field.as_str(), c.old_value.as_str(), c.new_value.as_str()))
         .collect()
 }
+
+#[tokio::test]
+async fn summary_defaults_are_settable_and_an_unknown_zone_is_refused_by_field() {
+    use guardian_service::proto::SummaryFrequency;
+    let app = spawn_app().await;
+    let defaults = get(&app, "school.example").await;
+    assert_eq!(defaults.summary_time_zone, "UTC");
+    assert_eq!(defaults.summary_send_hour, Some(17));
+    assert_eq!(
+        defaults.default_summary_frequency,
+        SummaryFrequency::Weekly as i32
+    );
+    let s = app
+        .settings()
+        .update_domain_settings(update(
+            DomainSettings {
+                summary_time_zone: "Europe/Amsterdam".into(),
+                summary_send_hour: Some(0),
+                default_summary_frequency: SummaryFrequency::Daily as i32,
+                ..for_domain("school.example")
+            },
+            &[
+                "summary_time_zone",
+                "summary_send_hour",
+                "default_summary_frequency",
+            ],
+        ))
+        .await
+        .expect("update")
+        .into_inner()
+        .settings
+        .expect("settings");
+    assert_eq!(
+        (s.summary_time_zone.as_str(), s.summary_send_hour),
+        ("Europe/Amsterdam", Some(0))
+    );
+    assert_eq!(s.default_summary_frequency, SummaryFrequency::Daily as i32);
+    for (field, settings) in [
+        (
+            "settings.summary_time_zone",
+            DomainSettings {
+                summary_time_zone: "Europe/Atlantis".into(),
+                ..for_domain("school.example")
+            },
+        ),
+        (
+            "settings.summary_send_hour",
+            DomainSettings {
+                summary_send_hour: Some(24),
+                ..for_domain("school.example")
+            },
+        ),
+    ] {
+        let path = field.trim_start_matches("settings.");
+        let err = app
+            .settings()
+            .update_domain_settings(update(settings, &[path]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(reason(&err), "INVALID_ARGUMENT");
+        assert!(err.message().contains(path), "{}", err.message());
+    }
+    assert_eq!(
+        get(&app, "school.example").await.summary_time_zone,
+        "Europe/Amsterdam"
+    );
+}

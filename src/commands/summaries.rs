@@ -1,0 +1,79 @@
+//! `guardian-service summaries run-once [--at RFC3339]`: builds, once, every summary due at
+//! that instant into the outbox, then exits. The same code path as the servers' scheduler, and
+//! exactly once with it: a summary either of them built is not built again.
+
+use crate::app::{App, AppConfig};
+use crate::domain::SystemClock;
+use crate::domain::clock::ManualClock;
+use crate::store::{self, ConnectOptions};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to do with summaries.
+#[derive(Debug, Subcommand)]
+pub(super) enum SummariesCommand {
+    /// Build every summary due now (or at --at) into the outbox and exit.
+    RunOnce(RunOnceArgs),
+}
+
+/// Options of `summaries run-once`.
+#[derive(Debug, Args)]
+pub(super) struct RunOnceArgs {
+    /// Build as if it were this instant (RFC 3339, e.g. 2026-11-27T18:00:00+01:00).
+    #[arg(long)]
+    at: Option<DateTime<chrono::FixedOffset>>,
+    /// The database.
+    #[arg(
+        long,
+        env = "GUARDIANS_DATABASE_URL",
+        default_value = "sqlite://guardians.db",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Public base URL of the unsubscribe page.
+    #[arg(
+        long,
+        env = "GUARDIANS_PUBLIC_URL",
+        default_value = "http://localhost:8080",
+        hide_env_values = true
+    )]
+    public_url: String,
+}
+
+/// Runs a summaries command.
+pub(super) async fn run(command: SummariesCommand) -> Result<(), String> {
+    let SummariesCommand::RunOnce(args) = command;
+    let store = store::connect(&ConnectOptions {
+        url: args.database_url,
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(30),
+        statement_timeout: None,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if !store.is_migrated().await.map_err(|e| e.to_string())? {
+        return Err("the database is not migrated: run `guardian-service migrate` first".into());
+    }
+    let at: DateTime<Utc> = args.at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+    let clock: Arc<dyn crate::domain::Clock> = match args.at {
+        Some(_) => Arc::new(ManualClock::new(at)),
+        None => Arc::new(SystemClock),
+    };
+    let app = App::new(
+        store.clone(),
+        clock,
+        AppConfig {
+            public_url: args.public_url,
+            ..AppConfig::default()
+        },
+    );
+    let run = app.run_due_summaries(at).await.map_err(|e| e.to_string())?;
+    store.close().await;
+    println!(
+        "at {at}: {} guardians looked at, {} summaries queued, {} empty (recorded, not sent), {} built earlier",
+        run.guardians, run.queued, run.skipped_empty, run.already_built
+    );
+    Ok(())
+}
