@@ -59,9 +59,9 @@ pgbench_tps() { # clients
   pgbench -n -S -c "$1" -j 2 -T "$SECONDS_PGBENCH" "$URL" 2>/dev/null | awk '/^tps/ {print int($3)}'
 }
 
-scenario() { # name concurrency
+scenario() { # name concurrency [requests]
   GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT" \
-    --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "$REQUESTS" --json
+    --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "${3:-$REQUESTS}" --json
 }
 
 report() { # label json pgbench_tps
@@ -87,9 +87,7 @@ report "check @8" "$(scenario check 8)" "$tps"
 # audit event and its queued email, committed.
 CREATE_REQUESTS=$((REQUESTS / 5))
 tps=$(pgbench_tps "$CONCURRENCY")
-report "create @$CONCURRENCY" "$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run \
-  --server "http://127.0.0.1:$PORT" --scale "$SCALE" --scenario create --concurrency "$CONCURRENCY" \
-  --channels 4 --requests "$CREATE_REQUESTS" --json)" "$tps"
+report "create @$CONCURRENCY" "$(scenario create "$CONCURRENCY" "$CREATE_REQUESTS")" "$tps"
 peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"
 echo "{\"startup_ms\":$startup_ms,\"idle_rss_kib\":$idle_kib,\"peak_rss_kib\":$peak_kib,\"scale\":$SCALE}" >> "$OUT/results.jsonl"

@@ -88,7 +88,7 @@ impl App {
         }
         for (domain, (created, replaced)) in counts {
             let details = AuditDetails::counts([("created", created), ("replaced", replaced)]);
-            let event = summary(domain, actions::USERS_UPSERTED, caller, details, now);
+            let event = directory_event(domain, actions::USERS_UPSERTED, caller, details, now);
             tx.append_event(&event).await?;
         }
         tx.commit().await?;
@@ -167,7 +167,7 @@ impl App {
             for (domain, (users, removed)) in &counts {
                 let details =
                     AuditDetails::counts([("users", *users), ("invitations_removed", *removed)]);
-                let event = summary(domain, actions::USERS_DELETED, caller, details, now);
+                let event = directory_event(domain, actions::USERS_DELETED, caller, details, now);
                 tx.append_event(&event).await?;
             }
             tx.commit().await?;
@@ -243,7 +243,7 @@ impl App {
             ("teachers", course.teacher_ids.len() as i64),
             ("students", course.student_ids.len() as i64),
         ]);
-        let event = summary(
+        let event = directory_event(
             &course.domain,
             actions::COURSE_UPSERTED,
             caller,
@@ -265,7 +265,7 @@ impl App {
                 tx.delete_course(id).await?;
                 let details = AuditDetails::counts([("courses", 1)]);
                 let now = self.clock.now();
-                let event = summary(
+                let event = directory_event(
                     &course.domain,
                     actions::COURSE_DELETED,
                     caller,
@@ -282,7 +282,7 @@ impl App {
 }
 
 /// A directory change summary for the domain's audit trail: counts, no personal data.
-fn summary(
+fn directory_event(
     domain: &DomainName,
     action: &str,
     caller: &Caller,

@@ -1,6 +1,5 @@
 //! Background upkeep: expiring invitations, forgetting old request ids and purging class
-//! activity past the summaries' look-back. Safe with any
-//! number of replicas running it at once.
+//! activity past the summaries' look-back. Safe with any number of replicas running it at once.
 
 use super::App;
 use super::AppResult;

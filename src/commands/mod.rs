@@ -41,19 +41,23 @@ enum Command {
     /// Print a signed token (HS256 with the configured secret, else the development secret).
     Token(token::TokenArgs),
     /// Apply pending database migrations and exit.
-    Migrate {
-        /// The database to migrate.
-        #[arg(
-            long,
-            env = "GUARDIANS_DATABASE_URL",
-            default_value = "sqlite://guardians.db",
-            hide_env_values = true
-        )]
-        database_url: String,
-    },
+    Migrate(DatabaseArgs),
     /// Guardian email summaries: build the due ones now, as the servers' scheduler does.
     #[command(subcommand)]
     Summaries(summaries::SummariesCommand),
+}
+
+/// The database of a command that is not `serve`.
+#[derive(Debug, clap::Args)]
+struct DatabaseArgs {
+    /// The database.
+    #[arg(
+        long,
+        env = "GUARDIANS_DATABASE_URL",
+        default_value = "sqlite://guardians.db",
+        hide_env_values = true
+    )]
+    database_url: String,
 }
 
 /// Runs the command line's command; the exit code says whether it succeeded.
@@ -62,7 +66,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(config)) => serve(config).await,
-        Some(Command::Migrate { database_url }) => migrate::run(database_url).await,
+        Some(Command::Migrate(db)) => migrate::run(db.database_url).await,
         Some(Command::Token(args)) => token::run(args),
         Some(Command::Summaries(command)) => summaries::run(command).await,
     };

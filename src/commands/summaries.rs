@@ -24,14 +24,8 @@ pub(super) struct RunOnceArgs {
     /// Build as if it were this instant (RFC 3339, e.g. 2026-11-27T18:00:00+01:00).
     #[arg(long)]
     at: Option<DateTime<chrono::FixedOffset>>,
-    /// The database.
-    #[arg(
-        long,
-        env = "GUARDIANS_DATABASE_URL",
-        default_value = "sqlite://guardians.db",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    db: super::DatabaseArgs,
     /// Public base URL of the unsubscribe page.
     #[arg(
         long,
@@ -46,7 +40,7 @@ pub(super) struct RunOnceArgs {
 pub(super) async fn run(command: SummariesCommand) -> Result<(), String> {
     let SummariesCommand::RunOnce(args) = command;
     let store = store::connect(&ConnectOptions {
-        url: args.database_url,
+        url: args.db.database_url,
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: None,

@@ -457,8 +457,6 @@ pub(crate) struct DeliveryRow {
     outcome: String,
     message_id: Option<String>,
     unsubscribe_token_hash: Option<String>,
-    #[allow(dead_code)]
-    unsubscribe_used: bool,
     create_time: DateTime<Utc>,
     /// The outbox's status of the summary's message: what became of a QUEUED one.
     message_status: Option<String>,

@@ -31,8 +31,8 @@ pub struct SummaryRun {
 
 impl App {
     /// Builds, once, every summary due at `now`: for each guardian whose latest send instant
-    /// has come and whose summary for that period does not exist, the summary, its delivery
-    /// record and (unless empty) its email, in one transaction. Two runs at once build each
+    /// has come and whose summary for that period does not exist, the summary, then its
+    /// delivery record and (unless empty) its email in one transaction. Two runs at once build each
     /// summary once: the second one's delivery record is refused by the key and its
     /// transaction rolls back.
     pub async fn run_due_summaries(&self, now: DateTime<Utc>) -> AppResult<SummaryRun> {
@@ -63,23 +63,27 @@ impl App {
 
     /// One guardian's due summary, if one is due and not built yet; what became of it.
     async fn build_due_summary(&self, guardian: &UserId, now: DateTime<Utc>) -> AppResult<Due> {
-        let mut tx = self.store.begin().await?;
-        let Some(context) = self.guardian_context(tx.as_mut(), guardian).await? else {
+        // Deciding and building only read, on a plain connection: most guardians are not due
+        // on most runs, and on SQLite a transaction would take the write lock for each of them.
+        let mut session = self.store.session().await?;
+        let Some(context) = self.guardian_context(session.as_mut(), guardian).await? else {
             return Ok(Due::Nothing);
         };
         let schedule = context.schedule(None);
         let Some(period) = schedule.latest_due(now) else {
             return Ok(Due::Nothing);
         };
-        if tx.has_summary_delivery(guardian, &period.key).await? {
+        if session.has_summary_delivery(guardian, &period.key).await? {
             return Ok(Due::AlreadyBuilt);
         }
         let window = self
-            .window(tx.as_mut(), guardian, &schedule, &period)
+            .window(session.as_mut(), guardian, &schedule, &period)
             .await?;
         let built = self
-            .build_summary(tx.as_mut(), &context.links, &window)
+            .build_summary(session.as_mut(), &context.links, &window)
             .await?;
+        // One connection at a time: the write below takes its own.
+        drop(session);
         if built.students.is_empty() {
             // Every child's domain has access off: no summary and no record, so that one
             // switched back on the same day still gets today's.
@@ -140,6 +144,7 @@ impl App {
                 list_unsubscribe: Some(unsubscribe_url),
             });
         }
+        let mut tx = self.store.begin().await?;
         match tx.insert_summary_delivery(&delivery).await {
             Ok(()) => {}
             // Another replica built it since we looked: ours rolls back with the transaction.

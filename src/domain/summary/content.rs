@@ -27,6 +27,21 @@ impl Window {
     pub fn missing_since(&self) -> DateTime<Utc> {
         self.now - TimeDelta::days(LOOK_BACK_DAYS)
     }
+
+    /// A line of class activity, when `published` falls in the window.
+    fn activity(
+        &self,
+        kind: ActivityKind,
+        text: &str,
+        published: Option<DateTime<Utc>>,
+    ) -> Option<ActivityLine> {
+        let time = published.filter(|t| *t >= self.activity_since && *t < self.now)?;
+        Some(ActivityLine {
+            kind,
+            text: shorten(text, MAX_LINE),
+            time,
+        })
+    }
 }
 
 /// One class of one child, as read from the store.
@@ -189,32 +204,18 @@ pub fn summarise_class(input: &ClassInput, window: &Window) -> ClassSummary {
                 upcoming.push(line(done));
             }
         }
-        if let Some(published) = work.publish_time
-            && published >= window.activity_since
-            && published < window.now
-        {
-            activity.push(ActivityLine {
-                kind: ActivityKind::NewWork,
-                text: shorten(&work.title, MAX_LINE),
-                time: published,
-            });
-        }
+        activity.extend(window.activity(ActivityKind::NewWork, &work.title, work.publish_time));
     }
     for announcement in input
         .announcements
         .iter()
         .filter(|a| a.state == ItemState::Published)
     {
-        if let Some(published) = announcement.publish_time
-            && published >= window.activity_since
-            && published < window.now
-        {
-            activity.push(ActivityLine {
-                kind: ActivityKind::Announcement,
-                text: shorten(&announcement.text, MAX_LINE),
-                time: published,
-            });
-        }
+        activity.extend(window.activity(
+            ActivityKind::Announcement,
+            &announcement.text,
+            announcement.publish_time,
+        ));
     }
     missing.sort_by(|a, b| (a.due_time, &a.title).cmp(&(b.due_time, &b.title)));
     upcoming.sort_by(|a, b| (a.due_time, &a.title).cmp(&(b.due_time, &b.title)));
