@@ -17,6 +17,10 @@ pub enum Missing {
     Guardian,
     /// `USER_NOT_FOUND`
     User,
+    /// `COURSE_NOT_FOUND`
+    Course,
+    /// `UNSUBSCRIBE_LINK_NOT_FOUND`: unknown, or used already.
+    UnsubscribeLink,
 }
 
 /// Why a use case refused or failed. Messages never contain an email address or a token.

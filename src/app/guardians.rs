@@ -26,7 +26,7 @@ pub enum GuardianRef {
 
 impl GuardianRef {
     /// The account id meant, for `caller`.
-    fn resolve(&self, caller: &Caller) -> AppResult<UserId> {
+    pub(crate) fn resolve(&self, caller: &Caller) -> AppResult<UserId> {
         match self {
             Self::Id(id) => Ok(id.clone()),
             Self::Me if caller.role == CallerRole::Guardian => UserId::parse(&caller.subject)

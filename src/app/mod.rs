@@ -35,7 +35,10 @@ pub use page_token::PageTokens;
 pub use read_models::{GuardianView, InvitationView, Page};
 pub use settings::SettingsUpdate;
 pub use settings_cache::SettingsCache;
-pub use summaries::SummaryRun;
+pub use summaries::{
+    DeliveryQuery, ItemOutcome, MAX_ACTIVITY_ITEMS, PreferencesView, PreviewTarget, SummaryPreview,
+    SummaryRun, UnsubscribeLink,
+};
 pub use upkeep::Upkeep;
 
 use crate::domain::Clock;

@@ -120,7 +120,37 @@ pub const METHOD_PERMISSIONS: &[(&str, Permission)] = &[
         "/guardians.v1.DirectoryService/ListUsers",
         Permission::ReadDirectory,
     ),
+    (
+        "/guardians.v1.SummaryService/PublishClassActivity",
+        Permission::PublishActivity,
+    ),
+    (
+        "/guardians.v1.SummaryService/UpdateCourseSummarySettings",
+        Permission::ManageCourseSummaries,
+    ),
+    (
+        "/guardians.v1.SummaryService/GetSummaryPreferences",
+        Permission::ReadSummaries,
+    ),
+    (
+        "/guardians.v1.SummaryService/UpdateSummaryPreferences",
+        Permission::WriteSummaryPreferences,
+    ),
+    // A preview shows what the student's guardians get: whoever may read them may see it.
+    (
+        "/guardians.v1.SummaryService/PreviewGuardianSummary",
+        Permission::ReadGuardians,
+    ),
+    (
+        "/guardians.v1.SummaryService/ListSummaryDeliveries",
+        Permission::ReadSummaries,
+    ),
 ];
+
+/// RPCs whose credential is a single-purpose token inside the request (the link in an
+/// email), not a bearer token: they are served without one, and their handlers check the
+/// request's token. A mail client that follows an unsubscribe link has no account.
+pub const LINK_TOKEN_METHODS: &[&str] = &["/guardians.v1.SummaryService/UnsubscribeFromSummaries"];
 
 /// Paths served without a token: health and reflection, by their service prefix.
 pub const PUBLIC_PREFIXES: &[&str] = &[
@@ -129,9 +159,9 @@ pub const PUBLIC_PREFIXES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
-/// Whether `path` needs no token.
+/// Whether `path` needs no bearer token.
 pub fn is_public(path: &str) -> bool {
-    PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+    PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) || LINK_TOKEN_METHODS.contains(&path)
 }
 
 /// The permission an RPC needs, if it is one of ours.
@@ -176,21 +206,22 @@ mod tests {
             let rows = METHOD_PERMISSIONS
                 .iter()
                 .filter(|(m, _)| m == method)
-                .count();
+                .count()
+                + LINK_TOKEN_METHODS.iter().filter(|m| *m == method).count();
             assert_eq!(
                 rows, 1,
-                "{method} needs exactly one row in METHOD_PERMISSIONS"
+                "{method} needs exactly one row in METHOD_PERMISSIONS or LINK_TOKEN_METHODS"
             );
         }
         assert_eq!(
             methods.len(),
-            METHOD_PERMISSIONS.len(),
+            METHOD_PERMISSIONS.len() + LINK_TOKEN_METHODS.len(),
             "a row names no RPC of the proto"
         );
     }
 
     #[test]
-    fn only_health_and_reflection_are_public() {
+    fn only_health_reflection_and_link_token_calls_are_public() {
         assert!(is_public("/grpc.health.v1.Health/Check"));
         assert!(is_public("/grpc.health.v1.Health/Watch"));
         assert!(is_public(
@@ -203,5 +234,11 @@ mod tests {
             assert!(!is_public(method), "{method}");
         }
         assert!(!is_public("/grpc.health.v1.HealthX/Check"));
+        assert!(is_public(
+            "/guardians.v1.SummaryService/UnsubscribeFromSummaries"
+        ));
+        assert!(!is_public(
+            "/guardians.v1.SummaryService/UnsubscribeFromSummariesX"
+        ));
     }
 }

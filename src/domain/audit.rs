@@ -77,4 +77,6 @@ pub mod actions {
     pub const COURSE_UPSERTED: &str = "directory.course_upserted";
     /// A course was deleted.
     pub const COURSE_DELETED: &str = "directory.course_deleted";
+    /// A class was left out of summaries, or put back.
+    pub const COURSE_SUMMARIES_UPDATED: &str = "summaries.course_settings_updated";
 }

@@ -29,7 +29,7 @@ pub enum Permission {
     PublishActivity,
     /// Leave a class out of summaries, or put it back.
     ManageCourseSummaries,
-    /// Read a guardian's summary preferences, previews and deliveries.
+    /// Read a guardian's summary preferences and deliveries.
     ReadSummaries,
     /// Change a guardian's summary preferences.
     WriteSummaryPreferences,
@@ -83,8 +83,8 @@ pub fn gate(caller: &Caller, permission: Permission) -> Result<(), Denial> {
         (P::ManageCourseSummaries, R::Admin | R::Teacher) => true,
         (P::ManageCourseSummaries, R::Student | R::Guardian) => false,
         (P::ManageCourseSummaries, R::Service) => scope(Scope::DirectoryWrite),
-        (P::ReadSummaries, R::Admin | R::Teacher | R::Guardian) => true,
-        (P::ReadSummaries, R::Student) => false,
+        (P::ReadSummaries, R::Admin | R::Guardian) => true,
+        (P::ReadSummaries, R::Teacher | R::Student) => false,
         (P::ReadSummaries, R::Service) => {
             scope(Scope::GuardiansRead) || scope(Scope::GuardiansWrite)
         }

@@ -124,3 +124,35 @@ pub struct SummaryDelivery {
     /// When it was built.
     pub create_time: DateTime<Utc>,
 }
+
+/// A change of preferences: each `Some` field is set, `Some(None)` clears the choice so that
+/// the default applies again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreferencesPatch {
+    /// How often.
+    pub frequency: Option<Option<Frequency>>,
+    /// The day of a WEEKLY summary.
+    pub weekly_day: Option<Option<Weekday>>,
+    /// Their time zone.
+    pub time_zone: Option<Option<Tz>>,
+    /// Their language.
+    pub locale: Option<Option<Locale>>,
+}
+
+impl PreferencesPatch {
+    /// Applies the patch to `preferences`.
+    pub fn apply(&self, preferences: &mut SummaryPreferences) {
+        if let Some(v) = self.frequency {
+            preferences.frequency = v;
+        }
+        if let Some(v) = self.weekly_day {
+            preferences.weekly_day = v;
+        }
+        if let Some(v) = self.time_zone {
+            preferences.time_zone = v;
+        }
+        if let Some(v) = self.locale {
+            preferences.locale = v;
+        }
+    }
+}

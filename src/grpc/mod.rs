@@ -8,8 +8,10 @@ mod directory;
 mod guardians;
 mod settings;
 pub mod status;
+mod summaries;
 
 pub use auth_layer::{AuthLayer, authorized};
 pub use directory::DirectoryApi;
 pub use guardians::GuardiansApi;
 pub use settings::SettingsApi;
+pub use summaries::SummariesApi;

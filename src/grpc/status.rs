@@ -25,6 +25,25 @@ pub fn status(
     )
 }
 
+/// A per-row or per-item failure as its result message carries it: the code, the reason and
+/// the fixed message a whole call with that error would end with.
+pub fn error_fields(err: AppError) -> (i32, String, String) {
+    let status = to_status(err);
+    (
+        status.code() as i32,
+        reason_of(&status),
+        status.message().to_owned(),
+    )
+}
+
+/// The ErrorInfo reason of a status built here (empty for one that has none).
+pub fn reason_of(status: &Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
 impl From<AppError> for Status {
     /// The error a whole call ends with: its server-side cause is logged, then mapped.
     fn from(err: AppError) -> Self {
@@ -131,6 +150,11 @@ pub fn to_status(err: AppError) -> Status {
                 Missing::Invitation => ("INVITATION_NOT_FOUND", "no such invitation"),
                 Missing::Guardian => ("GUARDIAN_NOT_FOUND", "no such guardian of the student"),
                 Missing::User => ("USER_NOT_FOUND", "no such user"),
+                Missing::Course => ("COURSE_NOT_FOUND", "no such course"),
+                Missing::UnsubscribeLink => (
+                    "UNSUBSCRIBE_LINK_NOT_FOUND",
+                    "the unsubscribe link is unknown or was used already",
+                ),
             };
             plain(Code::NotFound, reason, message)
         }

@@ -339,6 +339,11 @@ pub trait SummaryRepo {
     /// Marks an unused unsubscribe token used and returns its guardian; `None` for a token
     /// that is unknown or already used.
     async fn use_unsubscribe_token(&mut self, token_hash: &str) -> StoreResult<Option<UserId>>;
+    /// The guardian of an unsubscribe token and whether it was used, without using it.
+    async fn find_unsubscribe_token(
+        &mut self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(UserId, bool)>>;
 }
 
 /// A [`Session`] inside a transaction: nothing it wrote is visible to others until commit, and

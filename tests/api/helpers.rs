@@ -6,6 +6,7 @@ use guardian_service::domain::{Clock, SystemClock};
 use guardian_service::proto::{
     directory_service_client::DirectoryServiceClient,
     guardian_service_client::GuardianServiceClient, settings_service_client::SettingsServiceClient,
+    summary_service_client::SummaryServiceClient,
 };
 use guardian_service::testing::{TempDir, TestDatabase};
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub(crate) fn platform() -> String {
             "settings.write",
             "directory.write",
             "invitations.accept",
+            "activity.write",
         ],
     )
 }
@@ -148,6 +150,15 @@ impl TestApp {
     /// GuardianService as the holder of `token`.
     pub(crate) fn guardians_as(&self, token: &str) -> GuardianServiceClient<Authed> {
         GuardianServiceClient::new(self.authed(token))
+    }
+    /// SummaryService as the platform service.
+    #[allow(dead_code)] // used by the summaries tests that follow
+    pub(crate) fn summaries(&self) -> SummaryServiceClient<Authed> {
+        self.summaries_as(&platform())
+    }
+    /// SummaryService as the holder of `token`.
+    pub(crate) fn summaries_as(&self, token: &str) -> SummaryServiceClient<Authed> {
+        SummaryServiceClient::new(self.authed(token))
     }
     pub(crate) fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel.clone())

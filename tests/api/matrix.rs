@@ -39,9 +39,16 @@ enum Rpc {
     DeleteCourse,
     GetUser,
     ListUsers,
+    PublishClassActivity,
+    UpdateCourseSummarySettings,
+    GetSummaryPreferences,
+    UpdateSummaryPreferences,
+    PreviewGuardianSummary,
+    ListSummaryDeliveries,
+    UnsubscribeFromSummaries,
 }
 
-const RPCS: [Rpc; 23] = [
+const RPCS: [Rpc; 30] = [
     Rpc::CreateGuardianInvitation,
     Rpc::GetGuardianInvitation,
     Rpc::ListGuardianInvitations,
@@ -65,6 +72,13 @@ const RPCS: [Rpc; 23] = [
     Rpc::DeleteCourse,
     Rpc::GetUser,
     Rpc::ListUsers,
+    Rpc::PublishClassActivity,
+    Rpc::UpdateCourseSummarySettings,
+    Rpc::GetSummaryPreferences,
+    Rpc::UpdateSummaryPreferences,
+    Rpc::PreviewGuardianSummary,
+    Rpc::ListSummaryDeliveries,
+    Rpc::UnsubscribeFromSummaries,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +141,24 @@ impl Whose {
             Whose::OneSidedPartner => LONE,
         }
     }
+    /// A course of the domain (`summary_targets` adds the partners' ones).
+    fn course(self) -> &'static str {
+        match self {
+            Whose::Own => "math",
+            Whose::OtherTenant => "other-math",
+            Whose::Partner => "p-course",
+            Whose::OneSidedPartner => "q-course",
+        }
+    }
+    /// A guardian linked to this domain's student only (`summary_targets` links them).
+    fn guardian(self) -> &'static str {
+        match self {
+            Whose::Own => "g-own",
+            Whose::OtherTenant => "g-o",
+            Whose::Partner => "g-p",
+            Whose::OneSidedPartner => "g-q",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +171,8 @@ const DENIED: Outcome = Outcome::Fails(Code::PermissionDenied, "NOT_ALLOWED_TO_M
 const NO_STUDENT: Outcome = Outcome::Fails(Code::NotFound, "STUDENT_NOT_FOUND");
 const NO_INVITATION: Outcome = Outcome::Fails(Code::NotFound, "INVITATION_NOT_FOUND");
 const ACCESS_OFF: Outcome = Outcome::Fails(Code::FailedPrecondition, "GUARDIAN_ACCESS_DISABLED");
+const NO_COURSE: Outcome = Outcome::Fails(Code::NotFound, "COURSE_NOT_FOUND");
+const NO_GUARDIAN: Outcome = Outcome::Fails(Code::NotFound, "GUARDIAN_NOT_FOUND");
 
 /// The table of api.md, for one cell.
 fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: bool) -> Outcome {
@@ -285,6 +319,50 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
             }
             _ => DENIED,
         },
+        // summaries.md: activity from its domain's admins and services with activity.write.
+        R::PublishClassActivity => match who {
+            W::Admin | W::ServiceAllScopes if own => Outcome::Ok,
+            W::Admin | W::ServiceAllScopes => NO_COURSE,
+            _ => DENIED,
+        },
+        // The class's own teachers (verified or not, whatever who_can_manage says), its
+        // domain's admins, services with directory.write.
+        R::UpdateCourseSummarySettings => match who {
+            W::Admin | W::ServiceAllScopes if own => Outcome::Ok,
+            W::Admin | W::ServiceAllScopes => NO_COURSE,
+            W::VerifiedTeacher | W::UnverifiedTeacher if own => Outcome::Ok,
+            _ => DENIED,
+        },
+        // Guardians ask about themselves ("me"); admins and services about a guardian of a
+        // student of their domain (another one is not found).
+        R::GetSummaryPreferences | R::ListSummaryDeliveries => match who {
+            W::Admin | W::ServiceAllScopes | W::ServiceReadOnly if own => Outcome::Ok,
+            W::Admin | W::ServiceAllScopes | W::ServiceReadOnly => NO_GUARDIAN,
+            W::LinkedGuardian | W::OtherGuardian => Outcome::Ok,
+            _ => DENIED,
+        },
+        R::UpdateSummaryPreferences => match who {
+            W::Admin | W::ServiceAllScopes if own => Outcome::Ok,
+            W::Admin | W::ServiceAllScopes => NO_GUARDIAN,
+            W::LinkedGuardian | W::OtherGuardian => Outcome::Ok,
+            _ => DENIED,
+        },
+        // As for reading the student's guardians; the target guardian has one child.
+        R::PreviewGuardianSummary => match who {
+            W::Admin | W::ServiceAllScopes | W::ServiceReadOnly if own => Outcome::Ok,
+            W::Admin | W::ServiceAllScopes | W::ServiceReadOnly => NO_GUARDIAN,
+            W::VerifiedTeacher | W::UnverifiedTeacher
+                if matches!(whose, Whose::Own | Whose::Partner) =>
+            {
+                Outcome::Ok
+            }
+            W::Student if own => Outcome::Ok,
+            W::LinkedGuardian | W::OtherGuardian => Outcome::Ok,
+            _ => DENIED,
+        },
+        // No bearer token needed: everyone reaches the token check, and a made-up link is
+        // not found.
+        R::UnsubscribeFromSummaries => Outcome::Fails(Code::NotFound, "UNSUBSCRIBE_LINK_NOT_FOUND"),
         _ => unreachable!("{rpc:?} is a student RPC"),
     }
 }
@@ -307,6 +385,7 @@ fn token_of_who(who: Who) -> String {
                 "settings.write",
                 "directory.write",
                 "invitations.accept",
+                "activity.write",
             ],
         ),
         Who::ServiceReadOnly => service("svc-read", SCHOOL, &["guardians.read"]),
@@ -325,6 +404,13 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
     let mut g = app.guardians_as(&token);
     let mut s = app.settings_as(&token);
     let mut d = app.directory_as(&token);
+    let mut m = app.summaries_as(&token);
+    // Guardians ask about themselves; everyone else about the guardian of `whose`'s student.
+    let target_guardian = match who {
+        Who::LinkedGuardian | Who::OtherGuardian => "me".to_string(),
+        _ => whose.guardian().to_string(),
+    };
+    let course = whose.course().to_string();
     let student = whose.student().to_string();
     let domain = whose.domain().to_string();
     let random_id = uuid::Uuid::now_v7().to_string();
@@ -475,6 +561,106 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
                 ..Default::default()
             })
             .await),
+        Rpc::PublishClassActivity => {
+            let item = ActivityItem {
+                item: Some(activity_item::Item::CourseWork(CourseWork {
+                    course_id: course,
+                    course_work_id: "matrix-work".into(),
+                    title: "Matrix".into(),
+                    state: ActivityState::Published as i32,
+                    update_time: Some(prost_types::Timestamp {
+                        seconds: 1_790_000_000,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                })),
+            };
+            let response = m
+                .publish_class_activity(PublishClassActivityRequest { items: vec![item] })
+                .await?
+                .into_inner();
+            // The call succeeds whatever its items do; the item's result is the cell's outcome.
+            match response.results.as_slice() {
+                [r] if r.code == 0 => Ok(()),
+                [r] => Err(item_status(r)),
+                other => panic!("one result per item, got {other:?}"),
+            }
+        }
+        Rpc::UpdateCourseSummarySettings => ok(m
+            .update_course_summary_settings(UpdateCourseSummarySettingsRequest {
+                course_id: course,
+                guardian_summaries_enabled: true,
+            })
+            .await),
+        Rpc::GetSummaryPreferences => ok(m
+            .get_summary_preferences(GetSummaryPreferencesRequest {
+                guardian_id: target_guardian,
+            })
+            .await),
+        Rpc::UpdateSummaryPreferences => ok(m
+            .update_summary_preferences(UpdateSummaryPreferencesRequest {
+                preferences: Some(SummaryPreferences {
+                    guardian_id: target_guardian,
+                    weekly_day: "FRIDAY".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["weekly_day".into()],
+                }),
+            })
+            .await),
+        Rpc::PreviewGuardianSummary => ok(m
+            .preview_guardian_summary(PreviewGuardianSummaryRequest {
+                guardian_id: target_guardian,
+                ..Default::default()
+            })
+            .await),
+        Rpc::ListSummaryDeliveries => ok(m
+            .list_summary_deliveries(ListSummaryDeliveriesRequest {
+                guardian_id: target_guardian,
+                ..Default::default()
+            })
+            .await),
+        Rpc::UnsubscribeFromSummaries => ok(m
+            .unsubscribe_from_summaries(UnsubscribeFromSummariesRequest {
+                token: format!("no-such-link-{n}"),
+            })
+            .await),
+    }
+}
+
+/// A failed item's result as the status a single call would have ended with.
+fn item_status(result: &ActivityItemResult) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    tonic::Status::with_error_details(
+        tonic::Code::from_i32(result.code),
+        result.message.clone(),
+        ErrorDetails::with_error_info(
+            result.reason.clone(),
+            "guardians.v1",
+            std::collections::HashMap::new(),
+        ),
+    )
+}
+
+/// The targets of the summary RPCs: a course in each partner domain, and a guardian linked to
+/// each domain's student alone.
+async fn summary_targets(app: &TestApp) {
+    for (course, domain) in [("p-course", PARTNER), ("q-course", LONE)] {
+        app.directory()
+            .upsert_course(UpsertCourseRequest {
+                course: Some(Course {
+                    course_id: course.into(),
+                    domain: domain.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("course");
+    }
+    for whose in WHOSE {
+        let address = format!("{}@example.org", whose.guardian());
+        link(app, whose.student(), &address, whose.guardian(), &address).await;
     }
 }
 
@@ -550,6 +736,7 @@ async fn every_rpc_answers_every_caller_as_the_contract_says() {
         )
         .await;
     }
+    summary_targets(&app).await;
     let mut cells = 0;
     let mut wrong = Vec::new();
     for teachers_manage in [true, false] {
@@ -595,7 +782,7 @@ async fn every_rpc_answers_every_caller_as_the_contract_says() {
         }
     }
     wrong.sort();
-    assert_eq!(cells, 23 * 9 * 4 * 2 * 2);
+    assert_eq!(cells, RPCS.len() * 9 * 4 * 2 * 2);
     assert!(
         wrong.is_empty(),
         "{} of {cells} cells differ:\n{}",

@@ -2,18 +2,16 @@
 //! summaries enabled in domains with guardian access on, and the classes' activity. The
 //! scheduler and the preview both build through here, so a preview is what would be sent.
 
+use super::preferences::links_of;
 use crate::app::{App, AppResult};
 use crate::domain::summary::content::{LOOK_BACK_DAYS, summarise_class};
 use crate::domain::summary::{
     ClassInput, Frequency, Period, Schedule, Summary, SummaryPreferences, Window,
 };
 use crate::domain::{DomainName, DomainSettings, Invitation, Locale, UserId};
-use crate::store::{LinkFilter, LinkScope, Session};
-use chrono::TimeDelta;
+use crate::store::Session;
+use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
-
-/// Most links of one guardian read (the per-guardian student limit is at most 100).
-const MAX_LINKS: u32 = 200;
 
 /// Everything about one guardian that deciding and building their summary needs.
 #[derive(Debug, Clone)]
@@ -41,6 +39,11 @@ impl GuardianContext {
         self.preferences.locale_or(&self.defaults)
     }
 
+    /// Their children, in link order.
+    pub(crate) fn children(&self) -> Vec<UserId> {
+        self.links.iter().map(|l| l.student_id.clone()).collect()
+    }
+
     /// How the email greets them: the name they gave when accepting.
     pub(crate) fn name(&self) -> &str {
         self.links
@@ -66,15 +69,7 @@ impl App {
         session: &mut dyn Session,
         guardian: &UserId,
     ) -> AppResult<Option<GuardianContext>> {
-        let links = session
-            .list_links(&LinkFilter {
-                scope: LinkScope::Guardian(guardian.clone()),
-                invited_email: None,
-                domain: None,
-                after: None,
-                limit: MAX_LINKS,
-            })
-            .await?;
+        let links = links_of(session, guardian).await?;
         let Some(first) = links.first() else {
             return Ok(None);
         };
@@ -100,24 +95,19 @@ impl App {
         period: &Period,
     ) -> AppResult<Window> {
         let previous = session.last_summary_delivery(guardian).await?;
-        let since = previous
-            .map(|p| p.period_end)
-            .filter(|end| *end < period.end)
-            .unwrap_or(period.start)
-            .max(period.end - TimeDelta::days(LOOK_BACK_DAYS));
-        Ok(Window {
-            now: period.end,
-            activity_since: since,
-            upcoming_until: schedule.upcoming_until(period.end),
-        })
+        Ok(window_after(
+            previous.map(|p| p.period_end),
+            schedule,
+            period,
+        ))
     }
 
-    /// Builds the summary of `links` over `window`: per child whose domain has guardian
+    /// Builds the summary of `children` over `window`: per child whose domain has guardian
     /// access on, per class with summaries enabled in a domain with access on.
     pub(crate) async fn build_summary(
         &self,
         session: &mut dyn Session,
-        links: &[Invitation],
+        children: &[UserId],
         window: &Window,
     ) -> AppResult<Built> {
         let mut summary = Summary::default();
@@ -125,13 +115,16 @@ impl App {
         let mut access: HashMap<DomainName, bool> = HashMap::new();
         let look_back = window.now - TimeDelta::days(LOOK_BACK_DAYS);
         let since = look_back.min(window.activity_since);
-        for link in links {
-            if !self.access_on(session, &mut access, &link.domain).await? {
-                continue;
-            }
-            let Some(student) = session.get_user(&link.student_id).await? else {
+        for child in children {
+            let Some(student) = session.get_user(child).await? else {
                 continue;
             };
+            if !self
+                .access_on(session, &mut access, &student.domain)
+                .await?
+            {
+                continue;
+            }
             students.push(student.user_id.clone());
             let mut courses = Vec::new();
             for (course, domain) in session.courses_of_student(&student.user_id).await? {
@@ -192,5 +185,23 @@ impl App {
             .guardian_access_enabled;
         known.insert(domain.clone(), on);
         Ok(on)
+    }
+}
+
+/// The window of a summary for `period`: activity since the guardian's previous summary
+/// (`previous_end`), or the period's start for a first one, at most the look-back.
+pub(crate) fn window_after(
+    previous_end: Option<DateTime<Utc>>,
+    schedule: &Schedule,
+    period: &Period,
+) -> Window {
+    let since = previous_end
+        .filter(|end| *end < period.end)
+        .unwrap_or(period.start)
+        .max(period.end - TimeDelta::days(LOOK_BACK_DAYS));
+    Window {
+        now: period.end,
+        activity_since: since,
+        upcoming_until: schedule.upcoming_until(period.end),
     }
 }

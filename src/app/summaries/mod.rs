@@ -2,8 +2,15 @@
 //! key makes each summary exactly once) and what it builds.
 
 mod build;
+mod ingest;
+mod preferences;
+mod reads;
 #[cfg(test)]
 mod tests;
+
+pub use ingest::{ItemOutcome, MAX_ACTIVITY_ITEMS};
+pub use preferences::{PreferencesView, UnsubscribeLink};
+pub use reads::{DeliveryQuery, PreviewTarget, SummaryPreview};
 
 use super::lifecycle::new_token;
 use super::{App, AppError, AppResult};
@@ -80,7 +87,7 @@ impl App {
             .window(session.as_mut(), guardian, &schedule, &period)
             .await?;
         let built = self
-            .build_summary(session.as_mut(), &context.links, &window)
+            .build_summary(session.as_mut(), &context.children(), &window)
             .await?;
         // One connection at a time: the write below takes its own.
         drop(session);

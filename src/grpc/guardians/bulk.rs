@@ -6,7 +6,7 @@ use crate::app::{App, AppError, GuardianSelector, Replay, SyncKind};
 use crate::domain::{Email, UserId, ValidationError};
 use crate::grpc::authorized;
 use crate::grpc::convert::parse_field;
-use crate::grpc::status::{log_server_errors, to_status};
+use crate::grpc::status::{error_fields, log_server_errors};
 use crate::proto;
 use crate::proto::bulk_delete_guardians_row::Guardian as RowGuardian;
 use prost::Message;
@@ -31,22 +31,14 @@ fn row_ok(index: usize, invitation: Option<proto::GuardianInvitation>) -> proto:
 }
 
 fn row_error(index: usize, err: AppError) -> proto::BulkRowResult {
-    let status = to_status(err);
+    let (code, reason, message) = error_fields(err);
     proto::BulkRowResult {
         row_index: index as i32,
-        code: status.code() as i32,
-        reason: error_reason(&status),
-        message: status.message().to_owned(),
+        code,
+        reason,
+        message,
         invitation: None,
     }
-}
-
-fn error_reason(status: &Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 /// Row results from per-row outcomes, logging the server-side failures among them once.
@@ -200,8 +192,8 @@ pub(super) async fn sync(
             let (code, reason) = match a.outcome {
                 None | Some(Ok(())) => (0, String::new()),
                 Some(Err(err)) => {
-                    let status = to_status(err);
-                    (status.code() as i32, error_reason(&status))
+                    let (code, reason, _) = error_fields(err);
+                    (code, reason)
                 }
             };
             proto::SyncAction {

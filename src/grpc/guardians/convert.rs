@@ -61,7 +61,7 @@ pub(super) fn optional_user_id(field: &str, raw: &str) -> Result<Option<UserId>,
 }
 
 /// `guardian_id`: an account id or `me`.
-pub(super) fn guardian_ref(raw: &str) -> Result<GuardianRef, ValidationError> {
+pub(crate) fn guardian_ref(raw: &str) -> Result<GuardianRef, ValidationError> {
     match raw.trim() {
         "me" => Ok(GuardianRef::Me),
         other => parse_field("guardian_id", other, UserId::parse).map(GuardianRef::Id),

@@ -4,7 +4,7 @@
 //! result.
 
 mod bulk;
-mod convert;
+pub(super) mod convert;
 mod invitations;
 mod links;
 

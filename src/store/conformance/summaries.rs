@@ -253,10 +253,20 @@ pub(super) async fn one_summary_per_guardian_and_period_and_tokens_work_once(
             .period_key,
         "2026-10-30"
     );
+    // Looking a token up does not use it; using it does, once.
+    assert_eq!(
+        s.find_unsubscribe_token("hash-a").await.unwrap(),
+        Some((uid("g1"), false))
+    );
     assert_eq!(
         s.use_unsubscribe_token("hash-a").await.unwrap(),
         Some(uid("g1"))
     );
+    assert_eq!(
+        s.find_unsubscribe_token("hash-a").await.unwrap(),
+        Some((uid("g1"), true))
+    );
+    assert_eq!(s.find_unsubscribe_token("hash-x").await.unwrap(), None);
     assert_eq!(s.use_unsubscribe_token("hash-a").await.unwrap(), None);
     assert_eq!(s.use_unsubscribe_token("hash-x").await.unwrap(), None);
 

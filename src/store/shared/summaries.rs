@@ -398,6 +398,20 @@ macro_rules! impl_summary_repo {
                 .await?;
                 Ok(guardian.map($crate::domain::UserId::from_trusted))
             }
+
+            async fn find_unsubscribe_token(
+                &mut self,
+                token_hash: &str,
+            ) -> $crate::store::StoreResult<Option<($crate::domain::UserId, bool)>> {
+                let found: Option<(String, bool)> = sqlx::query_as(
+                    "SELECT guardian_id, unsubscribe_used FROM summary_deliveries \
+                     WHERE unsubscribe_token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                Ok(found.map(|(g, used)| ($crate::domain::UserId::from_trusted(g), used)))
+            }
         }
     };
 }
