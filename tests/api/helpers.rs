@@ -152,7 +152,6 @@ impl TestApp {
         GuardianServiceClient::new(self.authed(token))
     }
     /// SummaryService as the platform service.
-    #[allow(dead_code)] // used by the summaries tests that follow
     pub(crate) fn summaries(&self) -> SummaryServiceClient<Authed> {
         self.summaries_as(&platform())
     }

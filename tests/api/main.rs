@@ -16,4 +16,5 @@ mod matrix;
 mod properties;
 mod server;
 mod settings;
+mod summaries;
 mod transport;
