@@ -33,6 +33,22 @@ ensure_smtp_sink() {
 }
 ensure_smtp_sink
 
+# The unsubscribe page's end-to-end test drives a real headless browser: Debian's Chromium
+# through its ChromeDriver.
+ensure_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return 0
+  fi
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing Debian's chromium and chromium-driver for the browser test" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "test.sh: the browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+}
+ensure_browser
+
 ensure_postgres
 
 cargo test --locked "$@"

@@ -119,6 +119,16 @@ pub struct ServeConfig {
     )]
     pub mail_max_attempts: i32,
 
+    /// Where the unsubscribe page of summary emails is served over HTTP (behind the public
+    /// base URL, `GUARDIANS_PUBLIC_URL`).
+    #[arg(
+        long,
+        env = "GUARDIANS_HTTP_LISTEN",
+        default_value = "127.0.0.1:8080",
+        hide_env_values = true
+    )]
+    pub http_listen: Option<SocketAddr>,
+
     /// Where Prometheus reads `/metrics`.
     #[arg(
         long,
@@ -228,6 +238,7 @@ impl ServeConfig {
             accept_url: "http://localhost:8080/guardian-invitations".into(),
             public_url: "http://localhost:8080".into(),
             upkeep_interval: Duration::from_secs(30),
+            http_listen: None,
             metrics_listen: None,
             smtp_url: None,
             mail_dir: std::path::PathBuf::from("./mail"),

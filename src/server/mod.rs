@@ -52,6 +52,9 @@ pub enum ServeError {
     /// The mail transport could not be set up.
     #[error("mail: {0}")]
     Mail(String),
+    /// The web listener could not be set up.
+    #[error("http: {0}")]
+    Http(String),
     /// Reflection could not load the descriptors.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -74,6 +77,26 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send + 'static,
     clock: Arc<dyn Clock>,
 ) -> Result<(), ServeError> {
+    let web = match config.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServeError::Http(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    serve_with_listeners(config, listener, web, shutdown, clock).await
+}
+
+/// [`serve_with_clock`] on listeners bound already: gRPC on `listener`, the web page on
+/// `web` (instead of `http_listen`), so that callers can bind port 0 and know the port.
+pub async fn serve_with_listeners(
+    config: ServeConfig,
+    listener: TcpListener,
+    web: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), ServeError> {
     let (keys, mode) = load_keys(&config, &listener)?;
     check_database(&config.database_url).await?;
     let store = connect_store(&config).await?;
@@ -92,6 +115,7 @@ pub async fn serve_with_clock(
     // Streams end once the server has said NOT_SERVING and waited its grace period.
     let (streams_end_tx, streams_end_rx) = watch::channel(false);
     serve_metrics(&config);
+    let web = web.map(|listener| crate::web::start(listener, app.clone(), stop_rx.clone()));
     let background = Background::start(&config, &app, &health, clock, stop_rx)?;
     let shutdown = Shutdown {
         signal: shutdown,
@@ -113,6 +137,10 @@ pub async fn serve_with_clock(
     )
     .await;
     background.stop().await;
+    if let Some(web) = web {
+        // Stopped with the background tasks (the same signal); a request in flight finishes.
+        let _ = web.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     result

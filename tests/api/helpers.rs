@@ -229,15 +229,42 @@ pub(crate) async fn spawn_unready_with_clock(
     config: ServeConfig,
     clock: Arc<dyn Clock>,
 ) -> TestApp {
+    spawn_unready_on(config, clock, None).await
+}
+
+/// A server on a fresh Postgres database whose time is `clock`, with its unsubscribe page on a
+/// free loopback port: SERVING, and the page's base URL (also its public URL).
+pub(crate) async fn spawn_app_with_web(clock: Arc<dyn Clock>) -> (TestApp, String) {
+    let db = TestDatabase::create_migrated().await;
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", web.local_addr().expect("addr"));
+    let config = ServeConfig {
+        public_url: url.clone(),
+        ..test_config(&db.url)
+    };
+    let mut app = spawn_unready_on(config, clock, Some(web)).await;
+    wait_for(&mut app, ServingStatus::Serving).await;
+    app.db = Some(db);
+    (app, url)
+}
+
+async fn spawn_unready_on(
+    config: ServeConfig,
+    clock: Arc<dyn Clock>,
+    web: Option<tokio::net::TcpListener>,
+) -> TestApp {
     let database_url = config.database_url.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(guardian_service::server::serve_with_clock(
+    let handle = tokio::spawn(guardian_service::server::serve_with_listeners(
         config,
         listener,
+        web,
         async move {
             let _ = rx.await;
         },

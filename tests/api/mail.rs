@@ -81,7 +81,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn dispatcher(
+pub(crate) async fn dispatcher(
     app: &TestApp,
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,

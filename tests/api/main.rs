@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod browser;
 mod cli;
 mod concurrency;
 mod connections;
@@ -18,3 +19,4 @@ mod server;
 mod settings;
 mod summaries;
 mod transport;
+mod unsubscribe;

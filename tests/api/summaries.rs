@@ -15,7 +15,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 /// A Friday at the default send hour (17:00 in the default zone, UTC).
-fn friday_evening() -> DateTime<Utc> {
+pub(crate) fn friday_evening() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 17, 0, 0).unwrap()
 }
 
@@ -75,7 +75,7 @@ fn announcement(id: &str, text: &str, updated: Option<prost_types::Timestamp>) -
 
 /// A school whose student `s1` has guardians `g1` and `g2`, a missing essay, upcoming
 /// fractions (published twice, out of order) and an announcement with markup in it.
-async fn school_with_activity(app: &TestApp) -> Vec<ActivityItemResult> {
+pub(crate) async fn school_with_activity(app: &TestApp) -> Vec<ActivityItemResult> {
     seed_school(app, 1).await;
     link(app, "s1", "g1@example.org", "g1", "g1@example.org").await;
     link(app, "s1", "g2@example.org", "g2", "g2@example.org").await;
@@ -116,9 +116,15 @@ async fn school_with_activity(app: &TestApp) -> Vec<ActivityItemResult> {
 
 /// `guardian-service summaries run-once --at` against the test database; its report line.
 fn run_once(app: &TestApp, at: DateTime<Utc>) -> String {
+    run_once_linking_to(app, at, "http://localhost:8080")
+}
+
+/// [`run_once`] with the emails' links going to `public_url`.
+pub(crate) fn run_once_linking_to(app: &TestApp, at: DateTime<Utc>, public_url: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_guardian-service"))
         .args(["summaries", "run-once", "--at", &at.to_rfc3339()])
         .env("GUARDIANS_DATABASE_URL", &app.database_url)
+        .env("GUARDIANS_PUBLIC_URL", public_url)
         .output()
         .expect("run guardian-service");
     assert!(
