@@ -11,7 +11,7 @@ use crate::domain::{
     CallerRole, Email, GuardianProfile, InvitationEvent, UserId, ValidationError,
     user::MAX_DISPLAY_NAME_CHARS,
 };
-use crate::mail::Template;
+use crate::mail::{Template, schedule_phrase};
 
 /// An AcceptGuardianInvitation or DeclineGuardianInvitation request.
 #[derive(Debug, Clone)]
@@ -144,10 +144,12 @@ impl App {
         } else {
             person.display_name.clone()
         };
+        let schedule = schedule_phrase(&settings, settings.default_locale);
         let values = [
             ("student_name", student_name.as_str()),
             ("guardian_name", guardian_name.as_str()),
             ("school", link.domain.as_str()),
+            ("schedule", schedule.as_str()),
         ];
         if let Some(student) = &student {
             self.queue_mail(

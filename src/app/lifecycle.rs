@@ -143,7 +143,8 @@ impl App {
             letter.template,
             letter.settings.default_locale,
             letter.values,
-        );
+        )
+        .map_err(AppError::Internal)?;
         tx.enqueue_message(&OutboxMessage {
             message_id: uuid::Uuid::now_v7().to_string(),
             invitation_id: Some(letter.invitation.id),

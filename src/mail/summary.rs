@@ -2,15 +2,13 @@
 //! templates with loops and HTML auto-escaping (minijinja), so that a title or announcement
 //! text can never inject markup.
 
-use super::templates::{Rendered, format_date};
+use super::templates::{Rendered, environment, format_date};
 use crate::domain::Locale;
 use crate::domain::summary::Frequency;
 use crate::domain::summary::content::{ActivityKind, Summary, WorkLine};
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use minijinja::Environment;
 use serde::Serialize;
-use std::sync::OnceLock;
 
 /// What one summary email is made of.
 #[derive(Debug, Clone, Copy)]
@@ -66,26 +64,6 @@ struct Context<'a> {
     child_count: usize,
     children: Vec<Child>,
     unsubscribe_url: &'a str,
-}
-
-fn environment() -> &'static Environment<'static> {
-    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        // Names ending in .html are auto-escaped for HTML; .txt are not.
-        for (name, source) in [
-            ("en.txt", include_str!("templates/summary/en.txt")),
-            ("en.html", include_str!("templates/summary/en.html")),
-            ("nl.txt", include_str!("templates/summary/nl.txt")),
-            ("nl.html", include_str!("templates/summary/nl.html")),
-        ] {
-            // The templates are part of the binary and checked by the tests.
-            if let Err(e) = env.add_template(name, source) {
-                panic!("summary template {name} does not parse: {e}");
-            }
-        }
-        env
-    })
 }
 
 /// A date in `zone` as people of `locale` write it.
@@ -164,7 +142,10 @@ pub fn render_summary(letter: &SummaryLetter<'_>) -> Result<Rendered, String> {
     };
     Ok(Rendered {
         subject,
-        text: render(&format!("{}.txt", locale.as_str()))?,
-        html: render(&format!("{}.html", locale.as_str()))?,
+        text: render(&format!("summary.{}.txt", locale.as_str()))?,
+        html: render(&format!("summary.{}.html", locale.as_str()))?,
     })
 }
+
+#[cfg(test)]
+mod tests;

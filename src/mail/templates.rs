@@ -1,9 +1,13 @@
-//! Email templates: files compiled into the binary, one per kind and language, each holding a
-//! subject line, a plain-text body and an HTML body. Values are inserted as they are into the
-//! text, escaped into the HTML, and stripped of line breaks in the subject (no header injection).
+//! Email templates: minijinja files compiled into the binary, one per kind and language, each
+//! holding a subject line, a plain-text body and an HTML body (and the summary's, in
+//! `templates/summary/`). Values are inserted as they are into the text, auto-escaped into the
+//! HTML, and stripped of line breaks in the subject (no header injection).
 
 use crate::domain::Locale;
 use chrono::{DateTime, Datelike, Utc};
+use minijinja::{Environment, UndefinedBehavior};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// Which email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +24,28 @@ pub enum Template {
     Removed,
 }
 
+impl Template {
+    /// Every kind, for building the environment and for tests.
+    pub const ALL: [Template; 5] = [
+        Template::Invitation,
+        Template::Cancellation,
+        Template::AcceptedToStudent,
+        Template::WelcomeGuardian,
+        Template::Removed,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::Cancellation => "cancellation",
+            Self::AcceptedToStudent => "accepted_student",
+            Self::WelcomeGuardian => "welcome_guardian",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+/// A template file: `Subject: ...`, then `--- text`, then `--- html`.
 fn source(template: Template, locale: Locale) -> &'static str {
     use Template as T;
     match (locale, template) {
@@ -36,6 +62,61 @@ fn source(template: Template, locale: Locale) -> &'static str {
     }
 }
 
+/// Every email template, parsed once. Names ending in `.html` are auto-escaped for HTML; the
+/// subject and text parts are not. A value a template names but the caller did not give is an
+/// error, never an empty gap in a sent email.
+pub(super) fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let summary = [
+            ("summary.en.txt", include_str!("templates/summary/en.txt")),
+            ("summary.en.html", include_str!("templates/summary/en.html")),
+            ("summary.nl.txt", include_str!("templates/summary/nl.txt")),
+            ("summary.nl.html", include_str!("templates/summary/nl.html")),
+        ];
+        let letters = Template::ALL.into_iter().flat_map(|template| {
+            [Locale::En, Locale::Nl]
+                .into_iter()
+                .flat_map(move |locale| {
+                    let (subject, text, html) = sections(source(template, locale));
+                    let name =
+                        |part: &str| format!("{}.{}.{part}", template.name(), locale.as_str());
+                    [
+                        (name("subject"), subject),
+                        (name("txt"), text),
+                        (name("html"), html),
+                    ]
+                })
+        });
+        let all = summary
+            .into_iter()
+            .map(|(name, source)| (name.to_owned(), source))
+            .chain(letters);
+        for (name, source) in all {
+            // The templates are part of the binary and rendered by the tests: a parse error
+            // is a build defect.
+            if let Err(e) = env.add_template_owned(name.clone(), source) {
+                panic!("email template {name} does not parse: {e}");
+            }
+        }
+        env
+    })
+}
+
+/// The subject, text and HTML sections of a template file.
+fn sections(src: &'static str) -> (&'static str, &'static str, &'static str) {
+    let (head, rest) = src.split_once("\n--- text\n").unwrap_or((src, ""));
+    let (text, html) = rest.split_once("\n--- html\n").unwrap_or((rest, ""));
+    let subject = head.trim();
+    (
+        subject.strip_prefix("Subject:").unwrap_or(subject).trim(),
+        text,
+        html,
+    )
+}
+
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -47,63 +128,53 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// Renders `template` in `locale` with `values` for its `{{name}}` placeholders.
-pub fn render(template: Template, locale: Locale, values: &[(&str, &str)]) -> Rendered {
-    let src = source(template, locale);
-    let (head, rest) = src.split_once("\n--- text\n").unwrap_or((src, ""));
-    let (text, html) = rest.split_once("\n--- html\n").unwrap_or((rest, ""));
-    let subject = head.trim().strip_prefix("Subject:").unwrap_or(head).trim();
-    let one_line = |v: &str| v.replace(['\r', '\n'], " ");
-    Rendered {
-        subject: fill(subject, values, one_line),
-        text: fill(text.trim_end(), values, str::to_owned),
-        html: fill(html.trim_end(), values, escape_html),
-    }
+/// Renders `template` in `locale` with `values`. Values are inserted as they are into the
+/// text, escaped into the HTML, and never read as template code.
+pub fn render(
+    template: Template,
+    locale: Locale,
+    values: &[(&str, &str)],
+) -> Result<Rendered, String> {
+    let context: BTreeMap<&str, &str> = values.iter().copied().collect();
+    let part = |part: &str| -> Result<String, String> {
+        let name = format!("{}.{}.{part}", template.name(), locale.as_str());
+        environment()
+            .get_template(&name)
+            .and_then(|t| t.render(minijinja::value::Serde(&context)))
+            .map_err(|e| format!("cannot render {name}: {e}"))
+    };
+    Ok(Rendered {
+        // No header injection: the subject is one line whatever the values hold.
+        subject: part("subject")?.replace(['\r', '\n'], " "),
+        text: part("txt")?.trim_end().to_owned(),
+        html: part("html")?.trim_end().to_owned(),
+    })
 }
 
-/// Fills `{{name}}` placeholders in one pass over the template: an inserted value is never
-/// scanned again, so a value that looks like a placeholder (a display name of
-/// `{{accept_url}}`) stays the text it is. Unknown placeholders are left as they are.
-fn fill(template: &str, values: &[(&str, &str)], encode: impl Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let found = after.find("}}").and_then(|close| {
-            let name = &after[..close];
-            let value = values.iter().find(|(n, _)| *n == name)?.1;
-            Some((value, close))
-        });
-        match found {
-            Some((value, close)) => {
-                out.push_str(&encode(value));
-                rest = &after[close + 2..];
-            }
-            None => {
-                out.push_str("{{");
-                rest = after;
-            }
+/// How often a new guardian will hear from the school, for the welcome email: the domain's
+/// default schedule in words ("every Friday at 17:00"); empty when it sends none.
+pub fn schedule_phrase(settings: &crate::domain::DomainSettings, locale: Locale) -> String {
+    use crate::domain::summary::Frequency;
+    use crate::domain::summary::schedule::{DEFAULT_WEEKLY_DAY, weekday_name};
+    let hour = settings.summary_send_hour;
+    let zone = settings.summary_time_zone.name();
+    // A domain's weekly summaries go on the default day; a guardian may choose another later.
+    let day = match (locale, DEFAULT_WEEKLY_DAY) {
+        (Locale::En, chrono::Weekday::Fri) => "Friday",
+        (Locale::Nl, chrono::Weekday::Fri) => "vrijdag",
+        (_, other) => weekday_name(other),
+    };
+    match (settings.default_summary_frequency, locale) {
+        (Frequency::Never, _) => String::new(),
+        (Frequency::Weekly, Locale::En) => format!("every {day} at {hour}:00 ({zone} time)"),
+        (Frequency::Weekly, Locale::Nl) => format!("elke {day} om {hour}:00 ({zone})"),
+        (Frequency::Daily, Locale::En) => {
+            format!("every school day (Monday to Friday) at {hour}:00 ({zone} time)")
+        }
+        (Frequency::Daily, Locale::Nl) => {
+            format!("elke schooldag (maandag tot en met vrijdag) om {hour}:00 ({zone})")
         }
     }
-    out.push_str(rest);
-    out
-}
-
-/// Escapes a value for HTML text and attribute context.
-pub fn escape_html(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// A date as people of `locale` write it: "29 November 2026" / "29 november 2026".
@@ -144,92 +215,4 @@ pub fn format_date(t: DateTime<Utc>, locale: Locale) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    const ALL: [Template; 5] = [
-        Template::Invitation,
-        Template::Cancellation,
-        Template::AcceptedToStudent,
-        Template::WelcomeGuardian,
-        Template::Removed,
-    ];
-
-    #[test]
-    fn values_that_look_like_placeholders_are_never_expanded() {
-        let values = [
-            ("student_name", "{{accept_url}}"),
-            ("school", "{{decline_url}}"),
-            ("inviter_name", "{{inviter_name}}"),
-            ("expire_date", "1 March 2027"),
-            ("accept_url", "https://x.example/accept?token=secret-token"),
-            (
-                "decline_url",
-                "https://x.example/decline?token=secret-token",
-            ),
-        ];
-        for locale in [Locale::En, Locale::Nl] {
-            let r = render(Template::Invitation, locale, &values);
-            assert!(!r.subject.contains("secret-token"), "{}", r.subject);
-            assert!(r.subject.contains("{{accept_url}}") || r.subject.contains("{{decline_url}}"));
-            // The links appear where the template puts them, and only there.
-            assert_eq!(r.text.matches("accept?token=secret-token").count(), 1);
-        }
-        assert_eq!(fill("{{a}} {{b", &[("a", "{{b")], str::to_owned), "{{b {{b");
-        assert_eq!(fill("x}} {{", &[], str::to_owned), "x}} {{");
-    }
-
-    #[test]
-    fn every_template_has_subject_text_and_html_and_no_placeholder_left() {
-        let values = [
-            ("student_name", "Emma"),
-            ("school", "lincoln.k12.example"),
-            ("inviter_name", "J. Jansen"),
-            ("guardian_name", "P. de Vries"),
-            ("expire_date", "1 March 2027"),
-            ("accept_url", "https://x.example/accept?token=t"),
-            ("decline_url", "https://x.example/decline?token=t"),
-        ];
-        for locale in [Locale::En, Locale::Nl] {
-            for template in ALL {
-                let r = render(template, locale, &values);
-                assert!(
-                    !r.subject.is_empty() && !r.text.is_empty() && !r.html.is_empty(),
-                    "{template:?} {locale:?}"
-                );
-                for part in [&r.subject, &r.text, &r.html] {
-                    assert!(!part.contains("{{"), "{template:?} {locale:?}: {part}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn html_escapes_user_values_and_subjects_stay_on_one_line() {
-        let r = render(
-            Template::Invitation,
-            Locale::En,
-            &[
-                ("student_name", "<script>alert(1)</script>"),
-                ("school", "a\r\nBcc: x@y"),
-            ],
-        );
-        assert!(!r.html.contains("<script>"));
-        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(
-            r.text.contains("<script>alert(1)</script>"),
-            "plain text is not HTML"
-        );
-        assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
-    }
-
-    #[test]
-    fn dates_are_written_in_the_locale() {
-        let t = Utc.with_ymd_and_hms(2027, 3, 1, 12, 0, 0).unwrap();
-        assert_eq!(format_date(t, Locale::En), "1 March 2027");
-        assert_eq!(format_date(t, Locale::Nl), "1 maart 2027");
-        let nl = render(Template::Invitation, Locale::Nl, &[]);
-        assert!(nl.subject.starts_with("Uitnodiging"));
-    }
-}
+mod tests;

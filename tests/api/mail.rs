@@ -366,10 +366,7 @@ async fn names_are_escaped_in_html_and_mail_goes_to_a_folder_by_default() {
     let raw = std::fs::read_to_string(&files[0]).unwrap();
     let mail = unfold(&raw);
     let html = &mail[mail.find("Content-Type: text/html").expect("an HTML part")..];
-    assert!(
-        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-        "{html}"
-    );
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "{html}");
     assert!(!html.contains("<script>"), "{html}");
     // From the raw message: decoding twice would turn a token starting with two hex digits
     // ("token=3F...") into something else.
