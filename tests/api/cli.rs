@@ -7,7 +7,7 @@ use guardian_service::proto::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-fn guardianctl(app_addr: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn guardianctl(app_addr: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_guardianctl"))
         .args(["--server", app_addr])
         .args(args)

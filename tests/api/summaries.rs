@@ -206,6 +206,50 @@ async fn the_preview_is_what_run_once_queues_and_the_link_unsubscribes_once() {
     let (text, link_url) = queued_summary(&app, "g1@example.org").await;
     let token = token_in(&link_url);
     assert_eq!(text.replace(&token, "preview"), preview.text_body);
+    // The operator's view of the same: guardianctl over gRPC.
+    let shown = crate::cli::guardianctl(
+        &app.channel_uri,
+        &[
+            "summaries",
+            "deliveries",
+            "--guardian",
+            "g1",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout),
+        "period,frequency,outcome,students,missing,upcoming,activity\n\
+         2026-11-27,WEEKLY,QUEUED,s1,1,1,3\n"
+    );
+    let example = crate::cli::guardianctl(
+        &app.channel_uri,
+        &[
+            "summaries",
+            "preview",
+            "--student",
+            "s1",
+            "--frequency",
+            "daily",
+        ],
+    );
+    let printed = String::from_utf8_lossy(&example.stdout);
+    assert!(
+        example.status.success(),
+        "{}",
+        String::from_utf8_lossy(&example.stderr)
+    );
+    assert!(
+        printed.starts_with("Subject: Daily summary for 1 child, 27 November 2026\n")
+            && printed.contains("Essay on autumn"),
+        "{printed}"
+    );
     let again = run_once(&app, friday_evening());
     assert!(
         again.contains("0 summaries queued") && again.contains("2 built earlier"),

@@ -2,6 +2,7 @@
 
 use guardian_service::proto::{
     guardian_service_client::GuardianServiceClient, settings_service_client::SettingsServiceClient,
+    summary_service_client::SummaryServiceClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{Interceptor, interceptor::InterceptedService};
@@ -47,6 +48,11 @@ impl Client {
     /// GuardianService.
     pub(crate) fn guardians(&self) -> GuardianServiceClient<Authed> {
         GuardianServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+    }
+
+    /// SummaryService.
+    pub(crate) fn summaries(&self) -> SummaryServiceClient<Authed> {
+        SummaryServiceClient::new(self.channel.clone())
     }
 
     /// SettingsService.

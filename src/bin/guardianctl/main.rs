@@ -1,10 +1,12 @@
 //! `guardianctl`: the operator command line over the gRPC API: CSV invite, remove and sync
-//! (with dry runs, progress and a per-row report), listings, domain settings, and health.
+//! (with dry runs, progress and a per-row report), listings, domain settings, summary previews
+//! and deliveries, and health.
 
 mod client;
 mod csv_input;
 mod import;
 mod report;
+mod summaries;
 mod views;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -76,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         action: views::SettingsAction,
     },
+    /// Preview a guardian's email summary, or list what was built for them.
+    Summaries {
+        #[command(subcommand)]
+        action: summaries::SummariesAction,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -130,6 +137,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
         Command::Settings { action } => views::settings(&connect().await?, action).await,
+        Command::Summaries { action } => summaries::summaries(&connect().await?, action).await,
     }
 }
 

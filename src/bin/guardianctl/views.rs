@@ -21,7 +21,8 @@ pub(crate) enum Format {
     Json,
 }
 
-fn print(format: Format, header: &[&str], rows: &[Vec<String>]) -> Result<(), String> {
+/// Prints `rows` under `header` in `format`.
+pub(crate) fn print(format: Format, header: &[&str], rows: &[Vec<String>]) -> Result<(), String> {
     match format {
         Format::Table => {
             let widths: Vec<usize> = (0..header.len())
