@@ -1,5 +1,6 @@
 //! Telemetry under a representative workload (quality.md R12): with every log at TRACE level
-//! captured, no email address, accept token or JWT appears; and Prometheus metrics are served.
+//! captured, no email address, accept or unsubscribe token, announcement text or JWT appears;
+//! and Prometheus metrics are served.
 
 #[path = "api/fixtures.rs"]
 #[allow(dead_code)]
@@ -120,6 +121,66 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
         })
         .await;
 
+    // Summaries: activity in, a preview, the scheduler's build, the unsubscribe link.
+    let friday = chrono::DateTime::parse_from_rfc3339("2026-11-27T17:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let announced = prost_types::Timestamp {
+        seconds: friday.timestamp() - 86_400,
+        nanos: 0,
+    };
+    let published = app
+        .summaries()
+        .publish_class_activity(PublishClassActivityRequest {
+            items: vec![ActivityItem {
+                item: Some(activity_item::Item::Announcement(Announcement {
+                    course_id: "math".into(),
+                    announcement_id: "a1".into(),
+                    text: "Secret announcement about the recorder".into(),
+                    state: ActivityState::Published as i32,
+                    update_time: Some(announced),
+                })),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(published.results[0].code, 0);
+    app.summaries_as(&parent_jwt)
+        .preview_guardian_summary(PreviewGuardianSummaryRequest {
+            guardian_id: "me".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let summaries_store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(2))
+        .await
+        .unwrap();
+    let built = guardian_service::app::App::new(
+        summaries_store,
+        Arc::new(guardian_service::domain::SystemClock),
+        guardian_service::app::AppConfig::default(),
+    )
+    .run_due_summaries(friday)
+    .await
+    .unwrap();
+    assert_eq!(built.queued, 1, "{built:?}");
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let link: String = sqlx::query_scalar(
+        "SELECT list_unsubscribe FROM outbox WHERE list_unsubscribe IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let unsubscribe_token = link.split_once("token=").unwrap().1.to_owned();
+    guardian_service::proto::summary_service_client::SummaryServiceClient::new(app.channel.clone())
+        .unsubscribe_from_summaries(UnsubscribeFromSummariesRequest {
+            token: unsubscribe_token.clone(),
+        })
+        .await
+        .unwrap();
+
     // The metrics endpoint counts what happened.
     let body = http_get(metrics_port, "/metrics").await;
     assert!(body.contains("guardians_rpc_requests_total"), "{body}");
@@ -164,6 +225,8 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
         "s1@school.example",
         "broken address",
         &accept_token.to_lowercase(),
+        &unsubscribe_token.to_lowercase(),
+        "secret announcement",
         &parent_jwt.to_lowercase(),
         &platform().to_lowercase()[..40],
         "eyj", // the start of every JWT header
