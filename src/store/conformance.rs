@@ -627,6 +627,15 @@ async fn links_are_found_by_student_guardian_domain_and_email(store: Arc<dyn Sto
     let mut elsewhere = list(LinkScope::Guardian(uid("g1")));
     elsewhere.domain = Some(domain("other.example"));
     assert!(s.list_links(&elsewhere).await.unwrap().is_empty());
+    // A page of guardians at once (the summaries' scheduler): accepted links only, by guardian.
+    let of_page = s
+        .links_of_guardians(&[uid("g2"), uid("g1"), uid("g9")])
+        .await
+        .unwrap();
+    assert_eq!(
+        of_page.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![a.id, b.id, c.id]
+    );
 
     assert_eq!(
         s.find_link(&uid("s1"), &uid("g2"))

@@ -274,19 +274,34 @@ pub trait SummaryRepo {
         courses: &[CourseId],
         since: DateTime<Utc>,
     ) -> StoreResult<(Vec<CourseWork>, Vec<Announcement>)>;
-    /// A student's submissions in `courses`.
+    /// The submissions of `students` in `courses`.
     async fn submissions_of(
         &mut self,
-        student: &UserId,
+        students: &[UserId],
         courses: &[CourseId],
     ) -> StoreResult<Vec<Submission>>;
     /// Deletes activity last updated before `before`; how many rows went.
     async fn purge_activity(&mut self, before: DateTime<Utc>) -> StoreResult<u64>;
-    /// The courses a student attends, with their domains.
-    async fn courses_of_student(
+    /// The courses `students` attend: (student, course, course's domain), by student and
+    /// course.
+    async fn courses_of_students(
         &mut self,
-        student: &UserId,
-    ) -> StoreResult<Vec<(CourseId, DomainName)>>;
+        students: &[UserId],
+    ) -> StoreResult<Vec<(UserId, CourseId, DomainName)>>;
+    /// The directory records of `users` that exist, in any order.
+    async fn users_by_id(&mut self, users: &[UserId]) -> StoreResult<Vec<User>>;
+    /// The ACCEPTED links of `guardians`, by guardian and invitation id.
+    async fn links_of_guardians(&mut self, guardians: &[UserId]) -> StoreResult<Vec<Invitation>>;
+    /// The stored preferences of those of `guardians` who have any.
+    async fn summary_preferences_of(
+        &mut self,
+        guardians: &[UserId],
+    ) -> StoreResult<Vec<SummaryPreferences>>;
+    /// The newest summary built for each of `guardians` that has one.
+    async fn last_summary_deliveries(
+        &mut self,
+        guardians: &[UserId],
+    ) -> StoreResult<Vec<SummaryDelivery>>;
     /// Sets whether a class appears in summaries.
     async fn set_course_summaries(
         &mut self,

@@ -1,17 +1,18 @@
-//! Gathering one guardian's summary from the store: their links, each child's classes with
-//! summaries enabled in domains with guardian access on, and the classes' activity. The
+//! Gathering summaries from the store, a page of guardians at a time: their links and
+//! preferences, each child's classes with summaries enabled in domains with guardian access on,
+//! and the classes' activity, each read once per page whatever the number of guardians. The
 //! scheduler and the preview both build through here, so a preview is what would be sent.
 
-use super::preferences::links_of;
 use crate::app::{App, AppResult};
 use crate::domain::summary::content::{LOOK_BACK_DAYS, summarise_class};
 use crate::domain::summary::{
-    ClassInput, Frequency, Period, Schedule, Summary, SummaryPreferences, Window,
+    Announcement, ClassInput, CourseWork, Frequency, Period, Schedule, SubmissionState, Summary,
+    SummaryPreferences, Window,
 };
-use crate::domain::{DomainName, DomainSettings, Invitation, Locale, UserId};
+use crate::domain::{CourseId, DomainName, DomainSettings, Invitation, Locale, User, UserId};
 use crate::store::Session;
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Everything about one guardian that deciding and building their summary needs.
 #[derive(Debug, Clone)]
@@ -53,6 +54,15 @@ impl GuardianContext {
     }
 }
 
+/// One summary to build: whose children, over which window.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildRequest {
+    /// The children it covers if their domains allow.
+    pub(crate) children: Vec<UserId>,
+    /// The instants it is built around.
+    pub(crate) window: Window,
+}
+
 /// A built summary and what it covers.
 #[derive(Debug, Clone)]
 pub(crate) struct Built {
@@ -62,6 +72,16 @@ pub(crate) struct Built {
     pub(crate) students: Vec<UserId>,
 }
 
+/// What a page of children's classes holds, read once for every summary of the page.
+struct Classes {
+    students: HashMap<UserId, User>,
+    courses: HashMap<UserId, Vec<(CourseId, DomainName)>>,
+    disabled: HashSet<CourseId>,
+    work: HashMap<CourseId, Vec<CourseWork>>,
+    announcements: HashMap<CourseId, Vec<Announcement>>,
+    submissions: HashMap<(UserId, CourseId), HashMap<String, SubmissionState>>,
+}
+
 impl App {
     /// Reads what deciding a guardian's summary needs; `None` when they have no links.
     pub(crate) async fn guardian_context(
@@ -69,123 +89,201 @@ impl App {
         session: &mut dyn Session,
         guardian: &UserId,
     ) -> AppResult<Option<GuardianContext>> {
-        let links = links_of(session, guardian).await?;
-        let Some(first) = links.first() else {
-            return Ok(None);
-        };
-        let defaults = self.settings_via(session, &first.domain).await?;
-        let preferences = session
-            .get_summary_preferences(guardian)
+        let mut contexts = self
+            .guardian_contexts(session, std::slice::from_ref(guardian))
+            .await?;
+        Ok(contexts.remove(guardian))
+    }
+
+    /// [`Self::guardian_context`] of a page of guardians, in three reads; those without links
+    /// are absent.
+    pub(crate) async fn guardian_contexts(
+        &self,
+        session: &mut dyn Session,
+        guardians: &[UserId],
+    ) -> AppResult<HashMap<UserId, GuardianContext>> {
+        let mut links: HashMap<UserId, Vec<Invitation>> = HashMap::new();
+        for link in session.links_of_guardians(guardians).await? {
+            if let Some(guardian) = link.guardian.as_ref().map(|g| g.guardian_id.clone()) {
+                links.entry(guardian).or_default().push(link);
+            }
+        }
+        let mut preferences: HashMap<UserId, SummaryPreferences> = session
+            .summary_preferences_of(guardians)
             .await?
-            .unwrap_or_else(|| SummaryPreferences::unset(guardian.clone()));
-        Ok(Some(GuardianContext {
-            links,
-            preferences,
-            defaults,
-        }))
-    }
-
-    /// The window a summary for `period` covers: activity since the guardian's previous
-    /// summary (or the period's start for a first one), at most the look-back.
-    pub(crate) async fn window(
-        &self,
-        session: &mut dyn Session,
-        guardian: &UserId,
-        schedule: &Schedule,
-        period: &Period,
-    ) -> AppResult<Window> {
-        let previous = session.last_summary_delivery(guardian).await?;
-        Ok(window_after(
-            previous.map(|p| p.period_end),
-            schedule,
-            period,
-        ))
-    }
-
-    /// Builds the summary of `children` over `window`: per child whose domain has guardian
-    /// access on, per class with summaries enabled in a domain with access on.
-    pub(crate) async fn build_summary(
-        &self,
-        session: &mut dyn Session,
-        children: &[UserId],
-        window: &Window,
-    ) -> AppResult<Built> {
-        let mut summary = Summary::default();
-        let mut students = Vec::new();
-        let mut access: HashMap<DomainName, bool> = HashMap::new();
-        let look_back = window.now - TimeDelta::days(LOOK_BACK_DAYS);
-        let since = look_back.min(window.activity_since);
-        for child in children {
-            let Some(student) = session.get_user(child).await? else {
-                continue;
-            };
-            if !self
-                .access_on(session, &mut access, &student.domain)
-                .await?
-            {
-                continue;
-            }
-            students.push(student.user_id.clone());
-            let mut courses = Vec::new();
-            for (course, domain) in session.courses_of_student(&student.user_id).await? {
-                // A partner-domain class: the course's domain must allow summaries too.
-                if self.access_on(session, &mut access, &domain).await? {
-                    courses.push(course);
-                }
-            }
-            let disabled = session.courses_without_summaries(&courses).await?;
-            courses.retain(|c| !disabled.contains(c));
-            let (work, announcements) = session.class_activity(&courses, since).await?;
-            let submissions = session.submissions_of(&student.user_id, &courses).await?;
-            let classes = courses
-                .iter()
-                .map(|course| {
-                    let input = ClassInput {
-                        course_id: course.clone(),
-                        work: work
-                            .iter()
-                            .filter(|w| &w.course_id == course)
-                            .cloned()
-                            .collect(),
-                        submissions: submissions
-                            .iter()
-                            .filter(|s| &s.course_id == course)
-                            .map(|s| (s.course_work_id.clone(), s.state))
-                            .collect(),
-                        announcements: announcements
-                            .iter()
-                            .filter(|a| &a.course_id == course)
-                            .cloned()
-                            .collect(),
-                    };
-                    summarise_class(&input, window)
-                })
-                .collect();
-            summary.add_child(
-                student.user_id.clone(),
-                student.display_name.clone(),
-                classes,
+            .into_iter()
+            .map(|p| (p.guardian_id.clone(), p))
+            .collect();
+        let mut contexts = HashMap::with_capacity(links.len());
+        for (guardian, links) in links {
+            let Some(first) = links.first() else { continue };
+            let defaults = self.settings_via(session, &first.domain).await?;
+            let preferences = preferences
+                .remove(&guardian)
+                .unwrap_or_else(|| SummaryPreferences::unset(guardian.clone()));
+            contexts.insert(
+                guardian,
+                GuardianContext {
+                    links,
+                    preferences,
+                    defaults,
+                },
             );
         }
-        Ok(Built { summary, students })
+        Ok(contexts)
     }
 
-    async fn access_on(
+    /// Builds each request's summary: per child whose domain has guardian access on, per class
+    /// with summaries enabled in a domain with access on. The page's children, classes and
+    /// activity are read once for all of them.
+    pub(crate) async fn build_summaries(
         &self,
         session: &mut dyn Session,
-        known: &mut HashMap<DomainName, bool>,
-        domain: &DomainName,
-    ) -> AppResult<bool> {
-        if let Some(on) = known.get(domain) {
-            return Ok(*on);
-        }
-        let on = self
-            .settings_via(session, domain)
-            .await?
-            .guardian_access_enabled;
-        known.insert(domain.clone(), on);
-        Ok(on)
+        requests: &[BuildRequest],
+    ) -> AppResult<Vec<Built>> {
+        let mut access: HashMap<DomainName, bool> = HashMap::new();
+        let classes = self.read_classes(session, requests, &mut access).await?;
+        Ok(requests
+            .iter()
+            .map(|request| build_one(request, &classes, &access))
+            .collect())
     }
+
+    /// Reads the classes of every child of `requests`, and fills `access` for every domain
+    /// concerned.
+    async fn read_classes(
+        &self,
+        session: &mut dyn Session,
+        requests: &[BuildRequest],
+        access: &mut HashMap<DomainName, bool>,
+    ) -> AppResult<Classes> {
+        let mut children: Vec<UserId> = requests
+            .iter()
+            .flat_map(|r| r.children.iter().cloned())
+            .collect();
+        children.sort();
+        children.dedup();
+        let students: HashMap<UserId, User> = session
+            .users_by_id(&children)
+            .await?
+            .into_iter()
+            .map(|u| (u.user_id.clone(), u))
+            .collect();
+        let mut courses: HashMap<UserId, Vec<(CourseId, DomainName)>> = HashMap::new();
+        for (student, course, domain) in session.courses_of_students(&children).await? {
+            courses.entry(student).or_default().push((course, domain));
+        }
+        let domains: HashSet<&DomainName> = students
+            .values()
+            .map(|s| &s.domain)
+            .chain(courses.values().flatten().map(|(_, d)| d))
+            .collect();
+        for domain in domains {
+            if !access.contains_key(domain) {
+                let on = self
+                    .settings_via(session, domain)
+                    .await?
+                    .guardian_access_enabled;
+                access.insert(domain.clone(), on);
+            }
+        }
+        // Only classes that can appear: a partner-domain class needs access on in its domain.
+        let mut open: Vec<CourseId> = courses
+            .values()
+            .flatten()
+            .filter(|(_, domain)| access.get(domain).copied().unwrap_or(false))
+            .map(|(course, _)| course.clone())
+            .collect();
+        open.sort();
+        open.dedup();
+        let disabled: HashSet<CourseId> = session
+            .courses_without_summaries(&open)
+            .await?
+            .into_iter()
+            .collect();
+        open.retain(|c| !disabled.contains(c));
+        let since = requests
+            .iter()
+            .map(|r| (r.window.now - TimeDelta::days(LOOK_BACK_DAYS)).min(r.window.activity_since))
+            .min();
+        let (work_rows, announcement_rows) = match since {
+            Some(since) => session.class_activity(&open, since).await?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut work: HashMap<CourseId, Vec<CourseWork>> = HashMap::new();
+        for w in work_rows {
+            work.entry(w.course_id.clone()).or_default().push(w);
+        }
+        let mut announcements: HashMap<CourseId, Vec<Announcement>> = HashMap::new();
+        for a in announcement_rows {
+            announcements
+                .entry(a.course_id.clone())
+                .or_default()
+                .push(a);
+        }
+        let mut submissions: HashMap<(UserId, CourseId), HashMap<String, SubmissionState>> =
+            HashMap::new();
+        for s in session.submissions_of(&children, &open).await? {
+            submissions
+                .entry((s.student_id, s.course_id))
+                .or_default()
+                .insert(s.course_work_id, s.state);
+        }
+        Ok(Classes {
+            students,
+            courses,
+            disabled,
+            work,
+            announcements,
+            submissions,
+        })
+    }
+}
+
+/// One summary from what the page read.
+fn build_one(
+    request: &BuildRequest,
+    classes: &Classes,
+    access: &HashMap<DomainName, bool>,
+) -> Built {
+    let on = |domain: &DomainName| access.get(domain).copied().unwrap_or(false);
+    let mut summary = Summary::default();
+    let mut students = Vec::new();
+    for child in &request.children {
+        let Some(student) = classes.students.get(child) else {
+            continue;
+        };
+        if !on(&student.domain) {
+            continue;
+        }
+        students.push(student.user_id.clone());
+        let parts = classes
+            .courses
+            .get(child)
+            .into_iter()
+            .flatten()
+            .filter(|(course, domain)| on(domain) && !classes.disabled.contains(course))
+            .map(|(course, _)| {
+                let input = ClassInput {
+                    course_id: course.clone(),
+                    work: classes.work.get(course).cloned().unwrap_or_default(),
+                    submissions: classes
+                        .submissions
+                        .get(&(child.clone(), course.clone()))
+                        .cloned()
+                        .unwrap_or_default(),
+                    announcements: classes
+                        .announcements
+                        .get(course)
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                summarise_class(&input, &request.window)
+            })
+            .collect();
+        summary.add_child(student.user_id.clone(), student.display_name.clone(), parts);
+    }
+    Built { summary, students }
 }
 
 /// The window of a summary for `period`: activity since the guardian's previous summary

@@ -12,13 +12,15 @@ pub use ingest::{ItemOutcome, MAX_ACTIVITY_ITEMS};
 pub use preferences::{PreferencesView, UnsubscribeLink};
 pub use reads::{DeliveryQuery, PreviewTarget, SummaryPreview};
 
+use self::build::{BuildRequest, Built, GuardianContext, window_after};
 use super::lifecycle::new_token;
 use super::{App, AppError, AppResult};
-use crate::domain::summary::{SummaryDelivery, SummaryOutcome};
+use crate::domain::summary::{Period, Schedule, SummaryDelivery, SummaryOutcome, Window};
 use crate::domain::{DeliveryStatus, OutboxMessage, UserId};
 use crate::mail::summary::{SummaryLetter, render_summary};
 use crate::store::{StoreError, UniqueKey};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 /// Guardians read per page: the run never holds more than a page in memory.
 const PAGE: u32 = 500;
@@ -37,11 +39,11 @@ pub struct SummaryRun {
 }
 
 impl App {
-    /// Builds, once, every summary due at `now`: for each guardian whose latest send instant
-    /// has come and whose summary for that period does not exist, the summary, then its
-    /// delivery record and (unless empty) its email in one transaction. Two runs at once build each
-    /// summary once: the second one's delivery record is refused by the key and its
-    /// transaction rolls back.
+    /// Builds, once, every summary due at `now`, a page of guardians at a time: for each
+    /// guardian whose latest send instant has come and whose summary for that period does not
+    /// exist, the summary, then its delivery record and (unless empty) its email, the page's
+    /// records and emails in one transaction. Two runs at once build each summary once: the
+    /// second one's delivery record is refused by the key, and its email is not queued.
     pub async fn run_due_summaries(&self, now: DateTime<Utc>) -> AppResult<SummaryRun> {
         let mut run = SummaryRun::default();
         let mut after: Option<UserId> = None;
@@ -52,15 +54,8 @@ impl App {
             };
             let Some(last) = page.last() else { break };
             after = Some(last.clone());
-            for guardian in &page {
-                run.guardians += 1;
-                match self.build_due_summary(guardian, now).await? {
-                    Due::Built(SummaryOutcome::SkippedEmpty) => run.skipped_empty += 1,
-                    Due::Built(_) => run.queued += 1,
-                    Due::AlreadyBuilt => run.already_built += 1,
-                    Due::Nothing => {}
-                }
-            }
+            run.guardians += page.len();
+            self.build_page(&page, now, &mut run).await?;
             if page.len() < PAGE as usize {
                 break;
             }
@@ -68,34 +63,101 @@ impl App {
         Ok(run)
     }
 
-    /// One guardian's due summary, if one is due and not built yet; what became of it.
-    async fn build_due_summary(&self, guardian: &UserId, now: DateTime<Utc>) -> AppResult<Due> {
+    /// One page of guardians: decide who is due, build their summaries, record and queue them.
+    async fn build_page(
+        &self,
+        page: &[UserId],
+        now: DateTime<Utc>,
+        run: &mut SummaryRun,
+    ) -> AppResult<()> {
         // Deciding and building only read, on a plain connection: most guardians are not due
-        // on most runs, and on SQLite a transaction would take the write lock for each of them.
+        // on most runs, and on SQLite a transaction would take the write lock.
         let mut session = self.store.session().await?;
-        let Some(context) = self.guardian_context(session.as_mut(), guardian).await? else {
-            return Ok(Due::Nothing);
-        };
-        let schedule = context.schedule(None);
-        let Some(period) = schedule.latest_due(now) else {
-            return Ok(Due::Nothing);
-        };
-        if session.has_summary_delivery(guardian, &period.key).await? {
-            return Ok(Due::AlreadyBuilt);
+        let mut contexts = self.guardian_contexts(session.as_mut(), page).await?;
+        let lasts: HashMap<UserId, SummaryDelivery> = session
+            .last_summary_deliveries(page)
+            .await?
+            .into_iter()
+            .map(|d| (d.guardian_id.clone(), d))
+            .collect();
+        let mut due = Vec::new();
+        for guardian in page {
+            let Some(context) = contexts.remove(guardian) else {
+                continue;
+            };
+            let schedule = context.schedule(None);
+            let Some(period) = schedule.latest_due(now) else {
+                continue;
+            };
+            let last = lasts.get(guardian);
+            // Keys are local dates and only the latest due period is ever built: one as new
+            // as this one means it is built.
+            if last.is_some_and(|l| l.period_key >= period.key) {
+                run.already_built += 1;
+                continue;
+            }
+            let window = window_after(last.map(|l| l.period_end), &schedule, &period);
+            due.push((guardian, context, schedule, period, window));
         }
-        let window = self
-            .window(session.as_mut(), guardian, &schedule, &period)
-            .await?;
-        let built = self
-            .build_summary(session.as_mut(), &context.children(), &window)
-            .await?;
+        let requests: Vec<BuildRequest> = due
+            .iter()
+            .map(|(_, context, _, _, window)| BuildRequest {
+                children: context.children(),
+                window: *window,
+            })
+            .collect();
+        let built = self.build_summaries(session.as_mut(), &requests).await?;
         // One connection at a time: the write below takes its own.
         drop(session);
-        if built.students.is_empty() {
-            // Every child's domain has access off: no summary and no record, so that one
-            // switched back on the same day still gets today's.
-            return Ok(Due::Nothing);
+        let mut outputs = Vec::with_capacity(due.len());
+        for ((guardian, context, schedule, period, window), built) in due.into_iter().zip(built) {
+            if built.students.is_empty() {
+                // Every child's domain has access off: no summary and no record, so that one
+                // switched back on the same day still gets today's.
+                continue;
+            }
+            outputs.push(
+                self.letter_for(guardian, &context, &schedule, &period, &window, built, now)?,
+            );
         }
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        for (delivery, message) in &outputs {
+            match tx.insert_summary_delivery(delivery).await {
+                Ok(()) => {}
+                // Another replica built it since we looked: its email is queued, not ours.
+                Err(StoreError::AlreadyExists(UniqueKey::SummaryDelivery)) => {
+                    run.already_built += 1;
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
+            }
+            if let Some(message) = message {
+                tx.enqueue_message(message).await?;
+            }
+            match delivery.outcome {
+                SummaryOutcome::SkippedEmpty => run.skipped_empty += 1,
+                _ => run.queued += 1,
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The delivery record of a built summary and, unless it is empty, its email.
+    #[allow(clippy::too_many_arguments)]
+    fn letter_for(
+        &self,
+        guardian: &UserId,
+        context: &GuardianContext,
+        schedule: &Schedule,
+        period: &Period,
+        window: &Window,
+        built: Built,
+        now: DateTime<Utc>,
+    ) -> AppResult<(SummaryDelivery, Option<OutboxMessage>)> {
         let mut delivery = SummaryDelivery {
             guardian_id: guardian.clone(),
             period_key: period.key.clone(),
@@ -109,71 +171,48 @@ impl App {
             unsubscribe_token_hash: None,
             create_time: now,
         };
-        let mut message = None;
-        if !built.summary.is_empty() {
-            let recipient = context
-                .links
-                .iter()
-                .find_map(|l| l.guardian.as_ref().map(|g| g.email.clone()))
-                .ok_or_else(|| AppError::Internal("a link without its guardian".into()))?;
-            let (token, hash) = new_token();
-            let unsubscribe_url = format!(
-                "{}/summaries/unsubscribe?token={token}",
-                self.config.public_url.trim_end_matches('/')
-            );
-            let rendered = render_summary(&SummaryLetter {
-                summary: &built.summary,
-                guardian_name: context.name(),
-                locale: context.locale(),
-                frequency: period.frequency,
-                period_end: period.end,
-                zone: schedule.zone,
-                unsubscribe_url: &unsubscribe_url,
-            })
-            .map_err(AppError::Internal)?;
-            let message_id = uuid::Uuid::now_v7().to_string();
-            delivery.message_id = Some(message_id.clone());
-            delivery.outcome = SummaryOutcome::Queued;
-            delivery.unsubscribe_token_hash = Some(hash);
-            message = Some(OutboxMessage {
-                message_id,
-                invitation_id: None,
-                recipient,
-                subject: rendered.subject,
-                body_text: rendered.text,
-                body_html: rendered.html,
-                status: DeliveryStatus::Queued,
-                attempts: 0,
-                next_attempt_time: now,
-                last_error: None,
-                create_time: now,
-                sent_time: None,
-                list_unsubscribe: Some(unsubscribe_url),
-            });
+        if built.summary.is_empty() {
+            return Ok((delivery, None));
         }
-        let mut tx = self.store.begin().await?;
-        match tx.insert_summary_delivery(&delivery).await {
-            Ok(()) => {}
-            // Another replica built it since we looked: ours rolls back with the transaction.
-            Err(StoreError::AlreadyExists(UniqueKey::SummaryDelivery)) => {
-                return Ok(Due::AlreadyBuilt);
-            }
-            Err(other) => return Err(other.into()),
-        }
-        if let Some(message) = &message {
-            tx.enqueue_message(message).await?;
-        }
-        tx.commit().await?;
-        Ok(Due::Built(delivery.outcome))
+        let recipient = context
+            .links
+            .iter()
+            .find_map(|l| l.guardian.as_ref().map(|g| g.email.clone()))
+            .ok_or_else(|| AppError::Internal("a link without its guardian".into()))?;
+        let (token, hash) = new_token();
+        let unsubscribe_url = format!(
+            "{}/summaries/unsubscribe?token={token}",
+            self.config.public_url.trim_end_matches('/')
+        );
+        let rendered = render_summary(&SummaryLetter {
+            summary: &built.summary,
+            guardian_name: context.name(),
+            locale: context.locale(),
+            frequency: period.frequency,
+            period_end: period.end,
+            zone: schedule.zone,
+            unsubscribe_url: &unsubscribe_url,
+        })
+        .map_err(AppError::Internal)?;
+        let message_id = uuid::Uuid::now_v7().to_string();
+        delivery.message_id = Some(message_id.clone());
+        delivery.outcome = SummaryOutcome::Queued;
+        delivery.unsubscribe_token_hash = Some(hash);
+        let message = OutboxMessage {
+            message_id,
+            invitation_id: None,
+            recipient,
+            subject: rendered.subject,
+            body_text: rendered.text,
+            body_html: rendered.html,
+            status: DeliveryStatus::Queued,
+            attempts: 0,
+            next_attempt_time: now,
+            last_error: None,
+            create_time: now,
+            sent_time: None,
+            list_unsubscribe: Some(unsubscribe_url),
+        };
+        Ok((delivery, Some(message)))
     }
-}
-
-/// What the scheduler found for one guardian.
-enum Due {
-    /// No summary due (no links, NEVER, not yet time, or every child's access off).
-    Nothing,
-    /// Due, but built already.
-    AlreadyBuilt,
-    /// Built now.
-    Built(SummaryOutcome),
 }

@@ -1,7 +1,7 @@
 //! Reading summaries: a preview built by the scheduler's own code, and the record of what was
 //! built for a guardian.
 
-use super::build::window_after;
+use super::build::{BuildRequest, window_after};
 use super::preferences::SummarySubject;
 use crate::app::access::require;
 use crate::app::{App, AppError, AppResult, GuardianRef, Missing, Page};
@@ -129,8 +129,10 @@ impl App {
         let period = period_ending(&schedule, now);
         let window = window_after(previous_end, &schedule, &period);
         let built = self
-            .build_summary(session.as_mut(), &children, &window)
-            .await?;
+            .build_summaries(session.as_mut(), &[BuildRequest { children, window }])
+            .await?
+            .pop()
+            .ok_or_else(|| AppError::Internal("no summary built".into()))?;
         drop(session);
         let unsubscribe_url = format!(
             "{}/summaries/unsubscribe?token={PREVIEW_TOKEN}",

@@ -86,7 +86,7 @@ pub(super) async fn activity_ends_in_the_newest_state_whatever_the_order(store: 
             .unwrap()
     );
     let subs = s
-        .submissions_of(&uid("s1"), &[course("math")])
+        .submissions_of(&[uid("s1"), uid("s9")], &[course("math")])
         .await
         .unwrap();
     assert_eq!(subs.len(), 1);
@@ -154,9 +154,33 @@ pub(super) async fn class_activity_is_purged_by_age_and_goes_with_its_course(
             .is_some()
     );
     assert_eq!(
-        s.courses_of_student(&uid("s1")).await.unwrap(),
-        [(course("math"), DomainName::parse("school.example").unwrap())]
+        s.courses_of_students(&[uid("s1"), uid("nobody")])
+            .await
+            .unwrap(),
+        [(
+            uid("s1"),
+            course("math"),
+            DomainName::parse("school.example").unwrap()
+        )]
     );
+    s.upsert_user(
+        &crate::domain::User {
+            user_id: uid("s1"),
+            domain: DomainName::parse("school.example").unwrap(),
+            email: crate::domain::Email::parse("s1@school.example").unwrap(),
+            role: crate::domain::Role::Student,
+            verified_teacher: false,
+            display_name: "S1".into(),
+            locale: None,
+        },
+        t0(),
+    )
+    .await
+    .unwrap();
+    let found = s.users_by_id(&[uid("s1"), uid("nobody")]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].user_id, uid("s1"));
+    assert!(s.users_by_id(&[]).await.unwrap().is_empty());
     s.set_course_summaries(&course("math"), false, t0())
         .await
         .unwrap();
@@ -240,6 +264,25 @@ pub(super) async fn one_summary_per_guardian_and_period_and_tokens_work_once(
     let keys: Vec<&str> = listed.iter().map(|d| d.period_key.as_str()).collect();
     assert_eq!(keys, ["2026-10-30", "2026-10-23"]);
     assert_eq!(listed[1], delivery("g1", "2026-10-23", Some("hash-a")));
+    s.insert_summary_delivery(&delivery("g2", "2026-10-23", None))
+        .await
+        .unwrap();
+    // The newest of each guardian asked about, and nothing for one without any.
+    let mut lasts: Vec<(String, String)> = s
+        .last_summary_deliveries(&[uid("g1"), uid("g2"), uid("g3")])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.guardian_id.to_string(), d.period_key))
+        .collect();
+    lasts.sort();
+    assert_eq!(
+        lasts,
+        [
+            ("g1".to_string(), "2026-10-30".to_string()),
+            ("g2".to_string(), "2026-10-23".to_string())
+        ]
+    );
     let older = s
         .list_summary_deliveries(&uid("g1"), Some("2026-10-30"), 10)
         .await
@@ -281,7 +324,13 @@ pub(super) async fn one_summary_per_guardian_and_period_and_tokens_work_once(
     s.put_summary_preferences(&prefs).await.unwrap();
     assert_eq!(
         s.get_summary_preferences(&uid("g1")).await.unwrap(),
-        Some(prefs)
+        Some(prefs.clone())
     );
     assert_eq!(s.get_summary_preferences(&uid("g2")).await.unwrap(), None);
+    assert_eq!(
+        s.summary_preferences_of(&[uid("g1"), uid("g2")])
+            .await
+            .unwrap(),
+        [prefs]
+    );
 }

@@ -1,6 +1,17 @@
 //! Shared SQL of [`crate::store::SummaryRepo`]: class activity (newest `update_time` wins, in
 //! one statement), preferences, and summary deliveries unique per (guardian, period).
 
+/// Pushes `ids` as bound parameters of an `IN (` list the query has opened, and closes it.
+macro_rules! in_list {
+    ($query:expr, $ids:expr) => {{
+        let mut ids = $query.separated(", ");
+        for id in $ids {
+            ids.push_bind(id.as_str());
+        }
+        $query.push(")");
+    }};
+}
+
 macro_rules! impl_summary_repo {
     ($session:ident, $conn:ty) => {
         #[async_trait::async_trait]
@@ -113,11 +124,7 @@ macro_rules! impl_summary_repo {
                 query.push(" OR publish_time >= ");
                 query.push_bind(since);
                 query.push(") AND course_id IN (");
-                let mut ids = query.separated(", ");
-                for id in courses {
-                    ids.push_bind(id.as_str());
-                }
-                query.push(")");
+                in_list!(query, courses);
                 let work: Vec<$crate::store::rows::CourseWorkRow> =
                     query.build_query_as().fetch_all(&mut *self.conn).await?;
                 let mut query = sqlx::QueryBuilder::<Db>::new(
@@ -125,11 +132,7 @@ macro_rules! impl_summary_repo {
                 );
                 query.push_bind(since);
                 query.push(" AND course_id IN (");
-                let mut ids = query.separated(", ");
-                for id in courses {
-                    ids.push_bind(id.as_str());
-                }
-                query.push(")");
+                in_list!(query, courses);
                 let announcements: Vec<$crate::store::rows::AnnouncementRow> =
                     query.build_query_as().fetch_all(&mut *self.conn).await?;
                 Ok((
@@ -140,22 +143,18 @@ macro_rules! impl_summary_repo {
 
             async fn submissions_of(
                 &mut self,
-                student: &$crate::domain::UserId,
+                students: &[$crate::domain::UserId],
                 courses: &[$crate::domain::CourseId],
             ) -> $crate::store::StoreResult<Vec<$crate::domain::summary::Submission>> {
-                if courses.is_empty() {
+                if students.is_empty() || courses.is_empty() {
                     return Ok(Vec::new());
                 }
                 let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
-                    "SELECT * FROM submissions WHERE student_id = ",
+                    "SELECT * FROM submissions WHERE student_id IN (",
                 );
-                query.push_bind(student.as_str());
+                in_list!(query, students);
                 query.push(" AND course_id IN (");
-                let mut ids = query.separated(", ");
-                for id in courses {
-                    ids.push_bind(id.as_str());
-                }
-                query.push(")");
+                in_list!(query, courses);
                 let rows: Vec<$crate::store::rows::SubmissionRow> =
                     query.build_query_as().fetch_all(&mut *self.conn).await?;
                 $crate::store::rows::convert_all(rows)
@@ -184,21 +183,111 @@ macro_rules! impl_summary_repo {
                 Ok(purged)
             }
 
-            async fn courses_of_student(
+            async fn courses_of_students(
                 &mut self,
-                student: &$crate::domain::UserId,
+                students: &[$crate::domain::UserId],
             ) -> $crate::store::StoreResult<
-                Vec<($crate::domain::CourseId, $crate::domain::DomainName)>,
+                Vec<(
+                    $crate::domain::UserId,
+                    $crate::domain::CourseId,
+                    $crate::domain::DomainName,
+                )>,
             > {
-                let rows: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT c.course_id, c.domain FROM course_members m \
+                if students.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT m.user_id, c.course_id, c.domain FROM course_members m \
                      JOIN courses c ON c.course_id = m.course_id \
-                     WHERE m.user_id = $1 AND m.role = 'STUDENT' ORDER BY c.course_id",
-                )
-                .bind(student.as_str())
-                .fetch_all(&mut *self.conn)
-                .await?;
-                Ok($crate::store::rows::course_domains(rows))
+                     WHERE m.role = 'STUDENT' AND m.user_id IN (",
+                );
+                in_list!(query, students);
+                query.push(" ORDER BY m.user_id, c.course_id");
+                let rows: Vec<(String, String, String)> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(student, course, domain)| {
+                        (
+                            $crate::domain::UserId::from_trusted(student),
+                            $crate::domain::CourseId::from_trusted(course),
+                            $crate::domain::DomainName::from_trusted(domain),
+                        )
+                    })
+                    .collect())
+            }
+
+            async fn users_by_id(
+                &mut self,
+                users: &[$crate::domain::UserId],
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::User>> {
+                if users.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT * FROM users WHERE user_id IN (",
+                );
+                in_list!(query, users);
+                let rows: Vec<$crate::store::rows::UserRow> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                $crate::store::rows::convert_all(rows)
+            }
+
+            async fn links_of_guardians(
+                &mut self,
+                guardians: &[$crate::domain::UserId],
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
+                if guardians.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    concat!(
+                        "SELECT ",
+                        invitation_columns!(),
+                        " FROM invitations WHERE state = 'ACCEPTED' AND guardian_id IN ("
+                    ),
+                );
+                in_list!(query, guardians);
+                query.push(" ORDER BY guardian_id, invitation_id");
+                let rows: Vec<$crate::store::rows::InvitationRow> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                $crate::store::rows::convert_all(rows)
+            }
+
+            async fn summary_preferences_of(
+                &mut self,
+                guardians: &[$crate::domain::UserId],
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::summary::SummaryPreferences>>
+            {
+                if guardians.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT * FROM summary_preferences WHERE guardian_id IN (",
+                );
+                in_list!(query, guardians);
+                let rows: Vec<$crate::store::rows::PreferencesRow> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                $crate::store::rows::convert_all(rows)
+            }
+
+            async fn last_summary_deliveries(
+                &mut self,
+                guardians: &[$crate::domain::UserId],
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::summary::SummaryDelivery>> {
+                if guardians.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT d.*, o.status AS message_status FROM summary_deliveries d \
+                     LEFT JOIN outbox o ON o.message_id = d.message_id \
+                     WHERE d.period_key = (SELECT MAX(x.period_key) FROM summary_deliveries x \
+                     WHERE x.guardian_id = d.guardian_id) AND d.guardian_id IN (",
+                );
+                in_list!(query, guardians);
+                let rows: Vec<$crate::store::rows::DeliveryRow> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                $crate::store::rows::convert_all(rows)
             }
 
             async fn set_course_summaries(
@@ -232,11 +321,7 @@ macro_rules! impl_summary_repo {
                     "SELECT course_id FROM course_summary_settings \
                      WHERE NOT guardian_summaries_enabled AND course_id IN (",
                 );
-                let mut ids = query.separated(", ");
-                for id in courses {
-                    ids.push_bind(id.as_str());
-                }
-                query.push(")");
+                in_list!(query, courses);
                 let rows: Vec<(String,)> =
                     query.build_query_as().fetch_all(&mut *self.conn).await?;
                 Ok(rows
