@@ -179,6 +179,8 @@ pub trait OutboxRepo {
     /// Queues a message. Errors: [`StoreError::AlreadyExists`] with [`UniqueKey::OutboxMessage`]
     /// for a message id already queued.
     async fn enqueue_message(&mut self, message: &OutboxMessage) -> StoreResult<()>;
+    /// Queues several messages in one statement (all or, on an error, none).
+    async fn enqueue_messages(&mut self, messages: &[OutboxMessage]) -> StoreResult<()>;
     /// Claims up to `limit` QUEUED messages due at `now` by moving their next attempt to
     /// `lease_until`, so no other dispatcher takes them meanwhile. Safe to call from many
     /// dispatchers at once: each message is claimed by one.
@@ -333,6 +335,12 @@ pub trait SummaryRepo {
     /// Records a built summary; [`StoreError::AlreadyExists`] when one exists for the
     /// guardian and period (another replica, or an earlier run, built it).
     async fn insert_summary_delivery(&mut self, delivery: &SummaryDelivery) -> StoreResult<()>;
+    /// Records built summaries in one statement; the guardians whose records were new (the
+    /// others existed for their period and are left as they are).
+    async fn insert_summary_deliveries(
+        &mut self,
+        deliveries: &[SummaryDelivery],
+    ) -> StoreResult<Vec<UserId>>;
     /// Whether a summary exists for the guardian and period.
     async fn has_summary_delivery(
         &mut self,

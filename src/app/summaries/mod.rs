@@ -18,12 +18,15 @@ use super::{App, AppError, AppResult};
 use crate::domain::summary::{Period, Schedule, SummaryDelivery, SummaryOutcome, Window};
 use crate::domain::{DeliveryStatus, OutboxMessage, UserId};
 use crate::mail::summary::{SummaryLetter, render_summary};
-use crate::store::{StoreError, UniqueKey};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::collections::{HashMap, HashSet};
 
-/// Guardians read per page: the run never holds more than a page in memory.
+/// Guardians read per page: the run holds at most a few pages in memory.
 const PAGE: u32 = 500;
+/// Pages built at once.
+const PAGES_AT_ONCE: usize = 2;
 
 /// What one run of the scheduler did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +41,15 @@ pub struct SummaryRun {
     pub already_built: usize,
 }
 
+impl SummaryRun {
+    fn add(&mut self, other: SummaryRun) {
+        self.guardians += other.guardians;
+        self.queued += other.queued;
+        self.skipped_empty += other.skipped_empty;
+        self.already_built += other.already_built;
+    }
+}
+
 impl App {
     /// Builds, once, every summary due at `now`, a page of guardians at a time: for each
     /// guardian whose latest send instant has come and whose summary for that period does not
@@ -47,6 +59,9 @@ impl App {
     pub async fn run_due_summaries(&self, now: DateTime<Utc>) -> AppResult<SummaryRun> {
         let mut run = SummaryRun::default();
         let mut after: Option<UserId> = None;
+        // Pages are disjoint sets of guardians, so a few build at once: one page's reads and
+        // rendering overlap another's writes.
+        let mut building = FuturesUnordered::new();
         loop {
             let page = {
                 let mut session = self.store.session().await?;
@@ -54,22 +69,30 @@ impl App {
             };
             let Some(last) = page.last() else { break };
             after = Some(last.clone());
-            run.guardians += page.len();
-            self.build_page(&page, now, &mut run).await?;
-            if page.len() < PAGE as usize {
+            let full = page.len() == PAGE as usize;
+            building.push(self.build_page(page, now));
+            if building.len() >= PAGES_AT_ONCE {
+                if let Some(part) = building.next().await {
+                    run.add(part?);
+                }
+            }
+            if !full {
                 break;
             }
+        }
+        while let Some(part) = building.next().await {
+            run.add(part?);
         }
         Ok(run)
     }
 
     /// One page of guardians: decide who is due, build their summaries, record and queue them.
-    async fn build_page(
-        &self,
-        page: &[UserId],
-        now: DateTime<Utc>,
-        run: &mut SummaryRun,
-    ) -> AppResult<()> {
+    async fn build_page(&self, page: Vec<UserId>, now: DateTime<Utc>) -> AppResult<SummaryRun> {
+        let mut run = SummaryRun {
+            guardians: page.len(),
+            ..SummaryRun::default()
+        };
+        let page = page.as_slice();
         // Deciding and building only read, on a plain connection: most guardians are not due
         // on most runs, and on SQLite a transaction would take the write lock.
         let mut session = self.store.session().await?;
@@ -121,29 +144,32 @@ impl App {
             );
         }
         if outputs.is_empty() {
-            return Ok(());
+            return Ok(run);
         }
+        let (deliveries, mut messages): (Vec<SummaryDelivery>, Vec<Option<OutboxMessage>>) =
+            outputs.into_iter().unzip();
         let mut tx = self.store.begin().await?;
-        for (delivery, message) in &outputs {
-            match tx.insert_summary_delivery(delivery).await {
-                Ok(()) => {}
+        let inserted: HashSet<UserId> = tx
+            .insert_summary_deliveries(&deliveries)
+            .await?
+            .into_iter()
+            .collect();
+        let mut queue = Vec::new();
+        for (delivery, message) in deliveries.iter().zip(messages.iter_mut()) {
+            if !inserted.contains(&delivery.guardian_id) {
                 // Another replica built it since we looked: its email is queued, not ours.
-                Err(StoreError::AlreadyExists(UniqueKey::SummaryDelivery)) => {
-                    run.already_built += 1;
-                    continue;
-                }
-                Err(other) => return Err(other.into()),
-            }
-            if let Some(message) = message {
-                tx.enqueue_message(message).await?;
+                run.already_built += 1;
+                continue;
             }
             match delivery.outcome {
                 SummaryOutcome::SkippedEmpty => run.skipped_empty += 1,
                 _ => run.queued += 1,
             }
+            queue.extend(message.take());
         }
+        tx.enqueue_messages(&queue).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(run)
     }
 
     /// The delivery record of a built summary and, unless it is empty, its email.

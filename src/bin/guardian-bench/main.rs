@@ -4,6 +4,7 @@
 
 mod dataset;
 mod load;
+mod summaries;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     Seed(dataset::SeedArgs),
     /// Drive a running server and report throughput and latency.
     Run(load::RunArgs),
+    /// P8: seed class activity and time the build of every guardian's summary.
+    Summaries(summaries::SummariesArgs),
 }
 
 #[tokio::main]
@@ -32,6 +35,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Seed(args) => dataset::seed(args).await,
         Command::Run(args) => load::run(args).await,
+        Command::Summaries(args) => summaries::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

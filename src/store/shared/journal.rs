@@ -61,28 +61,37 @@ macro_rules! impl_journal_repos {
                 &mut self,
                 m: &$crate::domain::OutboxMessage,
             ) -> $crate::store::StoreResult<()> {
-                sqlx::query(
+                self.enqueue_messages(std::slice::from_ref(m)).await
+            }
+
+            async fn enqueue_messages(
+                &mut self,
+                messages: &[$crate::domain::OutboxMessage],
+            ) -> $crate::store::StoreResult<()> {
+                if messages.is_empty() {
+                    return Ok(());
+                }
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
                     "INSERT INTO outbox (message_id, invitation_id, recipient, subject, \
                      body_text, body_html, status, attempts, next_attempt_time, last_error, \
-                     create_time, sent_time, list_unsubscribe) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(&m.message_id)
-                .bind(m.invitation_id.map(|i| i.to_text()))
-                .bind(m.recipient.as_str())
-                .bind(&m.subject)
-                .bind(&m.body_text)
-                .bind(&m.body_html)
-                .bind(m.status.as_str())
-                .bind(m.attempts)
-                .bind(m.next_attempt_time)
-                .bind(m.last_error.as_deref())
-                .bind(m.create_time)
-                .bind(m.sent_time)
-                .bind(m.list_unsubscribe.as_deref())
-                .execute(&mut *self.conn)
-                .await
-                .map_err(|e| {
+                     create_time, sent_time, list_unsubscribe) ",
+                );
+                query.push_values(messages, |mut row, m| {
+                    row.push_bind(&m.message_id)
+                        .push_bind(m.invitation_id.map(|i| i.to_text()))
+                        .push_bind(m.recipient.as_str())
+                        .push_bind(&m.subject)
+                        .push_bind(&m.body_text)
+                        .push_bind(&m.body_html)
+                        .push_bind(m.status.as_str())
+                        .push_bind(m.attempts)
+                        .push_bind(m.next_attempt_time)
+                        .push_bind(m.last_error.as_deref())
+                        .push_bind(m.create_time)
+                        .push_bind(m.sent_time)
+                        .push_bind(m.list_unsubscribe.as_deref());
+                });
+                query.build().execute(&mut *self.conn).await.map_err(|e| {
                     $crate::store::StoreError::unique_as(e, $crate::store::UniqueKey::OutboxMessage)
                 })?;
                 Ok(())

@@ -388,42 +388,59 @@ macro_rules! impl_summary_repo {
                 &mut self,
                 d: &$crate::domain::summary::SummaryDelivery,
             ) -> $crate::store::StoreResult<()> {
-                // ON CONFLICT DO NOTHING rather than a unique violation: on Postgres a failed
-                // statement would poison the caller's transaction.
-                let done = sqlx::query(
-                    "INSERT INTO summary_deliveries (guardian_id, period_key, frequency, \
-                     period_start, period_end, student_ids, missing_count, upcoming_count, \
-                     activity_count, outcome, message_id, unsubscribe_token_hash, create_time) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                     ON CONFLICT (guardian_id, period_key) DO NOTHING",
-                )
-                .bind(d.guardian_id.as_str())
-                .bind(&d.period_key)
-                .bind(d.frequency.as_str())
-                .bind(d.period_start)
-                .bind(d.period_end)
-                .bind(
-                    d.student_ids
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                )
-                .bind(d.counts.missing)
-                .bind(d.counts.upcoming)
-                .bind(d.counts.activity)
-                .bind(d.outcome.as_str())
-                .bind(d.message_id.as_deref())
-                .bind(d.unsubscribe_token_hash.as_deref())
-                .bind(d.create_time)
-                .execute(&mut *self.conn)
-                .await?;
-                if done.rows_affected() == 0 {
+                let inserted = self
+                    .insert_summary_deliveries(std::slice::from_ref(d))
+                    .await?;
+                if inserted.is_empty() {
                     return Err($crate::store::StoreError::AlreadyExists(
                         $crate::store::UniqueKey::SummaryDelivery,
                     ));
                 }
                 Ok(())
+            }
+
+            async fn insert_summary_deliveries(
+                &mut self,
+                deliveries: &[$crate::domain::summary::SummaryDelivery],
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::UserId>> {
+                if deliveries.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // ON CONFLICT DO NOTHING rather than a unique violation: on Postgres a failed
+                // statement would poison the caller's transaction.
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "INSERT INTO summary_deliveries (guardian_id, period_key, frequency, \
+                     period_start, period_end, student_ids, missing_count, upcoming_count, \
+                     activity_count, outcome, message_id, unsubscribe_token_hash, create_time) ",
+                );
+                query.push_values(deliveries, |mut row, d| {
+                    row.push_bind(d.guardian_id.as_str())
+                        .push_bind(&d.period_key)
+                        .push_bind(d.frequency.as_str())
+                        .push_bind(d.period_start)
+                        .push_bind(d.period_end)
+                        .push_bind(
+                            d.student_ids
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        )
+                        .push_bind(d.counts.missing)
+                        .push_bind(d.counts.upcoming)
+                        .push_bind(d.counts.activity)
+                        .push_bind(d.outcome.as_str())
+                        .push_bind(d.message_id.as_deref())
+                        .push_bind(d.unsubscribe_token_hash.as_deref())
+                        .push_bind(d.create_time);
+                });
+                query.push(" ON CONFLICT (guardian_id, period_key) DO NOTHING RETURNING guardian_id");
+                let rows: Vec<(String,)> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(g,)| $crate::domain::UserId::from_trusted(g))
+                    .collect())
             }
 
             async fn has_summary_delivery(
