@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks guardian-service against the machine's own limits, in one go (quality.md P1-P7):
+# Benchmarks guardian-service against the machine's own limits, in one go (quality.md P1-P8):
 # starts Postgres if needed, builds release, seeds the data set, starts the server (timing its
 # start-up to SERVING), then alternates `pgbench -S` with each guardian-bench scenario at the same
 # client concurrency (the reads, then CreateGuardianInvitation) and prints every ratio, plus the
@@ -46,7 +46,7 @@ pgbench -q -i -s 10 "$URL" >/dev/null 2>&1
 echo "== starting the server"
 started=$(date +%s%N)
 GUARDIANS_DATABASE_URL=$URL GUARDIANS_LISTEN=127.0.0.1:$PORT GUARDIANS_JWT_HS256_SECRET=$SECRET \
-  GUARDIANS_MAIL_DISPATCHER=false RUST_LOG=warn ./target/release/guardian-service >"$OUT/server.log" 2>&1 &
+  GUARDIANS_MAIL_DISPATCHER=false GUARDIANS_SUMMARY_SCHEDULER=false RUST_LOG=warn ./target/release/guardian-service >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 until ./target/release/guardianctl --server "http://127.0.0.1:$PORT" health >/dev/null 2>&1; do sleep 0.02; done
@@ -91,3 +91,17 @@ report "create @$CONCURRENCY" "$(scenario create "$CONCURRENCY" "$CREATE_REQUEST
 peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"
 echo "{\"startup_ms\":$startup_ms,\"idle_rss_kib\":$idle_kib,\"peak_rss_kib\":$peak_kib,\"scale\":$SCALE}" >> "$OUT/results.jsonl"
+
+# P8: every guardian due at once; the scheduler's run builds all their summaries into the
+# outbox (in the bench process, the same code as the servers' scheduler and `summaries
+# run-once`). Alternated with pgbench -S as the rest; each round rebuilds them all.
+echo "== P8 summaries (every guardian due at once)"
+for round in 1 2 3; do
+  tps=$(pgbench_tps "$CONCURRENCY")
+  line=$(./target/release/guardian-bench summaries --database-url "$URL" --scale "$SCALE" | tail -1)
+  rate=$(sed -E 's/.*"summaries_per_second":([0-9.]+).*/\1/' <<<"$line")
+  rss=$(sed -E 's/.*"peak_rss_mib":([0-9]+).*/\1/' <<<"$line")
+  printf '%-28s %8.0f summaries/s  peak RSS %4d MiB  pgbench -S %6d TPS  ratio %.3f\n' \
+    "summaries round $round" "$rate" "$rss" "$tps" "$(awk -v a="$rate" -v b="$tps" 'BEGIN { print (b > 0 ? a / b : 0) }')"
+  echo "{\"label\":\"P8 summaries round $round\",\"pgbench_tps\":$tps,\"result\":$line}" >> "$OUT/results.jsonl"
+done

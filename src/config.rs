@@ -106,6 +106,11 @@ pub struct ServeConfig {
     #[arg(long, env = "GUARDIANS_MAIL_DISPATCHER", default_value_t = true, action = clap::ArgAction::Set, hide_env_values = true)]
     pub mail_dispatcher: bool,
 
+    /// Run the summary scheduler in this replica (every replica may: each summary is built
+    /// once whatever the number).
+    #[arg(long, env = "GUARDIANS_SUMMARY_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set, hide_env_values = true)]
+    pub summary_scheduler: bool,
+
     /// How often the dispatcher looks for due email.
     #[arg(long, env = "GUARDIANS_MAIL_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration, hide_env_values = true)]
     pub mail_poll_interval: Duration,
@@ -244,6 +249,7 @@ impl ServeConfig {
             mail_dir: std::path::PathBuf::from("./mail"),
             mail_from: "Guardian notifications <no-reply@guardians.invalid>".into(),
             mail_dispatcher: true,
+            summary_scheduler: true,
             mail_poll_interval: Duration::from_secs(1),
             mail_max_attempts: 8,
             db_max_connections: 16,

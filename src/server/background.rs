@@ -28,7 +28,7 @@ const READINESS_INTERVAL: Duration = Duration::from_secs(1);
 pub(super) struct Background {
     readiness: JoinHandle<()>,
     upkeep: JoinHandle<()>,
-    summaries: JoinHandle<()>,
+    summaries: Option<JoinHandle<()>>,
     gauges: JoinHandle<()>,
     dispatcher: Option<JoinHandle<()>>,
 }
@@ -59,11 +59,13 @@ impl Background {
             stop.clone(),
             run_upkeep(app.clone(), config.upkeep_interval, stop.clone()),
         ));
-        let summaries = tokio::spawn(once_ready(
-            ready_rx.clone(),
-            stop.clone(),
-            run_summaries(app.clone(), clock.clone(), SUMMARY_INTERVAL, stop.clone()),
-        ));
+        let summaries = config.summary_scheduler.then(|| {
+            tokio::spawn(once_ready(
+                ready_rx.clone(),
+                stop.clone(),
+                run_summaries(app.clone(), clock.clone(), SUMMARY_INTERVAL, stop.clone()),
+            ))
+        });
         let gauges = tokio::spawn(once_ready(
             ready_rx.clone(),
             stop.clone(),
@@ -92,7 +94,9 @@ impl Background {
     pub(super) async fn stop(self) {
         self.readiness.abort();
         self.upkeep.abort();
-        self.summaries.abort();
+        if let Some(summaries) = &self.summaries {
+            summaries.abort();
+        }
         self.gauges.abort();
         if let Some(mut dispatcher) = self.dispatcher
             && tokio::time::timeout(DISPATCHER_STOP, &mut dispatcher)

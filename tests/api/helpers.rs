@@ -198,6 +198,9 @@ pub(crate) fn test_config(database_url: &str) -> ServeConfig {
         jwt_hs256_secret: Some(SECRET.into()),
         // Mail tests drive a dispatcher of their own; others leave the outbox as it is.
         mail_dispatcher: false,
+        // Summary tests build them with `summaries run-once` at a chosen instant; a scheduler
+        // ticking on its own would race them.
+        summary_scheduler: false,
         ..ServeConfig::for_database(database_url)
     }
 }

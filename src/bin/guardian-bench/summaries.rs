@@ -23,7 +23,8 @@ pub(crate) struct SummariesArgs {
     /// The instant every guardian is due: a Friday at 17:00 UTC (the default schedule).
     #[arg(long, default_value = "2026-11-27T17:00:00Z")]
     at: DateTime<Utc>,
-    /// Build everything this many times (deliveries and summary emails are deleted before each).
+    /// Build everything this many times (summary records and the outbox, which holds nothing
+    /// else in a bench database, are emptied before each).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
 }
@@ -56,10 +57,10 @@ pub(crate) async fn run(args: SummariesArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let app = App::new(store.clone(), Arc::new(SystemClock), AppConfig::default());
     for round in 1..=args.repeat {
-        for sql in [
-            "DELETE FROM summary_deliveries",
-            "DELETE FROM outbox WHERE list_unsubscribe IS NOT NULL",
-        ] {
+        // Each round starts as a new deployment's first run: no summary records or emails.
+        // TRUNCATE rather than DELETE: after DELETE and VACUUM, Postgres believes the table
+        // empty while the run fills it, and scanned it whole for every page (717 summaries/s).
+        for sql in ["TRUNCATE summary_deliveries, outbox"] {
             sqlx::query(sql)
                 .execute(&pool)
                 .await
