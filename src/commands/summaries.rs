@@ -4,7 +4,6 @@
 
 use crate::app::{App, AppConfig};
 use crate::domain::SystemClock;
-use crate::domain::clock::ManualClock;
 use crate::store::{self, ConnectOptions};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -51,13 +50,11 @@ pub(super) async fn run(command: SummariesCommand) -> Result<(), String> {
         return Err("the database is not migrated: run `guardian-service migrate` first".into());
     }
     let at: DateTime<Utc> = args.at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
-    let clock: Arc<dyn crate::domain::Clock> = match args.at {
-        Some(_) => Arc::new(ManualClock::new(at)),
-        None => Arc::new(SystemClock),
-    };
+    // The run is as of `at`; the clock stays the real one, so that the emails it queues are
+    // due now even when `at` is ahead (a rehearsal of next Friday sends today).
     let app = App::new(
         store.clone(),
-        clock,
+        Arc::new(SystemClock),
         AppConfig {
             public_url: args.public_url,
             ..AppConfig::default()

@@ -71,10 +71,10 @@ impl App {
             after = Some(last.clone());
             let full = page.len() == PAGE as usize;
             building.push(self.build_page(page, now));
-            if building.len() >= PAGES_AT_ONCE {
-                if let Some(part) = building.next().await {
-                    run.add(part?);
-                }
+            if building.len() >= PAGES_AT_ONCE
+                && let Some(part) = building.next().await
+            {
+                run.add(part?);
             }
             if !full {
                 break;
@@ -233,7 +233,8 @@ impl App {
             body_html: rendered.html,
             status: DeliveryStatus::Queued,
             attempts: 0,
-            next_attempt_time: now,
+            // Built as of `now`, sent from the real now on (run-once may build ahead).
+            next_attempt_time: now.min(self.clock.now()),
             last_error: None,
             create_time: now,
             sent_time: None,

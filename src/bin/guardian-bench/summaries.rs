@@ -35,7 +35,9 @@ const ANNOUNCEMENTS: i32 = 9;
 
 pub(crate) async fn run(args: SummariesArgs) -> Result<(), String> {
     if !args.database_url.starts_with("postgres") {
-        return Err("the summaries benchmark seeds with Postgres SQL: give a postgres:// URL".into());
+        return Err(
+            "the summaries benchmark seeds with Postgres SQL: give a postgres:// URL".into(),
+        );
     }
     let students = ((crate::dataset::STUDENTS as f64) * args.scale) as i64;
     let pool = sqlx::PgPool::connect(&args.database_url)
@@ -101,7 +103,11 @@ pub(crate) async fn run(args: SummariesArgs) -> Result<(), String> {
 
 /// Class activity for courses `c0`, `c25`, ... (each with students `s{n}`..`s{n+24}`), written
 /// by set-based SQL; a second call leaves what is there.
-async fn seed_activity(pool: &sqlx::PgPool, students: i64, at: DateTime<Utc>) -> Result<(), String> {
+async fn seed_activity(
+    pool: &sqlx::PgPool,
+    students: i64,
+    at: DateTime<Utc>,
+) -> Result<(), String> {
     // Work due from two weeks before `at` to a week after: the first two thirds past (missing,
     // turned in, returned or excused), the rest upcoming; each published five days before due.
     let work = "INSERT INTO course_work (course_id, course_work_id, title, due_time, state, \
