@@ -138,21 +138,3 @@ pub struct PreferencesPatch {
     /// Their language.
     pub locale: Option<Option<Locale>>,
 }
-
-impl PreferencesPatch {
-    /// Applies the patch to `preferences`.
-    pub fn apply(&self, preferences: &mut SummaryPreferences) {
-        if let Some(v) = self.frequency {
-            preferences.frequency = v;
-        }
-        if let Some(v) = self.weekly_day {
-            preferences.weekly_day = v;
-        }
-        if let Some(v) = self.time_zone {
-            preferences.time_zone = v;
-        }
-        if let Some(v) = self.locale {
-            preferences.locale = v;
-        }
-    }
-}

@@ -57,6 +57,7 @@ conformance!(
     activity_ends_in_the_newest_state_whatever_the_order,
     class_activity_is_purged_by_age_and_goes_with_its_course,
     one_summary_per_guardian_and_period_and_tokens_work_once,
+    preference_patches_change_only_their_fields_even_at_once,
 );
 
 mod summaries;

@@ -25,7 +25,7 @@ pub use model::{
 };
 
 use crate::domain::summary::{
-    Announcement, CourseWork, Submission, SummaryDelivery, SummaryPreferences,
+    Announcement, CourseWork, PreferencesPatch, Submission, SummaryDelivery, SummaryPreferences,
 };
 use crate::domain::{
     AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
@@ -325,6 +325,14 @@ pub trait SummaryRepo {
     async fn put_summary_preferences(
         &mut self,
         preferences: &SummaryPreferences,
+    ) -> StoreResult<()>;
+    /// Changes the fields `patch` names of a guardian's preferences in one statement (creating
+    /// them), so that two changes of different fields at once both stay.
+    async fn patch_summary_preferences(
+        &mut self,
+        guardian: &UserId,
+        patch: &PreferencesPatch,
+        now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Guardians with at least one accepted link, by id, after `after`.
     async fn linked_guardians(

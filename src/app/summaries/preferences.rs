@@ -116,16 +116,10 @@ impl App {
             self.summary_subject(session.as_mut(), caller, guardian)
                 .await?
         };
-        let mut tx = self.store.begin().await?;
-        let mut preferences = tx
-            .get_summary_preferences(&subject.guardian)
-            .await?
-            .unwrap_or_else(|| SummaryPreferences::unset(subject.guardian.clone()));
-        patch.apply(&mut preferences);
-        preferences.update_time = Some(self.clock.now());
-        tx.put_summary_preferences(&preferences).await?;
-        tx.commit().await?;
         let mut session = self.store.session().await?;
+        session
+            .patch_summary_preferences(&subject.guardian, patch, self.clock.now())
+            .await?;
         self.preferences_view(session.as_mut(), &subject.guardian)
             .await
     }
@@ -139,13 +133,12 @@ impl App {
             .use_unsubscribe_token(&hash)
             .await?
             .ok_or(AppError::NotFound(Missing::UnsubscribeLink))?;
-        let mut preferences = tx
-            .get_summary_preferences(&guardian)
-            .await?
-            .unwrap_or_else(|| SummaryPreferences::unset(guardian.clone()));
-        preferences.frequency = Some(Frequency::Never);
-        preferences.update_time = Some(self.clock.now());
-        tx.put_summary_preferences(&preferences).await?;
+        let never = PreferencesPatch {
+            frequency: Some(Some(Frequency::Never)),
+            ..PreferencesPatch::default()
+        };
+        tx.patch_summary_preferences(&guardian, &never, self.clock.now())
+            .await?;
         tx.commit().await?;
         metrics::counter!("guardians_summary_unsubscribes_total").increment(1);
         Ok(Frequency::Never)

@@ -334,3 +334,52 @@ pub(super) async fn one_summary_per_guardian_and_period_and_tokens_work_once(
         [prefs]
     );
 }
+
+pub(super) async fn preference_patches_change_only_their_fields_even_at_once(
+    store: Arc<dyn Store>,
+) {
+    let g = uid("g1");
+    let frequency = |f| PreferencesPatch {
+        frequency: Some(Some(f)),
+        ..PreferencesPatch::default()
+    };
+    let locale = |l| PreferencesPatch {
+        locale: Some(l),
+        ..PreferencesPatch::default()
+    };
+    // Many rounds of two changes of different fields at once: each keeps the other's.
+    for round in 0..20 {
+        let (f, l) = if round % 2 == 0 {
+            (Frequency::Daily, Some(Locale::Nl))
+        } else {
+            (Frequency::Weekly, Some(Locale::En))
+        };
+        let (mut a, mut b) = (
+            store.session().await.unwrap(),
+            store.session().await.unwrap(),
+        );
+        let (pf, pl) = (frequency(f), locale(l));
+        let (ra, rb) = tokio::join!(
+            a.patch_summary_preferences(&g, &pf, t0()),
+            b.patch_summary_preferences(&g, &pl, t0()),
+        );
+        ra.unwrap();
+        rb.unwrap();
+        let stored = a.get_summary_preferences(&g).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.frequency, stored.locale),
+            (Some(f), l),
+            "round {round}"
+        );
+    }
+    // Clearing one field leaves the others.
+    let mut s = store.session().await.unwrap();
+    s.patch_summary_preferences(&g, &locale(None), t0())
+        .await
+        .unwrap();
+    let stored = s.get_summary_preferences(&g).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.frequency, stored.locale, stored.time_zone),
+        (Some(Frequency::Weekly), None, None)
+    );
+}

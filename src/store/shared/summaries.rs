@@ -365,6 +365,46 @@ macro_rules! impl_summary_repo {
                 Ok(())
             }
 
+            async fn patch_summary_preferences(
+                &mut self,
+                guardian: &$crate::domain::UserId,
+                patch: &$crate::domain::summary::PreferencesPatch,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO summary_preferences (guardian_id, frequency, weekly_day, \
+                     time_zone, locale, update_time) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (guardian_id) DO UPDATE SET \
+                     frequency = CASE WHEN $7 THEN excluded.frequency \
+                         ELSE summary_preferences.frequency END, \
+                     weekly_day = CASE WHEN $8 THEN excluded.weekly_day \
+                         ELSE summary_preferences.weekly_day END, \
+                     time_zone = CASE WHEN $9 THEN excluded.time_zone \
+                         ELSE summary_preferences.time_zone END, \
+                     locale = CASE WHEN $10 THEN excluded.locale \
+                         ELSE summary_preferences.locale END, \
+                     update_time = excluded.update_time",
+                )
+                .bind(guardian.as_str())
+                .bind(patch.frequency.flatten().map(|f| f.as_str()))
+                .bind(
+                    patch
+                        .weekly_day
+                        .flatten()
+                        .map($crate::domain::summary::schedule::weekday_name),
+                )
+                .bind(patch.time_zone.flatten().map(|z| z.name()))
+                .bind(patch.locale.flatten().map(|l| l.as_str()))
+                .bind(now)
+                .bind(patch.frequency.is_some())
+                .bind(patch.weekly_day.is_some())
+                .bind(patch.time_zone.is_some())
+                .bind(patch.locale.is_some())
+                .execute(&mut *self.conn)
+                .await?;
+                Ok(())
+            }
+
             async fn linked_guardians(
                 &mut self,
                 after: Option<&$crate::domain::UserId>,
