@@ -23,7 +23,7 @@ mod upkeep;
 
 pub use audit::{EventQuery, SYSTEM_ACTOR};
 pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind};
-pub use check::{CheckSubject, Guardianship};
+pub use check::{CheckSubject, Guardianship, MAX_CHECKS};
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};
 pub use guardians::{GuardianQuery, GuardianRef};

@@ -73,6 +73,10 @@ pub const METHOD_PERMISSIONS: &[(&str, Permission)] = &[
         Permission::ReadGuardians,
     ),
     (
+        "/guardians.v1.GuardianService/CheckGuardianships",
+        Permission::ReadGuardians,
+    ),
+    (
         "/guardians.v1.GuardianService/BulkCreateGuardianInvitations",
         Permission::ManageGuardians,
     ),

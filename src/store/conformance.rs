@@ -697,6 +697,28 @@ async fn the_hot_path_check_reads_the_student_domain_and_the_link_at_once(store:
             .unwrap(),
         None
     );
+    // The batch form (CheckGuardianships) answers every question as the single check does.
+    let batch = s
+        .student_links(&[uid("s1"), uid("s2"), uid("nobody")])
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.iter().map(|b| b.student.as_str()).collect::<Vec<_>>(),
+        ["s1", "s2"]
+    );
+    for b in &batch {
+        assert_eq!(b.domain, domain("school.example"));
+        for key in [
+            by_id("g1"),
+            by_id("g2"),
+            by_email("own@example.org"),
+            by_email("invited@example.org"),
+            by_email("waiting@example.org"),
+        ] {
+            let single = s.check_guardianship(&b.student, &key).await.unwrap();
+            assert_eq!(Some(b.has(&key)), single.map(|(_, l)| l), "{key:?}");
+        }
+    }
 }
 
 async fn counts_for_limits_cover_addresses_and_declines(store: Arc<dyn Store>) {

@@ -22,6 +22,7 @@ mod conformance;
 pub use error::{StoreError, StoreResult, UniqueKey};
 pub use model::{
     GuardianKey, InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter,
+    StudentLinks,
 };
 
 use crate::domain::summary::{
@@ -147,6 +148,9 @@ pub trait InvitationRepo {
         student: &UserId,
         guardian: &GuardianKey,
     ) -> StoreResult<Option<(DomainName, bool)>>;
+    /// CheckGuardianships in one round trip: each of `students` the directory knows, with its
+    /// domain and the keys of its ACCEPTED links.
+    async fn student_links(&mut self, students: &[UserId]) -> StoreResult<Vec<StudentLinks>>;
     /// Stored PENDING and ACCEPTED rows, counted on their partial indexes.
     async fn count_live_invitations(&mut self) -> StoreResult<(i64, i64)>;
     /// PENDING invitations whose expiry has passed, up to `limit`, locked for this transaction

@@ -114,3 +114,25 @@ pub enum GuardianKey {
     /// The guardian's profile or invited address.
     Email(Email),
 }
+
+/// What CheckGuardianships needs of one student: their domain and the keys of their ACCEPTED
+/// links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudentLinks {
+    /// The student.
+    pub student: UserId,
+    /// Their domain.
+    pub domain: DomainName,
+    /// Per ACCEPTED link: the guardian's account id, own address and invited address.
+    pub links: Vec<(String, String, String)>,
+}
+
+impl StudentLinks {
+    /// Whether `key` names one of the links (an address matches the own or the invited one).
+    pub fn has(&self, key: &GuardianKey) -> bool {
+        self.links.iter().any(|(id, own, invited)| match key {
+            GuardianKey::Id(g) => g.as_str() == id,
+            GuardianKey::Email(e) => e.as_str() == own || e.as_str() == invited,
+        })
+    }
+}

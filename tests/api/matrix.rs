@@ -27,6 +27,7 @@ enum Rpc {
     ListGuardians,
     DeleteGuardian,
     CheckGuardianship,
+    CheckGuardianships,
     BulkCreateGuardianInvitations,
     SyncGuardians,
     BulkDeleteGuardians,
@@ -48,7 +49,7 @@ enum Rpc {
     UnsubscribeFromSummaries,
 }
 
-const RPCS: [Rpc; 30] = [
+const RPCS: [Rpc; 31] = [
     Rpc::CreateGuardianInvitation,
     Rpc::GetGuardianInvitation,
     Rpc::ListGuardianInvitations,
@@ -60,6 +61,7 @@ const RPCS: [Rpc; 30] = [
     Rpc::ListGuardians,
     Rpc::DeleteGuardian,
     Rpc::CheckGuardianship,
+    Rpc::CheckGuardianships,
     Rpc::BulkCreateGuardianInvitations,
     Rpc::SyncGuardians,
     Rpc::BulkDeleteGuardians,
@@ -208,6 +210,7 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
             | R::GetGuardian
             | R::ListGuardians
             | R::CheckGuardianship
+            | R::CheckGuardianships
     );
     if manages || reads {
         return match who {
@@ -490,6 +493,25 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
                 )),
             })
             .await),
+        Rpc::CheckGuardianships => {
+            let response = g
+                .check_guardianships(CheckGuardianshipsRequest {
+                    checks: vec![CheckGuardianshipRequest {
+                        student_id: student,
+                        guardian: Some(check_guardianship_request::Guardian::GuardianId(
+                            "g-linked".into(),
+                        )),
+                    }],
+                })
+                .await?
+                .into_inner();
+            // Each question is answered on its own: its result is the cell's outcome.
+            match response.results.as_slice() {
+                [r] if r.code == 0 => Ok(()),
+                [r] => Err(result_status(r.code, &r.reason, &r.message)),
+                other => panic!("one result per question, got {other:?}"),
+            }
+        }
         Rpc::BulkCreateGuardianInvitations => ok(g
             .bulk_create_guardian_invitations(BulkCreateGuardianInvitationsRequest::default())
             .await),
@@ -582,7 +604,7 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
             // The call succeeds whatever its items do; the item's result is the cell's outcome.
             match response.results.as_slice() {
                 [r] if r.code == 0 => Ok(()),
-                [r] => Err(item_status(r)),
+                [r] => Err(result_status(r.code, &r.reason, &r.message)),
                 other => panic!("one result per item, got {other:?}"),
             }
         }
@@ -630,16 +652,12 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
 }
 
 /// A failed item's result as the status a single call would have ended with.
-fn item_status(result: &ActivityItemResult) -> tonic::Status {
+fn result_status(code: i32, reason: &str, message: &str) -> tonic::Status {
     use tonic_types::{ErrorDetails, StatusExt};
     tonic::Status::with_error_details(
-        tonic::Code::from_i32(result.code),
-        result.message.clone(),
-        ErrorDetails::with_error_info(
-            result.reason.clone(),
-            "guardians.v1",
-            std::collections::HashMap::new(),
-        ),
+        tonic::Code::from_i32(code),
+        message,
+        ErrorDetails::with_error_info(reason, "guardians.v1", std::collections::HashMap::new()),
     )
 }
 

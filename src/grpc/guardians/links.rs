@@ -10,6 +10,7 @@ use crate::domain::error::ValidationReason;
 use crate::domain::{DomainName, Email, UserId, ValidationError};
 use crate::grpc::authorized;
 use crate::grpc::convert::parse_field;
+use crate::grpc::status::{error_fields, log_server_errors};
 use crate::proto;
 use crate::proto::check_guardianship_request::Guardian as CheckedGuardian;
 use prost::Message;
@@ -97,34 +98,85 @@ pub(super) async fn check(
     request: Request<proto::CheckGuardianshipRequest>,
 ) -> Result<Response<proto::CheckGuardianshipResponse>, Status> {
     let who = authorized(&request)?;
-    let proto::CheckGuardianshipRequest {
-        student_id,
-        guardian,
-    } = request.into_inner();
-    let student = UserId::parse(&student_id).map_err(|_| {
-        ValidationError::new(
-            ValidationReason::InvalidStudentId,
-            "student_id",
-            "student_id must be the student's user id",
-        )
-    })?;
-    let subject = match guardian {
-        Some(CheckedGuardian::GuardianId(id)) => {
-            CheckSubject::Id(parse_field("guardian_id", &id, UserId::parse)?)
-        }
-        Some(CheckedGuardian::GuardianEmail(email)) => {
-            CheckSubject::Email(parse_field("guardian_email", &email, Email::parse)?)
-        }
-        None => {
-            let why = "give guardian_id or guardian_email";
-            return Err(ValidationError::invalid("guardian", why).into());
-        }
-    };
+    let (student, subject) = question("", request.into_inner())?;
     let answer = app.check_guardianship(&who, &student, &subject).await?;
     Ok(Response::new(proto::CheckGuardianshipResponse {
         linked: answer.linked,
         guardian_access_enabled: answer.guardian_access_enabled,
     }))
+}
+
+pub(super) async fn check_many(
+    app: &App,
+    request: Request<proto::CheckGuardianshipsRequest>,
+) -> Result<Response<proto::CheckGuardianshipsResponse>, Status> {
+    let who = authorized(&request)?;
+    let proto::CheckGuardianshipsRequest { checks } = request.into_inner();
+    let questions = checks
+        .into_iter()
+        .enumerate()
+        .map(|(i, check)| question(&format!("checks[{i}]."), check))
+        .collect();
+    let answers = app.check_guardianships(&who, questions).await?;
+    log_server_errors(answers.iter().filter_map(|a| a.as_ref().err()));
+    let results = answers
+        .into_iter()
+        .enumerate()
+        .map(|(i, answer)| match answer {
+            Ok(answer) => proto::GuardianshipResult {
+                index: i as i32,
+                linked: answer.linked,
+                guardian_access_enabled: answer.guardian_access_enabled,
+                ..Default::default()
+            },
+            Err(err) => {
+                let (code, reason, message) = error_fields(err);
+                proto::GuardianshipResult {
+                    index: i as i32,
+                    code,
+                    reason,
+                    message,
+                    ..Default::default()
+                }
+            }
+        })
+        .collect();
+    Ok(Response::new(proto::CheckGuardianshipsResponse { results }))
+}
+
+/// One question of CheckGuardianship(s); `at` prefixes the field names (`checks[2].`).
+fn question(
+    at: &str,
+    check: proto::CheckGuardianshipRequest,
+) -> Result<(UserId, CheckSubject), ValidationError> {
+    let proto::CheckGuardianshipRequest {
+        student_id,
+        guardian,
+    } = check;
+    let student = UserId::parse(&student_id).map_err(|_| {
+        ValidationError::new(
+            ValidationReason::InvalidStudentId,
+            &format!("{at}student_id"),
+            "student_id must be the student's user id",
+        )
+    })?;
+    let subject = match guardian {
+        Some(CheckedGuardian::GuardianId(id)) => CheckSubject::Id(parse_field(
+            &format!("{at}guardian_id"),
+            &id,
+            UserId::parse,
+        )?),
+        Some(CheckedGuardian::GuardianEmail(email)) => CheckSubject::Email(parse_field(
+            &format!("{at}guardian_email"),
+            &email,
+            Email::parse,
+        )?),
+        None => {
+            let why = "give guardian_id or guardian_email";
+            return Err(ValidationError::invalid(&format!("{at}guardian"), why));
+        }
+    };
+    Ok((student, subject))
 }
 
 pub(super) async fn events(

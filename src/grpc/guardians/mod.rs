@@ -62,6 +62,8 @@ route! {
     delete_guardian(DeleteGuardianRequest) -> DeleteGuardianResponse => links::delete;
     check_guardianship(CheckGuardianshipRequest)
         -> CheckGuardianshipResponse => links::check;
+    check_guardianships(CheckGuardianshipsRequest)
+        -> CheckGuardianshipsResponse => links::check_many;
     list_guardian_events(ListGuardianEventsRequest)
         -> ListGuardianEventsResponse => links::events;
     bulk_create_guardian_invitations(BulkCreateGuardianInvitationsRequest)

@@ -316,6 +316,44 @@ macro_rules! impl_invitation_repo {
                 }))
             }
 
+            async fn student_links(
+                &mut self,
+                students: &[$crate::domain::UserId],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::StudentLinks>> {
+                if students.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One statement: each student's row with its links beside it (none: NULLs).
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT u.user_id, u.domain, i.guardian_id, i.guardian_email, \
+                     i.invited_email FROM users u LEFT JOIN invitations i \
+                     ON i.student_id = u.user_id AND i.state = 'ACCEPTED' \
+                     WHERE u.user_id IN (",
+                );
+                in_list!(query, students);
+                query.push(" ORDER BY u.user_id");
+                type Row = (String, String, Option<String>, Option<String>, Option<String>);
+                let rows: Vec<Row> = query.build_query_as().fetch_all(&mut *self.conn).await?;
+                let mut out: Vec<$crate::store::StudentLinks> = Vec::new();
+                for (student, domain, guardian, own, invited) in rows {
+                    if out.last().is_none_or(|l| l.student.as_str() != student) {
+                        out.push($crate::store::StudentLinks {
+                            student: $crate::domain::UserId::from_trusted(student),
+                            domain: $crate::domain::DomainName::from_trusted(domain),
+                            links: Vec::new(),
+                        });
+                    }
+                    if let (Some(last), Some(invited)) = (out.last_mut(), invited) {
+                        last.links.push((
+                            guardian.unwrap_or_default(),
+                            own.unwrap_or_default(),
+                            invited,
+                        ));
+                    }
+                }
+                Ok(out)
+            }
+
             async fn count_live_invitations(&mut self) -> $crate::store::StoreResult<(i64, i64)> {
                 let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations WHERE state = 'PENDING'")
                     .fetch_one(&mut *self.conn)

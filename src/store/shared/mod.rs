@@ -14,6 +14,17 @@ mod settings;
 #[macro_use]
 mod summaries;
 
+/// Pushes `ids` as bound parameters of an `IN (` list the query has opened, and closes it.
+macro_rules! in_list {
+    ($query:expr, $ids:expr) => {{
+        let mut ids = $query.separated(", ");
+        for id in $ids {
+            ids.push_bind(id.as_str());
+        }
+        $query.push(")");
+    }};
+}
+
 /// The columns of an invitation row, in [`crate::store::rows::InvitationRow`]'s order.
 macro_rules! invitation_columns {
     () => {

@@ -1,17 +1,6 @@
 //! Shared SQL of [`crate::store::SummaryRepo`]: class activity (newest `update_time` wins, in
 //! one statement), preferences, and summary deliveries unique per (guardian, period).
 
-/// Pushes `ids` as bound parameters of an `IN (` list the query has opened, and closes it.
-macro_rules! in_list {
-    ($query:expr, $ids:expr) => {{
-        let mut ids = $query.separated(", ");
-        for id in $ids {
-            ids.push_bind(id.as_str());
-        }
-        $query.push(")");
-    }};
-}
-
 macro_rules! impl_summary_repo {
     ($session:ident, $conn:ty) => {
         #[async_trait::async_trait]
