@@ -5,8 +5,9 @@ use crate::dataset::{STUDENTS, guardian_of};
 use clap::{Args, ValueEnum};
 use guardian_service::auth::issue::{TokenClaims, sign_hs256};
 use guardian_service::proto::{
-    CheckGuardianshipRequest, CreateGuardianInvitationRequest, ListGuardiansRequest,
-    check_guardianship_request, guardian_service_client::GuardianServiceClient,
+    CheckGuardianshipRequest, CheckGuardianshipsRequest, CreateGuardianInvitationRequest,
+    ListGuardiansRequest, check_guardianship_request,
+    guardian_service_client::GuardianServiceClient,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +20,8 @@ use tonic::transport::Channel;
 pub(crate) enum Scenario {
     /// CheckGuardianship of a random (student, linked guardian).
     Check,
+    /// CheckGuardianships of 100 such pairs per call (pairs per second = 100 x RPS).
+    CheckBatch,
     /// ListGuardians of one student.
     ListByStudent,
     /// ListGuardians by guardian id (the reverse lookup).
@@ -26,6 +29,9 @@ pub(crate) enum Scenario {
     /// CreateGuardianInvitation to fresh addresses.
     Create,
 }
+
+/// Pairs per CheckGuardianships call of the `check-batch` scenario.
+const CHECK_BATCH: usize = 100;
 
 /// `run` options.
 #[derive(Debug, Args)]
@@ -241,6 +247,33 @@ async fn drive(
                         });
                         req.metadata_mut().insert("authorization", bearer.clone());
                         client.check_guardianship(req).await.map(drop)
+                    }
+                    Scenario::CheckBatch => {
+                        let checks = (0..CHECK_BATCH)
+                            .map(|j| {
+                                let m = pick((i + offset) * CHECK_BATCH + j, students);
+                                CheckGuardianshipRequest {
+                                    student_id: format!("s{m}"),
+                                    guardian: Some(
+                                        check_guardianship_request::Guardian::GuardianId(
+                                            guardian_of(m, 0),
+                                        ),
+                                    ),
+                                }
+                            })
+                            .collect();
+                        let mut req = tonic::Request::new(CheckGuardianshipsRequest { checks });
+                        req.metadata_mut().insert("authorization", bearer.clone());
+                        // A call counts as done only when every pair was answered.
+                        client.check_guardianships(req).await.and_then(|r| {
+                            match r.into_inner().results.iter().find(|r| r.code != 0) {
+                                Some(failed) => Err(tonic::Status::new(
+                                    tonic::Code::from_i32(failed.code),
+                                    failed.reason.clone(),
+                                )),
+                                None => Ok(()),
+                            }
+                        })
                     }
                     Scenario::ListByStudent | Scenario::ListByGuardian => {
                         let body = if scenario == Scenario::ListByStudent {
