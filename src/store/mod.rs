@@ -325,11 +325,6 @@ pub trait SummaryRepo {
         &mut self,
         guardian: &UserId,
     ) -> StoreResult<Option<SummaryPreferences>>;
-    /// Creates or replaces a guardian's preferences.
-    async fn put_summary_preferences(
-        &mut self,
-        preferences: &SummaryPreferences,
-    ) -> StoreResult<()>;
     /// Changes the fields `patch` names of a guardian's preferences in one statement (creating
     /// them), so that two changes of different fields at once both stay.
     async fn patch_summary_preferences(
@@ -353,12 +348,6 @@ pub trait SummaryRepo {
         &mut self,
         deliveries: &[SummaryDelivery],
     ) -> StoreResult<Vec<UserId>>;
-    /// Whether a summary exists for the guardian and period.
-    async fn has_summary_delivery(
-        &mut self,
-        guardian: &UserId,
-        period_key: &str,
-    ) -> StoreResult<bool>;
     /// The newest summary built for a guardian.
     async fn last_summary_delivery(
         &mut self,

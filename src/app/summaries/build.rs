@@ -6,7 +6,7 @@
 use crate::app::{App, AppResult};
 use crate::domain::summary::content::{LOOK_BACK_DAYS, summarise_class};
 use crate::domain::summary::{
-    Announcement, ClassInput, CourseWork, Frequency, Period, Schedule, SubmissionState, Summary,
+    Announcement, ClassInput, CourseWork, Period, Schedule, SubmissionState, Summary,
     SummaryPreferences, Window,
 };
 use crate::domain::{CourseId, DomainName, DomainSettings, Invitation, Locale, User, UserId};
@@ -26,13 +26,9 @@ pub(crate) struct GuardianContext {
 }
 
 impl GuardianContext {
-    /// Their schedule, with `frequency` in place of theirs when given (previews).
-    pub(crate) fn schedule(&self, frequency: Option<Frequency>) -> Schedule {
-        let mut schedule = self.preferences.schedule(&self.defaults);
-        if let Some(f) = frequency {
-            schedule.frequency = f;
-        }
-        schedule
+    /// Their schedule.
+    pub(crate) fn schedule(&self) -> Schedule {
+        self.preferences.schedule(&self.defaults)
     }
 
     /// Their language.

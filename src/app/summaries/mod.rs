@@ -108,7 +108,7 @@ impl App {
             let Some(context) = contexts.remove(guardian) else {
                 continue;
             };
-            let schedule = context.schedule(None);
+            let schedule = context.schedule();
             let Some(period) = schedule.latest_due(now) else {
                 continue;
             };

@@ -9,13 +9,11 @@ use crate::auth::Authorized;
 use crate::domain::policy::Permission;
 use crate::domain::summary::{Frequency, PreferencesPatch, Schedule, SummaryPreferences};
 use crate::domain::{
-    Caller, CallerRole, DomainName, DomainSettings, Invitation, Locale, UserId, ValidationError,
+    Caller, CallerRole, DomainName, DomainSettings, Locale, UserId, ValidationError,
 };
-use crate::store::{LinkFilter, LinkScope, Session};
+use crate::store::Session;
 use std::collections::HashSet;
 
-/// Most links of one guardian read to decide who may see them.
-const MAX_LINKS: u32 = 200;
 /// Longest unsubscribe token taken (they are 43 characters).
 const MAX_TOKEN: usize = 256;
 
@@ -68,7 +66,8 @@ impl App {
                 "guardians may only see their own summaries".into(),
             )),
             CallerRole::Admin | CallerRole::Service => {
-                let visible: HashSet<UserId> = links_of(session, &id)
+                let visible: HashSet<UserId> = session
+                    .links_of_guardians(std::slice::from_ref(&id))
                     .await?
                     .into_iter()
                     .filter(|l| caller.acts_in(&l.domain))
@@ -166,26 +165,32 @@ impl App {
         session: &mut dyn Session,
         guardian: &UserId,
     ) -> AppResult<PreferencesView> {
-        let (chosen, defaults) = match self.guardian_context(session, guardian).await? {
-            Some(GuardianContext {
-                preferences,
-                defaults,
-                ..
-            }) => (preferences, defaults),
-            None => {
-                let chosen = session
-                    .get_summary_preferences(guardian)
-                    .await?
-                    .unwrap_or_else(|| SummaryPreferences::unset(guardian.clone()));
-                (chosen, service_defaults())
-            }
-        };
-        Ok(PreferencesView {
-            schedule: chosen.schedule(&defaults),
-            locale: chosen.locale_or(&defaults),
-            chosen,
-        })
+        let context = self.guardian_context(session, guardian).await?;
+        view_of(session, guardian, context.as_ref()).await
     }
+}
+
+/// [`App::preferences_view`] of a guardian whose context is read already.
+pub(crate) async fn view_of(
+    session: &mut dyn Session,
+    guardian: &UserId,
+    context: Option<&GuardianContext>,
+) -> AppResult<PreferencesView> {
+    let (chosen, defaults) = match context {
+        Some(context) => (context.preferences.clone(), context.defaults.clone()),
+        None => {
+            let chosen = session
+                .get_summary_preferences(guardian)
+                .await?
+                .unwrap_or_else(|| SummaryPreferences::unset(guardian.clone()));
+            (chosen, service_defaults())
+        }
+    };
+    Ok(PreferencesView {
+        schedule: chosen.schedule(&defaults),
+        locale: chosen.locale_or(&defaults),
+        chosen,
+    })
 }
 
 /// The defaults of a guardian with no child linked: those of a new domain.
@@ -200,20 +205,4 @@ fn token_hash(token: &str) -> AppResult<String> {
         return Err(ValidationError::invalid("token", "token is empty or malformed").into());
     }
     Ok(hash_token(token))
-}
-
-/// A guardian's ACCEPTED links.
-pub(crate) async fn links_of(
-    session: &mut dyn Session,
-    guardian: &UserId,
-) -> AppResult<Vec<Invitation>> {
-    Ok(session
-        .list_links(&LinkFilter {
-            scope: LinkScope::Guardian(guardian.clone()),
-            invited_email: None,
-            domain: None,
-            after: None,
-            limit: MAX_LINKS,
-        })
-        .await?)
 }

@@ -2,7 +2,7 @@
 //! built for a guardian.
 
 use super::build::{BuildRequest, window_after};
-use super::preferences::SummarySubject;
+use super::preferences::{SummarySubject, view_of};
 use crate::app::access::require;
 use crate::app::{App, AppError, AppResult, GuardianRef, Missing, Page};
 use crate::auth::Authorized;
@@ -67,7 +67,7 @@ impl App {
             PreviewTarget::Guardian(guardian) => {
                 let id = guardian.resolve(caller)?;
                 let context = self.guardian_context(session.as_mut(), &id).await?;
-                let view = self.preferences_view(session.as_mut(), &id).await?;
+                let view = view_of(session.as_mut(), &id, context.as_ref()).await?;
                 let mut children = context.as_ref().map(|c| c.children()).unwrap_or_default();
                 let own = caller.role == CallerRole::Guardian && caller.subject == id.as_str();
                 if !own {
@@ -85,15 +85,11 @@ impl App {
                         });
                     }
                 }
-                let mut schedule = view.schedule;
-                if let Some(f) = frequency {
-                    schedule.frequency = f;
-                }
                 let name = context.as_ref().map(|c| c.name().to_owned());
                 let previous = session.last_summary_delivery(&id).await?;
                 (
                     children,
-                    schedule,
+                    view.schedule,
                     view.locale,
                     name.unwrap_or_default(),
                     previous.map(|p| p.period_end),
@@ -108,10 +104,7 @@ impl App {
                     )
                     .await?;
                 let unset = SummaryPreferences::unset(student.student.user_id.clone());
-                let mut schedule = unset.schedule(&student.settings);
-                if let Some(f) = frequency {
-                    schedule.frequency = f;
-                }
+                let schedule = unset.schedule(&student.settings);
                 let locale = unset.locale_or(&student.settings);
                 (
                     vec![student.student.user_id],
@@ -122,6 +115,9 @@ impl App {
                 )
             }
         };
+        if let Some(f) = frequency {
+            schedule.frequency = f;
+        }
         // NEVER sends nothing; a preview then shows what a weekly summary would hold.
         if schedule.frequency == Frequency::Never {
             schedule.frequency = Frequency::Weekly;

@@ -305,13 +305,13 @@ async fn access_off_disabled_classes_and_never_are_left_out(store: Arc<dyn Store
     assert_eq!(delivered.student_ids, [uid("s1"), uid("s2")]);
 
     // NEVER: nothing is built at all.
-    s.put_summary_preferences(&SummaryPreferences {
-        frequency: Some(Frequency::Never),
-        update_time: Some(friday),
-        ..SummaryPreferences::unset(uid("g1"))
-    })
-    .await
-    .unwrap();
+    let never = PreferencesPatch {
+        frequency: Some(Some(Frequency::Never)),
+        ..PreferencesPatch::default()
+    };
+    s.patch_summary_preferences(&uid("g1"), &never, friday)
+        .await
+        .unwrap();
     drop(s);
     let run = app
         .run_due_summaries(friday + TimeDelta::days(7))
@@ -321,7 +321,11 @@ async fn access_off_disabled_classes_and_never_are_left_out(store: Arc<dyn Store
 
     // Nothing to say: recorded SKIPPED_EMPTY, nothing sent.
     let mut s = store.session().await.unwrap();
-    s.put_summary_preferences(&SummaryPreferences::unset(uid("g1")))
+    let unset = PreferencesPatch {
+        frequency: Some(None),
+        ..PreferencesPatch::default()
+    };
+    s.patch_summary_preferences(&uid("g1"), &unset, friday)
         .await
         .unwrap();
     s.delete_course(&course("math")).await.unwrap();
@@ -369,13 +373,14 @@ async fn daily_summaries_go_at_the_local_hour_across_daylight_saving_changes(
     for (zone, change) in windows {
         {
             let mut s = store.session().await.unwrap();
-            s.put_summary_preferences(&SummaryPreferences {
-                frequency: Some(Frequency::Daily),
-                time_zone: Some(zone),
-                ..SummaryPreferences::unset(uid("g1"))
-            })
-            .await
-            .unwrap();
+            let daily_here = PreferencesPatch {
+                frequency: Some(Some(Frequency::Daily)),
+                time_zone: Some(Some(zone)),
+                ..PreferencesPatch::default()
+            };
+            s.patch_summary_preferences(&uid("g1"), &daily_here, start)
+                .await
+                .unwrap();
         }
         let first = (change - chrono::Days::new(3))
             .and_hms_opt(0, 0, 0)

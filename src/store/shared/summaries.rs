@@ -332,28 +332,6 @@ macro_rules! impl_summary_repo {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn put_summary_preferences(
-                &mut self,
-                p: &$crate::domain::summary::SummaryPreferences,
-            ) -> $crate::store::StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO summary_preferences (guardian_id, frequency, weekly_day, \
-                     time_zone, locale, update_time) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (guardian_id) DO UPDATE SET frequency = excluded.frequency, \
-                     weekly_day = excluded.weekly_day, time_zone = excluded.time_zone, \
-                     locale = excluded.locale, update_time = excluded.update_time",
-                )
-                .bind(p.guardian_id.as_str())
-                .bind(p.frequency.map(|f| f.as_str()))
-                .bind(p.weekly_day.map($crate::domain::summary::schedule::weekday_name))
-                .bind(p.time_zone.map(|z| z.name()))
-                .bind(p.locale.map(|l| l.as_str()))
-                .bind(p.update_time.unwrap_or_else(chrono::Utc::now))
-                .execute(&mut *self.conn)
-                .await?;
-                Ok(())
-            }
-
             async fn patch_summary_preferences(
                 &mut self,
                 guardian: &$crate::domain::UserId,
@@ -470,21 +448,6 @@ macro_rules! impl_summary_repo {
                     .into_iter()
                     .map(|(g,)| $crate::domain::UserId::from_trusted(g))
                     .collect())
-            }
-
-            async fn has_summary_delivery(
-                &mut self,
-                guardian: &$crate::domain::UserId,
-                period_key: &str,
-            ) -> $crate::store::StoreResult<bool> {
-                let found: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM summary_deliveries WHERE guardian_id = $1 AND period_key = $2",
-                )
-                .bind(guardian.as_str())
-                .bind(period_key)
-                .fetch_optional(&mut *self.conn)
-                .await?;
-                Ok(found.is_some())
             }
 
             async fn last_summary_delivery(
