@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod caller;
+pub mod change;
 pub mod clock;
 pub mod email;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod user;
 
 pub use audit::{AuditDetails, AuditEvent, SettingChange};
 pub use caller::{Caller, CallerDomains, CallerRole, Scope};
+pub use change::{ChangeKind, Position};
 pub use clock::{Clock, SystemClock};
 pub use email::Email;
 pub use error::{FieldViolation, ValidationError};

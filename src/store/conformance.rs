@@ -58,9 +58,16 @@ conformance!(
     class_activity_is_purged_by_age_and_goes_with_its_course,
     one_summary_per_guardian_and_period_and_tokens_work_once,
     preference_patches_change_only_their_fields_even_at_once,
+    the_feed_pages_in_commit_order_by_scope_and_resumes,
+    a_change_committed_late_is_held_back_never_skipped,
+    concurrent_writers_are_followed_without_gaps_or_repeats,
+    the_first_change_after_a_position_tells_its_age,
+    invitations_are_read_by_id_in_one_go,
 );
 
+mod feed;
 mod summaries;
+use feed::*;
 use summaries::*;
 
 fn t0() -> chrono::DateTime<chrono::Utc> {

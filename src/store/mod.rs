@@ -21,8 +21,8 @@ mod conformance;
 
 pub use error::{StoreError, StoreResult, UniqueKey};
 pub use model::{
-    GuardianKey, InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter,
-    StudentLinks,
+    ChangePage, ChangeScope, GuardianKey, InvitationFilter, InvitationScope, LinkFilter, LinkScope,
+    RecordedChange, StateFilter, StudentLinks,
 };
 
 use crate::domain::summary::{
@@ -30,7 +30,7 @@ use crate::domain::summary::{
 };
 use crate::domain::{
     AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
-    IdempotencyRecord, Invitation, InvitationId, OutboxMessage, Role, User, UserId,
+    IdempotencyRecord, Invitation, InvitationId, OutboxMessage, Position, Role, User, UserId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -177,6 +177,27 @@ pub trait EventRepo {
     ) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// The change feed (freshness.md), read from the audit trail in revision order.
+#[async_trait]
+pub trait FeedRepo {
+    /// Up to `limit` changes in `scope` after `after`, in position order, all below the
+    /// page's watermark: every transaction with a lower revision has finished, so no change
+    /// can later appear before the last one returned.
+    async fn changes_after(
+        &mut self,
+        scope: &ChangeScope,
+        after: Position,
+        limit: u32,
+    ) -> StoreResult<ChangePage>;
+    /// A position that includes every change committed before the call (a write's
+    /// consistency token).
+    async fn committed_head(&mut self) -> StoreResult<Position>;
+    /// When the first change after `after` was recorded (any scope); `None` if none is.
+    async fn first_change_time(&mut self, after: Position) -> StoreResult<Option<DateTime<Utc>>>;
+    /// The invitations with these ids that exist, in any order.
+    async fn invitations_by_id(&mut self, ids: &[InvitationId]) -> StoreResult<Vec<Invitation>>;
+}
+
 /// Emails waiting to be delivered.
 #[async_trait]
 pub trait OutboxRepo {
@@ -251,6 +272,7 @@ pub trait Session:
     + DirectoryRepo
     + InvitationRepo
     + EventRepo
+    + FeedRepo
     + OutboxRepo
     + IdempotencyRepo
     + SummaryRepo
@@ -385,6 +407,16 @@ pub trait Transaction: Session {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// Wakes a feed follower when changes may have been committed: on Postgres a `LISTEN` on the
+/// channel a trigger notifies at every commit that wrote events; on SQLite the store's own
+/// commits.
+#[async_trait]
+pub trait ChangeSignal: Send {
+    /// Returns when changes may have been committed since the last return, or when signals
+    /// may have been lost (a dropped connection), so that the caller looks either way.
+    async fn changed(&mut self);
+}
+
 /// Connection pool occupancy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -425,6 +457,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn is_migrated(&self) -> StoreResult<bool>;
     /// Closes the pool, waiting for connections in use to return.
     async fn close(&self);
+    /// A signal of commits that wrote changes, for the feed.
+    async fn change_signal(&self) -> StoreResult<Box<dyn ChangeSignal>>;
 }
 
 /// Connection settings shared by both backends.

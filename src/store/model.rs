@@ -136,3 +136,33 @@ impl StudentLinks {
         })
     }
 }
+
+/// Which changes a feed reader follows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeScope {
+    /// Only this domain's changes; `None` for every domain.
+    pub domain: Option<crate::domain::DomainName>,
+    /// Only this student's changes.
+    pub student: Option<crate::domain::UserId>,
+}
+
+/// One recorded change and its place in the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedChange {
+    /// Where it sits.
+    pub position: crate::domain::Position,
+    /// What happened.
+    pub event: crate::domain::AuditEvent,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePage {
+    /// The changes, in position order.
+    pub changes: Vec<RecordedChange>,
+    /// Every transaction with a revision below this had finished when the page was read.
+    pub watermark: i64,
+    /// Whether changes at or above the watermark were already visible (committed but held
+    /// back behind a transaction still running): a reader should look again soon.
+    pub pending: bool,
+}

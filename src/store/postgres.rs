@@ -4,10 +4,10 @@
 
 use super::error::{StoreError, StoreResult};
 use super::migrations::{all_applied, embedded_versions};
-use super::{Backend, ConnectOptions, Session, Store, Transaction};
+use super::{Backend, ChangeSignal, ConnectOptions, Session, Store, Transaction};
 use crate::domain::{Email, UserId};
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
@@ -50,7 +50,11 @@ impl_session_repos!(
         invitation_columns!(),
         " FROM invitations WHERE state = 'PENDING' AND expire_time <= $1 \
          ORDER BY expire_time LIMIT $2 FOR UPDATE SKIP LOCKED"
-    )
+    ),
+    // Every transaction id below the snapshot's xmin has finished; xmax is the first id not
+    // yet handed out, so every commit so far is below it.
+    watermark_sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS w",
+    head_sql = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1"
 );
 
 impl PostgresStore {
@@ -145,7 +149,47 @@ impl Store for PostgresStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    async fn change_signal(&self) -> StoreResult<Box<dyn ChangeSignal>> {
+        // Its own connection, outside the pool: a listener holds it for as long as it lives.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        let mut listener = PgListener::connect_with(&own).await?;
+        listener.ignore_pool_close_event(true);
+        listener.listen(CHANGE_CHANNEL).await?;
+        Ok(Box::new(PgChangeSignal { listener }))
+    }
 }
+
+/// The channel the `guardian_events_notify` trigger (migration 5) notifies.
+const CHANGE_CHANNEL: &str = "guardian_changes";
+
+/// [`ChangeSignal`] by `LISTEN`.
+struct PgChangeSignal {
+    listener: PgListener,
+}
+
+#[async_trait]
+impl ChangeSignal for PgChangeSignal {
+    async fn changed(&mut self) {
+        match self.listener.try_recv().await {
+            // A notification; or `None`: the connection was lost and made again, and what was
+            // notified meanwhile is gone, so the caller looks anyway.
+            Ok(_) => {}
+            Err(e) => {
+                // The database is unreachable: look again later rather than spin.
+                tracing::warn!(error = %e, "change listener failed; retrying");
+                tokio::time::sleep(LISTEN_RETRY).await;
+            }
+        }
+    }
+}
+
+/// How long a failed listener waits before it tries again.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
 #[async_trait]
 impl Transaction for PgSession<sqlx::Transaction<'static, Postgres>> {

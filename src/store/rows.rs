@@ -205,6 +205,28 @@ impl TryFrom<EventRow> for AuditEvent {
     }
 }
 
+/// A row of the change feed: an event with its revision.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChangeRow {
+    revision: i64,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+impl TryFrom<ChangeRow> for crate::store::RecordedChange {
+    type Error = StoreError;
+    fn try_from(row: ChangeRow) -> StoreResult<Self> {
+        let event: AuditEvent = row.event.try_into()?;
+        Ok(Self {
+            position: crate::domain::Position {
+                revision: row.revision,
+                event: event.event_id,
+            },
+            event,
+        })
+    }
+}
+
 /// The stored form of [`AuditDetails`]: JSON, so that new kinds of particulars need no new
 /// columns.
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -4,7 +4,7 @@
 
 use super::error::{StoreError, StoreResult};
 use super::migrations::{all_applied, embedded_versions};
-use super::{Backend, ConnectOptions, Session, Store, Transaction};
+use super::{Backend, ChangeSignal, ConnectOptions, Session, Store, Transaction};
 use crate::domain::{Email, UserId};
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -12,7 +12,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, SqliteConnection};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -23,12 +25,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Counts commits, for [`ChangeSignal`]s.
+    commits: Arc<watch::Sender<u64>>,
 }
 
 /// A connection or transaction of the SQLite store.
 #[derive(Debug)]
 pub struct SqliteSession<C> {
     conn: C,
+    commits: Arc<watch::Sender<u64>>,
 }
 
 // No SKIP LOCKED: the claiming transaction holds the write lock, so two dispatchers claim one
@@ -45,7 +50,10 @@ impl_session_repos!(
         invitation_columns!(),
         " FROM invitations WHERE state = 'PENDING' AND expire_time <= $1 \
          ORDER BY expire_time LIMIT $2"
-    )
+    ),
+    // One writer at a time: whatever a statement sees is complete.
+    watermark_sql = "SELECT COALESCE(MAX(revision), 0) + 1 AS w FROM guardian_events",
+    head_sql = "SELECT COALESCE(MAX(revision), 0) FROM guardian_events"
 );
 
 impl SqliteStore {
@@ -76,7 +84,10 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            commits: Arc::new(watch::Sender::new(0)),
+        })
     }
 }
 
@@ -84,12 +95,18 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn session(&self) -> StoreResult<Box<dyn Session>> {
         let conn = self.pool.acquire().await?;
-        Ok(Box::new(SqliteSession { conn }))
+        Ok(Box::new(SqliteSession {
+            conn,
+            commits: self.commits.clone(),
+        }))
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn Transaction>> {
         let conn = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteSession { conn }))
+        Ok(Box::new(SqliteSession {
+            conn,
+            commits: self.commits.clone(),
+        }))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -135,6 +152,28 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    async fn change_signal(&self) -> StoreResult<Box<dyn ChangeSignal>> {
+        Ok(Box::new(SqliteChangeSignal {
+            commits: self.commits.subscribe(),
+        }))
+    }
+}
+
+/// [`ChangeSignal`] of this process's commits. Another process writing the same file is seen
+/// by the follower's periodic look only.
+struct SqliteChangeSignal {
+    commits: watch::Receiver<u64>,
+}
+
+#[async_trait]
+impl ChangeSignal for SqliteChangeSignal {
+    async fn changed(&mut self) {
+        if self.commits.changed().await.is_err() {
+            // The store is gone: nothing will ever change again.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 #[async_trait]
@@ -151,6 +190,7 @@ impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.conn.commit().await?;
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 }

@@ -6,6 +6,8 @@
 #[macro_use]
 mod directory;
 #[macro_use]
+mod feed;
+#[macro_use]
 mod invitations;
 #[macro_use]
 mod journal;
@@ -37,13 +39,22 @@ macro_rules! invitation_columns {
 /// Implements every repository trait and [`crate::store::Session`] for `$session<C>`, where `C`
 /// derefs to the backend's connection (a pooled connection or an open transaction).
 /// `$claim_sql` claims due outbox messages (binds: now, lease_until, limit); `$expired_sql`
-/// selects and locks expired PENDING invitations (binds: now, limit).
+/// selects and locks expired PENDING invitations (binds: now, limit); `$watermark_sql` selects
+/// the feed's watermark as `w`, `$head_sql` the revision that includes every commit so far.
 macro_rules! impl_session_repos {
-    ($session:ident, $conn:ty, claim_sql = $claim_sql:expr, expired_sql = $expired_sql:expr) => {
+    (
+        $session:ident,
+        $conn:ty,
+        claim_sql = $claim_sql:expr,
+        expired_sql = $expired_sql:expr,
+        watermark_sql = $watermark_sql:literal,
+        head_sql = $head_sql:expr
+    ) => {
         impl_settings_repo!($session, $conn);
         impl_directory_repo!($session, $conn);
         impl_invitation_repo!($session, $conn, $expired_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
+        impl_feed_repo!($session, $conn, $watermark_sql, $head_sql);
         impl_summary_repo!($session, $conn);
         impl<C> $crate::store::Session for $session<C> where
             C: std::ops::DerefMut<Target = $conn> + Send
