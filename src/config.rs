@@ -111,6 +111,29 @@ pub struct ServeConfig {
     #[arg(long, env = "GUARDIANS_SUMMARY_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set, hide_env_values = true)]
     pub summary_scheduler: bool,
 
+    /// Students whose links this replica keeps in memory for the hot path; 0 turns the cache
+    /// off (every read goes to the database).
+    #[arg(
+        long,
+        env = "GUARDIANS_CACHE_CAPACITY",
+        default_value_t = 100_000,
+        hide_env_values = true
+    )]
+    pub cache_capacity: u64,
+
+    /// How old an answer of a `minimize_latency` read may be: past it, a replica whose feed
+    /// has not caught up reads the database instead of its cache.
+    #[arg(long, env = "GUARDIANS_MAX_STALENESS", default_value = "1s", value_parser = parse_duration, hide_env_values = true)]
+    pub max_staleness: Duration,
+
+    /// How far back a change token may resume the feed; older is CHANGE_TOKEN_EXPIRED.
+    #[arg(long, env = "GUARDIANS_FEED_RETENTION", default_value = "7d", value_parser = parse_duration, hide_env_values = true)]
+    pub feed_retention: Duration,
+
+    /// How often a quiet WatchGuardianChanges stream gets a heartbeat with the latest token.
+    #[arg(long, env = "GUARDIANS_FEED_HEARTBEAT", default_value = "5s", value_parser = parse_duration, hide_env_values = true)]
+    pub feed_heartbeat: Duration,
+
     /// How often the dispatcher looks for due email.
     #[arg(long, env = "GUARDIANS_MAIL_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration, hide_env_values = true)]
     pub mail_poll_interval: Duration,
@@ -228,6 +251,16 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// The feed and cache settings of the use cases.
+    pub fn freshness(&self) -> crate::app::freshness::FreshnessConfig {
+        crate::app::freshness::FreshnessConfig {
+            cache_capacity: self.cache_capacity,
+            max_staleness: self.max_staleness,
+            feed_retention: self.feed_retention,
+            heartbeat: self.feed_heartbeat,
+        }
+    }
+
     /// The defaults, as with no flags and no environment, for `database_url`.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
@@ -250,6 +283,10 @@ impl ServeConfig {
             mail_from: "Guardian notifications <no-reply@guardians.invalid>".into(),
             mail_dispatcher: true,
             summary_scheduler: true,
+            cache_capacity: 100_000,
+            max_staleness: Duration::from_secs(1),
+            feed_retention: Duration::from_secs(7 * 86_400),
+            feed_heartbeat: Duration::from_secs(5),
             mail_poll_interval: Duration::from_secs(1),
             mail_max_attempts: 8,
             db_max_connections: 16,

@@ -78,6 +78,7 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
             guardian: Some(check_guardianship_request::Guardian::GuardianEmail(
                 "secret.parent@example.org".into(),
             )),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -1,13 +1,15 @@
 //! CheckGuardianship, the hot path other services call: is G a guardian of S?
 
 use super::access::require;
+use super::freshness::Consistency;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
-use crate::domain::ValidationError;
 use crate::domain::policy::{Permission, StudentAccess};
-use crate::domain::{CallerRole, Email, StudentRef, UserId};
-use crate::store::GuardianKey;
+use crate::domain::{CallerRole, DomainSettings, Email, Position, StudentRef, UserId};
+use crate::domain::{DomainName, ValidationError};
+use crate::store::{GuardianKey, Session, StudentLinks};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Most pairs one CheckGuardianships call takes.
 pub const MAX_CHECKS: usize = 1000;
@@ -21,6 +23,15 @@ pub enum CheckSubject {
     Email(Email),
 }
 
+impl CheckSubject {
+    fn key(self) -> GuardianKey {
+        match self {
+            Self::Id(id) => GuardianKey::Id(id),
+            Self::Email(email) => GuardianKey::Email(email),
+        }
+    }
+}
+
 /// The answer of CheckGuardianship.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Guardianship {
@@ -30,36 +41,65 @@ pub struct Guardianship {
     pub guardian_access_enabled: bool,
 }
 
+/// Answers with the position they include (`None` when the replica cannot say yet).
+#[derive(Debug)]
+pub struct Answered<T> {
+    /// The answers.
+    pub answer: T,
+    /// Every change up to here is included.
+    pub at: Option<Position>,
+}
+
+/// Students' links for a set of questions, and what they include.
+struct LinkRead {
+    links: HashMap<UserId, Arc<StudentLinks>>,
+    at: Option<Position>,
+    /// Read from memory: settings may come from memory too.
+    from_memory: bool,
+}
+
 impl App {
-    /// CheckGuardianship, the hot path: for admins and services one round trip to the store
-    /// (student domain and link together) plus cached settings; other callers go through the
-    /// full per-student decision.
+    /// CheckGuardianship. For admins and services: from the replica's cache when the
+    /// consistency allows and the cache is caught up, else one round trip to the store, plus
+    /// cached settings; other callers go through the full per-student decision.
     pub async fn check_guardianship(
         &self,
         who: &Authorized,
         student: &UserId,
         subject: &CheckSubject,
-    ) -> AppResult<Guardianship> {
+        consistency: Consistency,
+    ) -> AppResult<Answered<Guardianship>> {
         let caller = require(who, Permission::ReadGuardians)?;
-        let key = match subject {
-            CheckSubject::Id(id) => GuardianKey::Id(id.clone()),
-            CheckSubject::Email(email) => GuardianKey::Email(email.clone()),
-        };
-        if matches!(caller.role, CallerRole::Admin | CallerRole::Service) {
-            let mut session = self.store.session().await?;
-            let (domain, linked) = session
-                .check_guardianship(student, &key)
-                .await?
-                .ok_or(AppError::NotFound(Missing::Student))?;
-            if !caller.acts_in(&domain) {
-                return Err(AppError::NotFound(Missing::Student));
-            }
-            let settings = self.settings_via(session.as_mut(), &domain).await?;
-            return Ok(Guardianship {
-                linked,
-                guardian_access_enabled: settings.guardian_access_enabled,
-            });
+        if !matches!(caller.role, CallerRole::Admin | CallerRole::Service) {
+            let at = self.primary_position();
+            let answer = self.check_as_person(caller, student, subject).await?;
+            return Ok(Answered { answer, at });
         }
+        let answered = self
+            .check_as_manager(
+                caller,
+                vec![Ok((student.clone(), subject.clone()))],
+                consistency,
+            )
+            .await?;
+        let answer = answered
+            .answer
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::Internal("a check without its answer".into()))??;
+        Ok(Answered {
+            answer,
+            at: answered.at,
+        })
+    }
+
+    /// A teacher's, student's or guardian's question: the full per-student decision first.
+    async fn check_as_person(
+        &self,
+        caller: &crate::domain::Caller,
+        student: &UserId,
+        subject: &CheckSubject,
+    ) -> AppResult<Guardianship> {
         let ctx = self
             .authorize_student(
                 caller,
@@ -69,7 +109,7 @@ impl App {
             .await?;
         let mut session = self.store.session().await?;
         let (_, linked) = session
-            .check_guardianship(&ctx.student.user_id, &key)
+            .check_guardianship(&ctx.student.user_id, &subject.clone().key())
             .await?
             .unwrap_or((ctx.student.domain.clone(), false));
         Ok(Guardianship {
@@ -80,13 +120,15 @@ impl App {
 
     /// CheckGuardianships: many questions in one call, answered in request order, each on its
     /// own (an unknown or another tenant's student fails that pair only). For admins and
-    /// services one round trip for all pairs (the students and their links in one statement)
-    /// plus cached settings; other callers are answered pair by pair as by CheckGuardianship.
+    /// services at most one round trip for all pairs (the cache answers what it holds; the
+    /// students and links it lacks come in one statement) plus cached settings; other callers
+    /// are answered pair by pair as by CheckGuardianship.
     pub async fn check_guardianships(
         &self,
         who: &Authorized,
         pairs: Vec<Result<(UserId, CheckSubject), ValidationError>>,
-    ) -> AppResult<Vec<AppResult<Guardianship>>> {
+        consistency: Consistency,
+    ) -> AppResult<Answered<Vec<AppResult<Guardianship>>>> {
         let caller = require(who, Permission::ReadGuardians)?;
         if pairs.len() > MAX_CHECKS {
             return Err(ValidationError::invalid(
@@ -96,30 +138,42 @@ impl App {
             .into());
         }
         if !matches!(caller.role, CallerRole::Admin | CallerRole::Service) {
+            let at = self.primary_position();
             let mut answers = Vec::with_capacity(pairs.len());
             for pair in pairs {
                 answers.push(match pair {
                     Ok((student, subject)) => {
-                        self.check_guardianship(who, &student, &subject).await
+                        self.check_as_person(caller, &student, &subject).await
                     }
                     Err(invalid) => Err(invalid.into()),
                 });
             }
-            return Ok(answers);
+            return Ok(Answered {
+                answer: answers,
+                at,
+            });
         }
+        self.check_as_manager(caller, pairs, consistency).await
+    }
+
+    /// Admins' and services' questions: at most one round trip for all of them.
+    async fn check_as_manager(
+        &self,
+        caller: &crate::domain::Caller,
+        pairs: Vec<Result<(UserId, CheckSubject), ValidationError>>,
+        consistency: Consistency,
+    ) -> AppResult<Answered<Vec<AppResult<Guardianship>>>> {
         let mut students: Vec<UserId> = pairs
             .iter()
             .filter_map(|p| p.as_ref().ok().map(|(s, _)| s.clone()))
             .collect();
         students.sort();
         students.dedup();
-        let mut session = self.store.session().await?;
-        let known: HashMap<UserId, crate::store::StudentLinks> = session
-            .student_links(&students)
-            .await?
-            .into_iter()
-            .map(|s| (s.student.clone(), s))
-            .collect();
+        let mut session = None;
+        let read = self
+            .student_links_of(&students, consistency, &mut session)
+            .await?;
+        let mut settings: HashMap<DomainName, DomainSettings> = HashMap::new();
         let mut answers = Vec::with_capacity(pairs.len());
         for pair in pairs {
             let (student, subject) = match pair {
@@ -130,20 +184,123 @@ impl App {
                 }
             };
             // Another tenant's student is as unknown as a missing one.
-            let Some(links) = known.get(&student).filter(|l| caller.acts_in(&l.domain)) else {
+            let Some(links) = read
+                .links
+                .get(&student)
+                .filter(|l| caller.acts_in(&l.domain))
+            else {
                 answers.push(Err(AppError::NotFound(Missing::Student)));
                 continue;
             };
-            let key = match subject {
-                CheckSubject::Id(id) => GuardianKey::Id(id),
-                CheckSubject::Email(email) => GuardianKey::Email(email),
-            };
-            let settings = self.settings_via(session.as_mut(), &links.domain).await?;
+            if !settings.contains_key(&links.domain) {
+                let found = self
+                    .settings_for_check(&links.domain, read.from_memory, consistency, &mut session)
+                    .await?;
+                settings.insert(links.domain.clone(), found);
+            }
             answers.push(Ok(Guardianship {
-                linked: links.has(&key),
-                guardian_access_enabled: settings.guardian_access_enabled,
+                linked: links.has(&subject.key()),
+                guardian_access_enabled: settings[&links.domain].guardian_access_enabled,
             }));
         }
-        Ok(answers)
+        Ok(Answered {
+            answer: answers,
+            at: read.at,
+        })
     }
+
+    /// The links of `students` under `consistency`: from the cache where it may answer, the
+    /// rest (or all) from the store in one statement, which then fills the cache.
+    async fn student_links_of(
+        &self,
+        students: &[UserId],
+        consistency: Consistency,
+        session: &mut Option<Box<dyn Session>>,
+    ) -> AppResult<LinkRead> {
+        let mut links = HashMap::with_capacity(students.len());
+        let usable = self.freshness.usable_cache(consistency);
+        let mut missing: Vec<UserId> = Vec::new();
+        if let Some((cache, _)) = usable {
+            for student in students {
+                match cache.get(student) {
+                    Some(found) => {
+                        links.insert(student.clone(), found);
+                    }
+                    None => missing.push(student.clone()),
+                }
+            }
+        } else {
+            missing = students.to_vec();
+        }
+        metrics::counter!("guardians_link_cache_total", "result" => "hit")
+            .increment((students.len() - missing.len()) as u64);
+        metrics::counter!("guardians_link_cache_total", "result" => if usable.is_some() { "miss" } else { "bypass" })
+            .increment(missing.len() as u64);
+        let at = match usable {
+            Some((_, watermark)) => Some(Position::below(watermark)),
+            None => self.primary_position(),
+        };
+        if !missing.is_empty() {
+            // Taken before the read: what the read may be missing is what comes after.
+            let watermark = self.freshness.applied();
+            let read = open(&self.store, session)
+                .await?
+                .student_links(&missing)
+                .await?;
+            for found in read {
+                if let Some(cache) = self.freshness.cache() {
+                    cache.fill(watermark, found.clone());
+                }
+                links.insert(found.student.clone(), Arc::new(found));
+            }
+        }
+        Ok(LinkRead {
+            links,
+            at,
+            from_memory: usable.is_some(),
+        })
+    }
+
+    /// A domain's settings for a check: from the settings cache for reads that may be a
+    /// moment old, from the store for the others.
+    async fn settings_for_check(
+        &self,
+        domain: &DomainName,
+        from_memory: bool,
+        consistency: Consistency,
+        session: &mut Option<Box<dyn Session>>,
+    ) -> AppResult<DomainSettings> {
+        if from_memory || consistency == Consistency::MinimizeLatency {
+            if let Some(cached) = self.settings_cache.get(domain, self.clock.now()) {
+                return Ok(cached);
+            }
+            return self
+                .settings_via(open(&self.store, session).await?.as_mut(), domain)
+                .await;
+        }
+        Ok(open(&self.store, session)
+            .await?
+            .get_settings(domain)
+            .await?
+            .unwrap_or_else(|| DomainSettings::defaults(domain.clone())))
+    }
+
+    /// The position a read from the store that starts now includes.
+    pub(crate) fn primary_position(&self) -> Option<Position> {
+        match self.freshness.applied() {
+            i64::MIN => None,
+            watermark => Some(Position::below(watermark)),
+        }
+    }
+}
+
+/// The session in `slot`, opened on first use.
+async fn open<'a>(
+    store: &Arc<dyn crate::store::Store>,
+    slot: &'a mut Option<Box<dyn Session>>,
+) -> AppResult<&'a mut Box<dyn Session>> {
+    if slot.is_none() {
+        *slot = Some(store.session().await?);
+    }
+    Ok(slot.as_mut().expect("opened above"))
 }

@@ -82,6 +82,9 @@ pub enum AppError {
     /// `INVITATION_EXPIRED`
     #[error("the invitation has expired")]
     InvitationExpired,
+    /// `CHANGE_TOKEN_EXPIRED`: the feed no longer holds the changes after the token.
+    #[error("the change token is older than the feed's retention")]
+    ChangeTokenExpired,
     /// `ETAG_MISMATCH`
     #[error("the resource changed since the given etag")]
     EtagMismatch,

@@ -7,6 +7,8 @@ mod bulk;
 mod check;
 mod directory;
 mod error;
+mod feed;
+pub mod freshness;
 mod guardians;
 mod idempotency;
 mod invitation_reads;
@@ -19,13 +21,15 @@ mod settings;
 mod settings_cache;
 mod students;
 mod summaries;
+mod tokens;
 mod upkeep;
 
-pub use audit::{EventQuery, SYSTEM_ACTOR};
+pub use audit::{EventPage, EventQuery, SYSTEM_ACTOR};
 pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind};
-pub use check::{CheckSubject, Guardianship, MAX_CHECKS};
+pub use check::{Answered, CheckSubject, Guardianship, MAX_CHECKS};
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};
+pub use feed::{FeedChange, FeedStep, OpenWatch, WatchQuery};
 pub use guardians::{GuardianQuery, GuardianRef};
 pub use idempotency::{Encoder, Replay, RequestKey};
 pub use invitation_reads::{InvitationQuery, StudentSelector};
@@ -43,6 +47,7 @@ pub use upkeep::Upkeep;
 
 use crate::domain::Clock;
 use crate::store::Store;
+use freshness::{Freshness, FreshnessConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +65,8 @@ pub struct AppConfig {
     pub page_tokens: PageTokens,
     /// Public base URL of this service's web pages (the summaries' unsubscribe page).
     pub public_url: String,
+    /// The feed and the link cache.
+    pub freshness: FreshnessConfig,
 }
 
 impl Default for AppConfig {
@@ -69,6 +76,7 @@ impl Default for AppConfig {
             accept_url: "http://localhost:8080/guardian-invitations".into(),
             page_tokens: PageTokens::random(),
             public_url: "http://localhost:8080".into(),
+            freshness: FreshnessConfig::default(),
         }
     }
 }
@@ -79,6 +87,7 @@ pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings_cache: Arc<SettingsCache>,
+    freshness: Arc<Freshness>,
     page_tokens: PageTokens,
     config: Arc<AppConfig>,
 }
@@ -90,9 +99,15 @@ impl App {
             store,
             clock,
             settings_cache: Arc::new(SettingsCache::new(SETTINGS_CACHE_TTL)),
+            freshness: Arc::new(Freshness::new(config.freshness.clone())),
             page_tokens: config.page_tokens.clone(),
             config: Arc::new(config),
         }
+    }
+
+    /// This replica's view of the change feed.
+    pub fn freshness(&self) -> &Arc<Freshness> {
+        &self.freshness
     }
 
     /// The store, for health checks and shutdown.

@@ -39,6 +39,12 @@ impl SettingsCache {
             .map(|(_, settings)| settings.clone())
     }
 
+    /// Forgets `domain`'s settings (they changed, perhaps on another replica).
+    pub fn forget(&self, domain: &DomainName) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.remove(domain);
+    }
+
     /// Remembers settings read or written at `now`.
     pub fn put(&self, settings: DomainSettings, now: DateTime<Utc>) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());

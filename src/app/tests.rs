@@ -206,3 +206,79 @@ async fn an_address_that_declined_three_times_cannot_be_invited_again() {
     // Another address for the same student is not affected.
     w.invite("yes@family.example").await.unwrap();
 }
+
+/// The cache answers `minimize_latency` while the follower is caught up within the bound, and
+/// `at_least_as_fresh` only once it has applied the token; `fully_consistent` never. A stale
+/// entry (the cache says linked, the store does not) shows which one answered.
+#[tokio::test]
+async fn the_cache_answers_only_the_reads_it_is_fresh_enough_for() {
+    use crate::app::freshness::Consistency;
+    use crate::domain::Position;
+    use std::time::{Duration, Instant};
+    let w = world().await;
+    let who = platform(&format!("{SERVICE}CheckGuardianship"));
+    let s1 = UserId::parse("s1").unwrap();
+    let g1 = CheckSubject::Id(UserId::parse("g1").unwrap());
+    let stale = crate::store::StudentLinks {
+        student: s1.clone(),
+        domain: DomainName::parse(DOMAIN).unwrap(),
+        links: vec![("g1".into(), String::new(), String::new())],
+    };
+    let freshness = w.app.freshness();
+    freshness.advance(10, Some(Instant::now()));
+    freshness.cache().expect("a cache").fill(10, stale.clone());
+    let ask = |consistency| w.app.check_guardianship(&who, &s1, &g1, consistency);
+    let cached = ask(Consistency::MinimizeLatency).await.unwrap();
+    assert!(cached.answer.linked, "from memory");
+    assert_eq!(cached.at, Some(Position::below(10)));
+    let applied = Position {
+        revision: 9,
+        event: 3,
+    };
+    assert!(
+        ask(Consistency::AtLeastAsFresh(applied))
+            .await
+            .unwrap()
+            .answer
+            .linked
+    );
+    let not_yet = Position {
+        revision: 10,
+        event: 1,
+    };
+    assert!(
+        !ask(Consistency::AtLeastAsFresh(not_yet))
+            .await
+            .unwrap()
+            .answer
+            .linked
+    );
+    assert!(
+        !ask(Consistency::FullyConsistent)
+            .await
+            .unwrap()
+            .answer
+            .linked
+    );
+    // The follower last caught up longer ago than the bound: the cache is bypassed.
+    let stalled = App::new(
+        w.app.store().clone(),
+        w.clock.clone(),
+        AppConfig {
+            freshness: crate::app::freshness::FreshnessConfig {
+                max_staleness: Duration::from_millis(100),
+                ..Default::default()
+            },
+            ..AppConfig::default()
+        },
+    );
+    stalled
+        .freshness()
+        .advance(10, Some(Instant::now() - Duration::from_millis(100)));
+    stalled.freshness().cache().unwrap().fill(10, stale.clone());
+    let answer = stalled
+        .check_guardianship(&who, &s1, &g1, Consistency::MinimizeLatency)
+        .await
+        .unwrap();
+    assert!(!answer.answer.linked, "past the bound: the store answered");
+}

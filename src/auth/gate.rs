@@ -93,6 +93,10 @@ pub const METHOD_PERMISSIONS: &[(&str, Permission)] = &[
         Permission::ReadEvents,
     ),
     (
+        "/guardians.v1.GuardianService/WatchGuardianChanges",
+        Permission::ReadEvents,
+    ),
+    (
         "/guardians.v1.SettingsService/GetDomainSettings",
         Permission::ReadSettings,
     ),

@@ -56,3 +56,70 @@ pub(super) fn frequency_from_proto(
         )),
     }
 }
+
+/// The `consistency` of a link read; unset is `minimize_latency`.
+pub(super) fn consistency(
+    raw: Option<crate::proto::Consistency>,
+) -> Result<crate::app::freshness::Consistency, ValidationError> {
+    use crate::app::freshness::Consistency;
+    use crate::proto::consistency::Requirement;
+    Ok(match raw.and_then(|c| c.requirement) {
+        None | Some(Requirement::MinimizeLatency(_)) => Consistency::MinimizeLatency,
+        Some(Requirement::FullyConsistent(_)) => Consistency::FullyConsistent,
+        Some(Requirement::AtLeastAsFresh(token)) => {
+            Consistency::AtLeastAsFresh(change_token("consistency.at_least_as_fresh", &token)?)
+        }
+    })
+}
+
+/// A consistency or change token this service made.
+pub(super) fn change_token(
+    field: &str,
+    raw: &str,
+) -> Result<crate::domain::Position, ValidationError> {
+    crate::domain::Position::from_token(raw.trim())
+        .ok_or_else(|| ValidationError::invalid(field, "not a consistency token of this service"))
+}
+
+/// Responses of writes: each carries the token that includes the write.
+pub(super) trait WriteResponse {
+    /// Sets `consistency_token`.
+    fn set_token(&mut self, token: String);
+}
+
+macro_rules! write_responses {
+    ($($message:ident),* $(,)?) => {
+        $(impl WriteResponse for crate::proto::$message {
+            fn set_token(&mut self, token: String) {
+                self.consistency_token = token;
+            }
+        })*
+    };
+}
+
+write_responses!(
+    CreateGuardianInvitationResponse,
+    CancelGuardianInvitationResponse,
+    ResendGuardianInvitationResponse,
+    AcceptGuardianInvitationResponse,
+    DeclineGuardianInvitationResponse,
+    DeleteGuardianResponse,
+    BulkCreateGuardianInvitationsResponse,
+    BulkDeleteGuardiansResponse,
+    SyncGuardiansResponse,
+    UpdateDomainSettingsResponse,
+    UpsertUsersResponse,
+    DeleteUsersResponse,
+    UpsertCourseResponse,
+    DeleteCourseResponse,
+);
+
+/// A write's response with its consistency token (taken after the commit, for a replayed
+/// response too: a replay's write committed earlier, so the token includes it).
+pub(super) async fn stamped<M: WriteResponse>(
+    app: &crate::app::App,
+    mut response: tonic::Response<M>,
+) -> Result<tonic::Response<M>, tonic::Status> {
+    response.get_mut().set_token(app.write_token().await);
+    Ok(response)
+}

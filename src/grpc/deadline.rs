@@ -138,9 +138,11 @@ where
             return Box::pin(async move { Ok(answer) });
         }
         let mut budget = self.deadlines.for_method(path);
-        // A streaming health Watch lives as long as its client wants: no server deadline.
-        let streaming =
-            path == "/grpc.health.v1.Health/Watch" || path.ends_with("/ServerReflectionInfo");
+        // A stream (health Watch, the change feed) lives as long as its client wants: no
+        // server deadline.
+        let streaming = path == "/grpc.health.v1.Health/Watch"
+            || path == "/guardians.v1.GuardianService/WatchGuardianChanges"
+            || path.ends_with("/ServerReflectionInfo");
         if let Some(asked) = request
             .headers()
             .get("grpc-timeout")

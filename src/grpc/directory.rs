@@ -1,6 +1,6 @@
 //! DirectoryService: proto <-> domain for users and courses, and the handlers.
 
-use super::convert::{missing, parse_field};
+use super::convert::{missing, parse_field, stamped};
 use crate::app::{App, UserQuery};
 use crate::domain::{
     Course, CourseId, DomainName, Email, Locale, Role, User, UserId, ValidationError,
@@ -37,9 +37,11 @@ impl DirectoryService for DirectoryApi {
             .map(|(i, u)| user_from_proto(&format!("users[{i}]"), u))
             .collect::<Result<Vec<_>, _>>()?;
         let stored = self.app.upsert_users(&who, users).await?;
-        Ok(Response::new(proto::UpsertUsersResponse {
+        let response = proto::UpsertUsersResponse {
             users: stored.iter().map(user_to_proto).collect(),
-        }))
+            ..Default::default()
+        };
+        stamped(&self.app, Response::new(response)).await
     }
 
     async fn delete_users(
@@ -54,9 +56,11 @@ impl DirectoryService for DirectoryApi {
             .map(|(i, id)| parse_field(&format!("user_ids[{i}]"), id, UserId::parse))
             .collect::<Result<Vec<_>, _>>()?;
         let deleted = self.app.delete_users(&who, &ids).await?;
-        Ok(Response::new(proto::DeleteUsersResponse {
+        let response = proto::DeleteUsersResponse {
             deleted_count: deleted as i32,
-        }))
+            ..Default::default()
+        };
+        stamped(&self.app, Response::new(response)).await
     }
 
     async fn upsert_course(
@@ -67,9 +71,11 @@ impl DirectoryService for DirectoryApi {
         let proto::UpsertCourseRequest { course } = request.into_inner();
         let course = course_from_proto(course.ok_or_else(|| missing("course"))?)?;
         let stored = self.app.upsert_course(&who, course).await?;
-        Ok(Response::new(proto::UpsertCourseResponse {
+        let response = proto::UpsertCourseResponse {
             course: Some(course_to_proto(&stored)),
-        }))
+            ..Default::default()
+        };
+        stamped(&self.app, Response::new(response)).await
     }
 
     async fn delete_course(
@@ -80,7 +86,11 @@ impl DirectoryService for DirectoryApi {
         let proto::DeleteCourseRequest { course_id } = request.into_inner();
         let id = parse_field("course_id", &course_id, CourseId::parse)?;
         self.app.delete_course(&who, &id).await?;
-        Ok(Response::new(proto::DeleteCourseResponse {}))
+        stamped(
+            &self.app,
+            Response::new(proto::DeleteCourseResponse::default()),
+        )
+        .await
     }
 
     async fn get_user(

@@ -13,5 +13,6 @@ mod summaries;
 pub use auth_layer::{AuthLayer, authorized};
 pub use directory::DirectoryApi;
 pub use guardians::GuardiansApi;
+pub use guardians::watch::ChangeStream;
 pub use settings::SettingsApi;
 pub use summaries::SummariesApi;

@@ -46,9 +46,11 @@ impl SettingsService for SettingsApi {
         let who = authorized(&request)?;
         let update = parse_update(request.into_inner())?;
         let settings = self.app.update_settings(&who, update).await?;
-        Ok(Response::new(proto::UpdateDomainSettingsResponse {
+        let response = proto::UpdateDomainSettingsResponse {
             settings: Some(to_proto(&settings)),
-        }))
+            ..Default::default()
+        };
+        super::convert::stamped(&self.app, Response::new(response)).await
     }
 }
 

@@ -202,6 +202,12 @@ pub fn to_status(err: AppError) -> Status {
             "INVITATION_EXPIRED",
             "the invitation has expired",
         ),
+        E::ChangeTokenExpired => plain(
+            Code::OutOfRange,
+            "CHANGE_TOKEN_EXPIRED",
+            "the token is older than the change feed's retention; read the current state and \
+             watch from now",
+        ),
         E::EtagMismatch => plain(
             Code::Aborted,
             "ETAG_MISMATCH",

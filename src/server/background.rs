@@ -1,5 +1,5 @@
-//! What runs beside the RPCs: readiness (health follows the database), upkeep, the gauges and
-//! the mail dispatcher; started together and stopped together.
+//! What runs beside the RPCs: readiness (health follows the database), upkeep, the feed
+//! follower, the gauges and the mail dispatcher; started together and stopped together.
 
 use super::SERVICES;
 use crate::app::App;
@@ -29,6 +29,7 @@ pub(super) struct Background {
     readiness: JoinHandle<()>,
     upkeep: JoinHandle<()>,
     summaries: Option<JoinHandle<()>>,
+    feed: JoinHandle<()>,
     gauges: JoinHandle<()>,
     dispatcher: Option<JoinHandle<()>>,
 }
@@ -66,6 +67,11 @@ impl Background {
                 run_summaries(app.clone(), clock.clone(), SUMMARY_INTERVAL, stop.clone()),
             ))
         });
+        let feed = tokio::spawn(once_ready(
+            ready_rx.clone(),
+            stop.clone(),
+            crate::app::freshness::follow_changes(app.clone(), stop.clone()),
+        ));
         let gauges = tokio::spawn(once_ready(
             ready_rx.clone(),
             stop.clone(),
@@ -83,6 +89,7 @@ impl Background {
             readiness,
             upkeep,
             summaries,
+            feed,
             gauges,
             dispatcher,
         })
@@ -97,6 +104,7 @@ impl Background {
         if let Some(summaries) = &self.summaries {
             summaries.abort();
         }
+        self.feed.abort();
         self.gauges.abort();
         if let Some(mut dispatcher) = self.dispatcher
             && tokio::time::timeout(DISPATCHER_STOP, &mut dispatcher)

@@ -107,6 +107,7 @@ pub async fn serve_with_listeners(
             accept_url: config.accept_url.clone(),
             page_tokens: page_tokens(&config, mode)?,
             public_url: config.public_url.clone(),
+            freshness: config.freshness(),
         },
     );
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -11,6 +11,7 @@ fn ask(student: &str, guardian: Guardian) -> CheckGuardianshipRequest {
     CheckGuardianshipRequest {
         student_id: student.into(),
         guardian: Some(guardian),
+        ..Default::default()
     }
 }
 
@@ -41,6 +42,7 @@ async fn each_question_is_answered_in_order_as_the_single_check_answers_it() {
         CheckGuardianshipRequest {
             student_id: "s1".into(),
             guardian: None,
+            ..Default::default()
         },
         ask("s1", address("not an address")),
     ];
@@ -49,6 +51,7 @@ async fn each_question_is_answered_in_order_as_the_single_check_answers_it() {
         .guardians_as(&token)
         .check_guardianships(CheckGuardianshipsRequest {
             checks: checks.clone(),
+            ..Default::default()
         })
         .await
         .expect("check")
@@ -95,6 +98,7 @@ async fn each_question_is_answered_in_order_as_the_single_check_answers_it() {
         .guardians_as(&teacher("t-verified", SCHOOL))
         .check_guardianships(CheckGuardianshipsRequest {
             checks: vec![ask("s1", id("g1")), ask("o1", id("g-o"))],
+            ..Default::default()
         })
         .await
         .expect("check")
@@ -108,6 +112,7 @@ async fn each_question_is_answered_in_order_as_the_single_check_answers_it() {
         app.guardians()
             .check_guardianships(CheckGuardianshipsRequest {
                 checks: vec![ask("s1", id("g1")); 1001],
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,

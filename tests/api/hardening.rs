@@ -36,6 +36,7 @@ fn check(student: &str, email: &str) -> CheckGuardianshipRequest {
         guardian: Some(check_guardianship_request::Guardian::GuardianEmail(
             email.into(),
         )),
+        ..Default::default()
     }
 }
 

@@ -23,6 +23,7 @@ fn get_inv(student: &str, id: &str) -> GetGuardianInvitationRequest {
     GetGuardianInvitationRequest {
         student_id: student.into(),
         invitation_id: id.into(),
+        ..Default::default()
     }
 }
 
@@ -104,6 +105,7 @@ async fn an_invitation_is_created_accepted_listed_checked_and_removed() {
     let check = |g: check_guardianship_request::Guardian| CheckGuardianshipRequest {
         student_id: "s1".into(),
         guardian: Some(g),
+        ..Default::default()
     };
     let by_id = app
         .guardians()
@@ -545,6 +547,7 @@ async fn guardian_access_off_blocks_invitations_and_acceptance_but_keeps_links()
             guardian: Some(check_guardianship_request::Guardian::GuardianId(
                 "g-1".into(),
             )),
+            ..Default::default()
         })
         .await
         .unwrap()

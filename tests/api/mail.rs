@@ -146,6 +146,7 @@ async fn delivery(app: &TestApp, id: &str) -> i32 {
         .get_guardian_invitation(GetGuardianInvitationRequest {
             student_id: "s1".into(),
             invitation_id: id.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod connections;
 mod directory;
+mod feed;
 mod fixtures;
 mod hardening;
 mod helpers;

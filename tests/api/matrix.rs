@@ -32,6 +32,7 @@ enum Rpc {
     SyncGuardians,
     BulkDeleteGuardians,
     ListGuardianEvents,
+    WatchGuardianChanges,
     GetDomainSettings,
     UpdateDomainSettings,
     UpsertUsers,
@@ -49,7 +50,7 @@ enum Rpc {
     UnsubscribeFromSummaries,
 }
 
-const RPCS: [Rpc; 31] = [
+const RPCS: [Rpc; 32] = [
     Rpc::CreateGuardianInvitation,
     Rpc::GetGuardianInvitation,
     Rpc::ListGuardianInvitations,
@@ -66,6 +67,7 @@ const RPCS: [Rpc; 31] = [
     Rpc::SyncGuardians,
     Rpc::BulkDeleteGuardians,
     Rpc::ListGuardianEvents,
+    Rpc::WatchGuardianChanges,
     Rpc::GetDomainSettings,
     Rpc::UpdateDomainSettings,
     Rpc::UpsertUsers,
@@ -280,7 +282,8 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
             | W::ServiceAllScopes => Outcome::Ok,
             W::Student | W::ServiceReadOnly | W::ServiceNoScopes => DENIED,
         },
-        R::ListGuardianEvents => match who {
+        // The feed is the audit trail's: the same callers.
+        R::ListGuardianEvents | R::WatchGuardianChanges => match who {
             W::Admin | W::ServiceAllScopes | W::ServiceReadOnly => {
                 if own {
                     Outcome::Ok
@@ -430,6 +433,7 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
             .get_guardian_invitation(GetGuardianInvitationRequest {
                 student_id: student,
                 invitation_id: random_id,
+                ..Default::default()
             })
             .await),
         Rpc::ListGuardianInvitations => ok(g
@@ -470,6 +474,7 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
             .get_guardian(GetGuardianRequest {
                 student_id: student,
                 guardian_id: "g-linked".into(),
+                ..Default::default()
             })
             .await),
         Rpc::ListGuardians => ok(g
@@ -491,6 +496,7 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
                 guardian: Some(check_guardianship_request::Guardian::GuardianId(
                     "g-linked".into(),
                 )),
+                ..Default::default()
             })
             .await),
         Rpc::CheckGuardianships => {
@@ -501,7 +507,9 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
                         guardian: Some(check_guardianship_request::Guardian::GuardianId(
                             "g-linked".into(),
                         )),
+                        ..Default::default()
                     }],
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -526,6 +534,13 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
             .await),
         Rpc::ListGuardianEvents => ok(g
             .list_guardian_events(ListGuardianEventsRequest {
+                domain,
+                ..Default::default()
+            })
+            .await),
+        // Opening the stream is what is authorized: it fails at once or streams.
+        Rpc::WatchGuardianChanges => ok(g
+            .watch_guardian_changes(WatchGuardianChangesRequest {
                 domain,
                 ..Default::default()
             })

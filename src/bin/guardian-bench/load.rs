@@ -5,8 +5,8 @@ use crate::dataset::{STUDENTS, guardian_of};
 use clap::{Args, ValueEnum};
 use guardian_service::auth::issue::{TokenClaims, sign_hs256};
 use guardian_service::proto::{
-    CheckGuardianshipRequest, CheckGuardianshipsRequest, CreateGuardianInvitationRequest,
-    ListGuardiansRequest, check_guardianship_request,
+    CheckGuardianshipRequest, CheckGuardianshipsRequest, Consistency,
+    CreateGuardianInvitationRequest, ListGuardiansRequest, check_guardianship_request, consistency,
     guardian_service_client::GuardianServiceClient,
 };
 use std::sync::Arc;
@@ -18,8 +18,11 @@ use tonic::transport::Channel;
 /// Which RPC to drive.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum Scenario {
-    /// CheckGuardianship of a random (student, linked guardian).
+    /// CheckGuardianship of a random (student, linked guardian), `minimize_latency` (the
+    /// replica's cache once it holds the student).
     Check,
+    /// The same, `fully_consistent` (the primary database every time).
+    CheckConsistent,
     /// CheckGuardianships of 100 such pairs per call (pairs per second = 100 x RPS).
     CheckBatch,
     /// ListGuardians of one student.
@@ -238,12 +241,17 @@ async fn drive(
                 let n = pick(i + offset, students);
                 let started = Instant::now();
                 let answer: Result<(), tonic::Status> = match scenario {
-                    Scenario::Check => {
+                    Scenario::Check | Scenario::CheckConsistent => {
+                        let consistency =
+                            (scenario == Scenario::CheckConsistent).then_some(Consistency {
+                                requirement: Some(consistency::Requirement::FullyConsistent(true)),
+                            });
                         let mut req = tonic::Request::new(CheckGuardianshipRequest {
                             student_id: format!("s{n}"),
                             guardian: Some(check_guardianship_request::Guardian::GuardianId(
                                 guardian_of(n, 0),
                             )),
+                            consistency,
                         });
                         req.metadata_mut().insert("authorization", bearer.clone());
                         client.check_guardianship(req).await.map(drop)
@@ -259,10 +267,14 @@ async fn drive(
                                             guardian_of(m, 0),
                                         ),
                                     ),
+                                    consistency: None,
                                 }
                             })
                             .collect();
-                        let mut req = tonic::Request::new(CheckGuardianshipsRequest { checks });
+                        let mut req = tonic::Request::new(CheckGuardianshipsRequest {
+                            checks,
+                            consistency: None,
+                        });
                         req.metadata_mut().insert("authorization", bearer.clone());
                         // A call counts as done only when every pair was answered.
                         client.check_guardianships(req).await.and_then(|r| {

@@ -5,7 +5,7 @@ use super::convert::{invitation_to_proto, request_key, student_ref};
 use crate::app::{App, AppError, GuardianSelector, Replay, SyncKind};
 use crate::domain::{Email, UserId, ValidationError};
 use crate::grpc::authorized;
-use crate::grpc::convert::parse_field;
+use crate::grpc::convert::{parse_field, stamped};
 use crate::grpc::status::{error_fields, log_server_errors};
 use crate::proto;
 use crate::proto::bulk_delete_guardians_row::Guardian as RowGuardian;
@@ -95,9 +95,11 @@ pub(super) async fn invite(
             row_ok(i, proto::GuardianInvitation::decode(bytes.as_slice()).ok())
         }
     });
-    Ok(Response::new(
-        proto::BulkCreateGuardianInvitationsResponse { results },
-    ))
+    let response = proto::BulkCreateGuardianInvitationsResponse {
+        results,
+        ..Default::default()
+    };
+    stamped(app, Response::new(response)).await
 }
 
 pub(super) async fn remove(
@@ -147,9 +149,11 @@ pub(super) async fn remove(
         })
         .await?;
     let results = row_results(outcomes, |i, _| row_ok(i, None));
-    Ok(Response::new(proto::BulkDeleteGuardiansResponse {
+    let response = proto::BulkDeleteGuardiansResponse {
         results,
-    }))
+        ..Default::default()
+    };
+    stamped(app, Response::new(response)).await
 }
 
 pub(super) async fn sync(
@@ -211,8 +215,10 @@ pub(super) async fn sync(
             }
         })
         .collect();
-    Ok(Response::new(proto::SyncGuardiansResponse {
+    let response = proto::SyncGuardiansResponse {
         actions,
         applied: !*dry_run,
-    }))
+        ..Default::default()
+    };
+    stamped(app, Response::new(response)).await
 }

@@ -10,7 +10,7 @@ use crate::app::{Answer, App, GuardianView, InvitationQuery, InvitationRef, Invi
 use crate::domain::user::parse_display_name;
 use crate::domain::{Email, InvitationId, ValidationError};
 use crate::grpc::authorized;
-use crate::grpc::convert::parse_field;
+use crate::grpc::convert::{consistency, parse_field, stamped};
 use crate::proto;
 use prost::Message;
 use tonic::{Request, Response, Status};
@@ -39,13 +39,14 @@ pub(super) async fn create(
     let invited = parse_field("invited_email_address", invited_email_address, Email::parse)?;
     let build = |v: &InvitationView| proto::CreateGuardianInvitationResponse {
         invitation: Some(invitation_to_proto(v)),
+        ..Default::default()
     };
     let result = app
         .create_invitation(&who, &student, &invited, key.as_ref(), &|v| {
             build(v).encode_to_vec()
         })
         .await?;
-    respond(result, build)
+    stamped(app, respond(result, build)?).await
 }
 
 pub(super) async fn get(
@@ -56,13 +57,18 @@ pub(super) async fn get(
     let proto::GetGuardianInvitationRequest {
         student_id,
         invitation_id: id,
+        consistency: wanted,
     } = request.into_inner();
     let student = student_ref(&who, &student_id)?;
+    // Served by the primary, which holds every committed write: any consistency is met.
+    consistency(wanted)?;
+    let consistency_token = app.read_token();
     let view = app
         .get_invitation(&who, &student, invitation_id(&id)?)
         .await?;
     Ok(Response::new(proto::GetGuardianInvitationResponse {
         invitation: Some(invitation_to_proto(&view)),
+        consistency_token,
     }))
 }
 
@@ -77,7 +83,10 @@ pub(super) async fn list(
         states,
         page_size,
         page_token,
+        consistency: wanted,
     } = request.into_inner();
+    consistency(wanted)?;
+    let consistency_token = app.read_token();
     let query = InvitationQuery {
         student: student_selector(&who, &student_id)?,
         invited_email: optional_email("invited_email_address", &invited_email_address)?,
@@ -93,6 +102,7 @@ pub(super) async fn list(
     Ok(Response::new(proto::ListGuardianInvitationsResponse {
         invitations: page.items.iter().map(invitation_to_proto).collect(),
         next_page_token: page.next_page_token,
+        consistency_token,
     }))
 }
 
@@ -116,11 +126,12 @@ pub(super) async fn cancel(
     };
     let build = |v: &InvitationView| proto::CancelGuardianInvitationResponse {
         invitation: Some(invitation_to_proto(v)),
+        ..Default::default()
     };
     let result = app
         .cancel_invitation(&who, &target, key.as_ref(), &|v| build(v).encode_to_vec())
         .await?;
-    respond(result, build)
+    stamped(app, respond(result, build)?).await
 }
 
 pub(super) async fn resend(
@@ -143,11 +154,12 @@ pub(super) async fn resend(
     };
     let build = |v: &InvitationView| proto::ResendGuardianInvitationResponse {
         invitation: Some(invitation_to_proto(v)),
+        ..Default::default()
     };
     let result = app
         .resend_invitation(&who, &target, key.as_ref(), &|v| build(v).encode_to_vec())
         .await?;
-    respond(result, build)
+    stamped(app, respond(result, build)?).await
 }
 
 pub(super) async fn accept(
@@ -172,11 +184,12 @@ pub(super) async fn accept(
     };
     let build = |v: &GuardianView| proto::AcceptGuardianInvitationResponse {
         guardian: Some(guardian_to_proto(v)),
+        ..Default::default()
     };
     let result = app
         .accept_invitation(&who, &answer, key.as_ref(), &|v| build(v).encode_to_vec())
         .await?;
-    respond(result, build)
+    stamped(app, respond(result, build)?).await
 }
 
 pub(super) async fn decline(
@@ -200,9 +213,10 @@ pub(super) async fn decline(
     };
     let build = |v: &InvitationView| proto::DeclineGuardianInvitationResponse {
         invitation: Some(invitation_to_proto(v)),
+        ..Default::default()
     };
     let result = app
         .decline_invitation(&who, &answer, key.as_ref(), &|v| build(v).encode_to_vec())
         .await?;
-    respond(result, build)
+    stamped(app, respond(result, build)?).await
 }

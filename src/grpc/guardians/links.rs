@@ -9,7 +9,7 @@ use crate::app::{App, CheckSubject, EventQuery, GuardianQuery};
 use crate::domain::error::ValidationReason;
 use crate::domain::{DomainName, Email, UserId, ValidationError};
 use crate::grpc::authorized;
-use crate::grpc::convert::parse_field;
+use crate::grpc::convert::{change_token, consistency, parse_field, stamped};
 use crate::grpc::status::{error_fields, log_server_errors};
 use crate::proto;
 use crate::proto::check_guardianship_request::Guardian as CheckedGuardian;
@@ -24,13 +24,18 @@ pub(super) async fn get(
     let proto::GetGuardianRequest {
         student_id,
         guardian_id,
+        consistency: wanted,
     } = request.into_inner();
     let student = student_ref(&who, &student_id)?;
+    // Served by the primary, which holds every committed write: any consistency is met.
+    consistency(wanted)?;
+    let consistency_token = app.read_token();
     let view = app
         .get_guardian(&who, &student, &guardian_ref(&guardian_id)?)
         .await?;
     Ok(Response::new(proto::GetGuardianResponse {
         guardian: Some(guardian_to_proto(&view)),
+        consistency_token,
     }))
 }
 
@@ -45,7 +50,10 @@ pub(super) async fn list(
         guardian_id,
         page_size,
         page_token,
+        consistency: wanted,
     } = request.into_inner();
+    consistency(wanted)?;
+    let consistency_token = app.read_token();
     let query = GuardianQuery {
         student: student_selector(&who, &student_id)?,
         invited_email: optional_email("invited_email_address", &invited_email_address)?,
@@ -61,6 +69,7 @@ pub(super) async fn list(
     Ok(Response::new(proto::ListGuardiansResponse {
         guardians: page.items.iter().map(guardian_to_proto).collect(),
         next_page_token: page.next_page_token,
+        consistency_token,
     }))
 }
 
@@ -79,7 +88,7 @@ pub(super) async fn delete(
     let key = request_key(&who, "DeleteGuardian", request_id, &req)?;
     let student = student_ref(&who, student_id)?;
     let guardian = guardian_ref(guardian_id)?;
-    let build = |_: &()| proto::DeleteGuardianResponse {};
+    let build = |_: &()| proto::DeleteGuardianResponse::default();
     let result = app
         .delete_guardian(
             &who,
@@ -90,7 +99,7 @@ pub(super) async fn delete(
             &|v| build(v).encode_to_vec(),
         )
         .await?;
-    respond(result, build)
+    stamped(app, respond(result, build)?).await
 }
 
 pub(super) async fn check(
@@ -98,11 +107,16 @@ pub(super) async fn check(
     request: Request<proto::CheckGuardianshipRequest>,
 ) -> Result<Response<proto::CheckGuardianshipResponse>, Status> {
     let who = authorized(&request)?;
-    let (student, subject) = question("", request.into_inner())?;
-    let answer = app.check_guardianship(&who, &student, &subject).await?;
+    let mut check = request.into_inner();
+    let wanted = consistency(check.consistency.take())?;
+    let (student, subject) = question("", check)?;
+    let answered = app
+        .check_guardianship(&who, &student, &subject, wanted)
+        .await?;
     Ok(Response::new(proto::CheckGuardianshipResponse {
-        linked: answer.linked,
-        guardian_access_enabled: answer.guardian_access_enabled,
+        linked: answered.answer.linked,
+        guardian_access_enabled: answered.answer.guardian_access_enabled,
+        consistency_token: token_of(answered.at),
     }))
 }
 
@@ -111,13 +125,19 @@ pub(super) async fn check_many(
     request: Request<proto::CheckGuardianshipsRequest>,
 ) -> Result<Response<proto::CheckGuardianshipsResponse>, Status> {
     let who = authorized(&request)?;
-    let proto::CheckGuardianshipsRequest { checks } = request.into_inner();
+    let proto::CheckGuardianshipsRequest {
+        checks,
+        consistency: wanted,
+    } = request.into_inner();
+    let wanted = consistency(wanted)?;
     let questions = checks
         .into_iter()
         .enumerate()
         .map(|(i, check)| question(&format!("checks[{i}]."), check))
         .collect();
-    let answers = app.check_guardianships(&who, questions).await?;
+    let answered = app.check_guardianships(&who, questions, wanted).await?;
+    let consistency_token = token_of(answered.at);
+    let answers = answered.answer;
     log_server_errors(answers.iter().filter_map(|a| a.as_ref().err()));
     let results = answers
         .into_iter()
@@ -141,7 +161,10 @@ pub(super) async fn check_many(
             }
         })
         .collect();
-    Ok(Response::new(proto::CheckGuardianshipsResponse { results }))
+    Ok(Response::new(proto::CheckGuardianshipsResponse {
+        results,
+        consistency_token,
+    }))
 }
 
 /// One question of CheckGuardianship(s); `at` prefixes the field names (`checks[2].`).
@@ -152,7 +175,13 @@ fn question(
     let proto::CheckGuardianshipRequest {
         student_id,
         guardian,
+        consistency,
     } = check;
+    if consistency.is_some() {
+        // A batch has one consistency for the call (the single check took its own out).
+        let why = "set consistency on the CheckGuardianships request, not on each check";
+        return Err(ValidationError::invalid(&format!("{at}consistency"), why));
+    }
     let student = UserId::parse(&student_id).map_err(|_| {
         ValidationError::new(
             ValidationReason::InvalidStudentId,
@@ -189,16 +218,29 @@ pub(super) async fn events(
         student_id,
         page_size,
         page_token,
+        start_token,
     } = request.into_inner();
     let query = EventQuery {
         domain: parse_field("domain", &domain, DomainName::parse)?,
         student: optional_user_id("student_id", &student_id)?,
         page_size,
         page_token,
+        start: if start_token.trim().is_empty() {
+            None
+        } else {
+            Some(change_token("start_token", &start_token)?)
+        },
     };
     let page = app.list_events(&who, query).await?;
     Ok(Response::new(proto::ListGuardianEventsResponse {
-        events: page.items.iter().map(event_to_proto).collect(),
+        events: page.events.iter().map(event_to_proto).collect(),
         next_page_token: page.next_page_token,
+        resume_token: page.resume_token,
     }))
+}
+
+/// The token of an answer's position; empty when the replica cannot say yet.
+fn token_of(at: Option<crate::domain::Position>) -> String {
+    at.map(crate::domain::Position::to_token)
+        .unwrap_or_default()
 }

@@ -7,6 +7,7 @@ mod bulk;
 pub(super) mod convert;
 mod invitations;
 mod links;
+pub(super) mod watch;
 
 use crate::app::App;
 use crate::proto::{self, guardian_service_server::GuardianService};
@@ -30,6 +31,15 @@ macro_rules! route {
     ($($method:ident($req:ident) -> $res:ident => $handler:path;)*) => {
         #[tonic::async_trait]
         impl GuardianService for GuardiansApi {
+            type WatchGuardianChangesStream = watch::ChangeStream;
+
+            async fn watch_guardian_changes(
+                &self,
+                request: Request<proto::WatchGuardianChangesRequest>,
+            ) -> Result<Response<Self::WatchGuardianChangesStream>, Status> {
+                watch::watch(&self.app, request).await
+            }
+
             $(
                 async fn $method(
                     &self,
