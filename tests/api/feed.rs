@@ -466,3 +466,55 @@ async fn a_writes_token_is_honoured_on_a_replica_that_did_not_make_it() {
         .await;
     assert_status(bad, Code::InvalidArgument, "INVALID_ARGUMENT");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_goes_on_when_the_database_drops_every_connection() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    let mut stream = watch(&app, SCHOOL, "").await;
+    invite(&app, "s1", "before@example.org").await;
+    assert_eq!(
+        next_change(&mut stream).await.unwrap().action,
+        "invitation.created"
+    );
+    // Every connection of the server (its pool and its LISTEN) is cut.
+    let pool = sqlx::PgPool::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("terminate");
+    pool.close().await;
+    assert!(!cut.is_empty());
+    // A call may meet a dead pooled connection once; the retry is the client's, as for any
+    // UNAVAILABLE.
+    let mut invited = None;
+    for _ in 0..5 {
+        let result = app
+            .guardians()
+            .create_guardian_invitation(CreateGuardianInvitationRequest {
+                student_id: "s1".into(),
+                invited_email_address: "after@example.org".into(),
+                request_id: "4f4c8a8e-3a53-4d7e-9d55-0c4b8f2c1a77".into(),
+            })
+            .await;
+        match result {
+            Ok(r) => {
+                invited = r.into_inner().invitation;
+                break;
+            }
+            Err(e) if e.code() == Code::Unavailable => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let invited = invited.expect("the invitation after the cut");
+    let change = next_change(&mut stream).await.expect("the stream goes on");
+    assert_eq!(
+        change.invitation.map(|i| i.invitation_id),
+        Some(invited.invitation_id)
+    );
+}

@@ -5,7 +5,7 @@
 //! RESOURCE_EXHAUSTED and may resume from its last token.
 
 use super::convert::{invitation_to_proto, optional_user_id};
-use crate::app::{App, FeedChange, OpenWatch, WatchQuery};
+use crate::app::{App, AppError, FeedChange, OpenWatch, WatchQuery};
 use crate::domain::{Caller, ChangeKind, DomainName, Position};
 use crate::grpc::authorized;
 use crate::grpc::convert::{change_token, parse_field, timestamp};
@@ -27,6 +27,9 @@ const SLOW_CONSUMER: Duration = Duration::from_secs(30);
 
 /// How soon to look again while changes wait behind a transaction still running.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
+
+/// How soon to read again when the database could not be reached.
+const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
 
 type Item = Result<proto::WatchGuardianChangesResponse, Status>;
 
@@ -112,6 +115,15 @@ async fn follow(app: App, caller: Caller, opened: OpenWatch, sender: Sender) {
     loop {
         let step = match app.next_changes(&caller, &opened, at).await {
             Ok(step) => step,
+            // The database is away for a moment: the watcher keeps its place and looks again,
+            // so a dropped connection costs its consumer nothing but the wait.
+            Err(AppError::Unavailable(cause)) => {
+                tracing::warn!(%cause, "the change feed could not be read; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(UNAVAILABLE_RETRY) => continue,
+                    _ = messages.closed() => return,
+                }
+            }
             Err(e) => {
                 let _ = messages.send(Err(e.into())).await;
                 return;
