@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks guardian-service against the machine's own limits, in one go (quality.md P1-P8):
+# Benchmarks guardian-service against the machine's own limits, in one go (quality.md P1-P9):
 # starts Postgres if needed, builds release, seeds the data set, starts the server (timing its
 # start-up to SERVING), then alternates `pgbench -S` with each guardian-bench scenario at the same
 # client concurrency (the reads, then CreateGuardianInvitation) and prints every ratio, plus the
@@ -34,7 +34,8 @@ DB=guardians_bench
 BASE=${DATABASE_URL%/*}
 URL="$BASE/$DB"
 SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
 psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
 
 echo "== seeding scale $SCALE"
@@ -43,13 +44,23 @@ psql "$URL" -qc "VACUUM ANALYZE" >/dev/null
 echo "== pgbench tables (scale 10)"
 pgbench -q -i -s 10 "$URL" >/dev/null 2>&1
 
+SERVERS=()
+trap 'kill "${SERVERS[@]}" 2>/dev/null || true; wait "${SERVERS[@]}" 2>/dev/null || true' EXIT
+start_server() { # port log: starts a replica on the bench database and waits for SERVING
+  GUARDIANS_DATABASE_URL=$URL GUARDIANS_LISTEN=127.0.0.1:$1 GUARDIANS_HTTP_LISTEN=127.0.0.1:$(free_port) \
+    GUARDIANS_JWT_HS256_SECRET=$SECRET GUARDIANS_MAIL_DISPATCHER=false GUARDIANS_SUMMARY_SCHEDULER=false \
+    RUST_LOG=warn ./target/release/guardian-service >"$OUT/$2" 2>&1 &
+  SERVERS+=($!)
+  until ./target/release/guardianctl --server "http://127.0.0.1:$1" health >/dev/null 2>&1; do
+    kill -0 "${SERVERS[-1]}" 2>/dev/null || { echo "bench.sh: a server did not start:" >&2; cat "$OUT/$2" >&2; exit 1; }
+    sleep 0.02
+  done
+}
+
 echo "== starting the server"
 started=$(date +%s%N)
-GUARDIANS_DATABASE_URL=$URL GUARDIANS_LISTEN=127.0.0.1:$PORT GUARDIANS_JWT_HS256_SECRET=$SECRET \
-  GUARDIANS_MAIL_DISPATCHER=false GUARDIANS_SUMMARY_SCHEDULER=false RUST_LOG=warn ./target/release/guardian-service >"$OUT/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
-until ./target/release/guardianctl --server "http://127.0.0.1:$PORT" health >/dev/null 2>&1; do sleep 0.02; done
+start_server "$PORT" server.log
+SERVER=${SERVERS[0]}
 ready=$(date +%s%N)
 startup_ms=$(( (ready - started) / 1000000 ))
 idle_kib=$(awk '/VmRSS/ {print $2}' /proc/$SERVER/status)
@@ -59,9 +70,10 @@ pgbench_tps() { # clients
   pgbench -n -S -c "$1" -j 2 -T "$SECONDS_PGBENCH" "$URL" 2>/dev/null | awk '/^tps/ {print int($3)}'
 }
 
-scenario() { # name concurrency [requests]
+scenario() { # name concurrency [requests] [warm-up requests]
   GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT" \
-    --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "${3:-$REQUESTS}" --json
+    --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "${3:-$REQUESTS}" \
+    --warmup "${4:-2000}" --json
 }
 
 report() { # label json pgbench_tps
@@ -76,7 +88,12 @@ report() { # label json pgbench_tps
 }
 
 echo "== alternating pgbench -S and guardian-bench (concurrency $CONCURRENCY, $REQUESTS requests each)"
-for name in check list-by-student list-by-guardian; do
+# P1 cached: the default consistency (minimize_latency) once the replica's cache holds the
+# data set: the warm-up asks three times as many questions as there are students first.
+WARM_ALL=$(awk -v s="$SCALE" 'BEGIN { print int(300000 * s) }')
+tps=$(pgbench_tps "$CONCURRENCY")
+report "check cached @$CONCURRENCY" "$(scenario check "$CONCURRENCY" "$REQUESTS" "$WARM_ALL")" "$tps"
+for name in check-consistent check-batch list-by-student list-by-guardian; do
   tps=$(pgbench_tps "$CONCURRENCY")
   report "$name @$CONCURRENCY" "$(scenario "$name" "$CONCURRENCY")" "$tps"
 done
@@ -105,3 +122,18 @@ for round in 1 2 3; do
     "summaries round $round" "$rate" "$rss" "$tps" "$(awk -v a="$rate" -v b="$tps" 'BEGIN { print (b > 0 ? a / b : 0) }')"
   echo "{\"label\":\"P8 summaries round $round\",\"pgbench_tps\":$tps,\"result\":$line}" >> "$OUT/results.jsonl"
 done
+
+# P9: a second replica B on the same database, its cache filled by the checks; every removal
+# through A is timed until B reports it, while the `check` scenario loads B beside it. Last:
+# it removes 1,000 seeded links.
+echo "== P9 propagation (removed on A, unlinked on B's cache, under check load on B)"
+PORT_B=$(free_port)
+start_server "$PORT_B" server-b.log
+GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT_B" \
+  --scale "$SCALE" --scenario check --concurrency 16 --channels 2 --duration 600s --json >"$OUT/p9-load.json" &
+LOAD=$!
+line=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench propagation \
+  --server-a "http://127.0.0.1:$PORT" --server-b "http://127.0.0.1:$PORT_B" --scale "$SCALE" --removals 1000)
+kill -INT $LOAD 2>/dev/null || true; wait $LOAD 2>/dev/null || true
+echo "P9 propagation: $line"
+echo "{\"label\":\"P9 propagation\",\"result\":$line}" >> "$OUT/results.jsonl"

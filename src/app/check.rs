@@ -192,15 +192,23 @@ impl App {
                 answers.push(Err(AppError::NotFound(Missing::Student)));
                 continue;
             };
-            if !settings.contains_key(&links.domain) {
-                let found = self
-                    .settings_for_check(&links.domain, read.from_memory, consistency, &mut session)
-                    .await?;
-                settings.insert(links.domain.clone(), found);
-            }
+            // From memory, the settings may be as old as the links; read from the store, the
+            // switch came with the links.
+            let guardian_access_enabled =
+                if read.from_memory || consistency == Consistency::MinimizeLatency {
+                    if !settings.contains_key(&links.domain) {
+                        let found = self.cached_settings(&links.domain, &mut session).await?;
+                        settings.insert(links.domain.clone(), found);
+                    }
+                    settings[&links.domain].guardian_access_enabled
+                } else {
+                    links.stored_access.unwrap_or_else(|| {
+                        DomainSettings::defaults(links.domain.clone()).guardian_access_enabled
+                    })
+                };
             answers.push(Ok(Guardianship {
                 linked: links.has(&subject.key()),
-                guardian_access_enabled: settings[&links.domain].guardian_access_enabled,
+                guardian_access_enabled,
             }));
         }
         Ok(Answered {
@@ -261,28 +269,17 @@ impl App {
         })
     }
 
-    /// A domain's settings for a check: from the settings cache for reads that may be a
-    /// moment old, from the store for the others.
-    async fn settings_for_check(
+    /// A domain's settings from the settings cache, opening a session only on a miss.
+    async fn cached_settings(
         &self,
         domain: &DomainName,
-        from_memory: bool,
-        consistency: Consistency,
         session: &mut Option<Box<dyn Session>>,
     ) -> AppResult<DomainSettings> {
-        if from_memory || consistency == Consistency::MinimizeLatency {
-            if let Some(cached) = self.settings_cache.get(domain, self.clock.now()) {
-                return Ok(cached);
-            }
-            return self
-                .settings_via(open(&self.store, session).await?.as_mut(), domain)
-                .await;
+        if let Some(cached) = self.settings_cache.get(domain, self.clock.now()) {
+            return Ok(cached);
         }
-        Ok(open(&self.store, session)
-            .await?
-            .get_settings(domain)
-            .await?
-            .unwrap_or_else(|| DomainSettings::defaults(domain.clone())))
+        self.settings_via(open(&self.store, session).await?.as_mut(), domain)
+            .await
     }
 
     /// The position a read from the store that starts now includes.

@@ -92,6 +92,10 @@ impl App {
             tx.append_event(&event).await?;
         }
         tx.commit().await?;
+        // A user pushed again may have moved between domains: its cached domain goes.
+        for user in &users {
+            self.freshness.forget_student(&user.user_id);
+        }
         Ok(users)
     }
 
@@ -157,6 +161,7 @@ impl App {
             }
             tx.delete_user(id).await?;
             tx.commit().await?;
+            self.freshness.forget_student(id);
             deleted += 1;
         }
         // The summary has its own transaction, after the users' (each of which recorded its

@@ -9,8 +9,8 @@ use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
-    Caller, CallerDomains, CallerRole, Email, InvitationEvent, InvitationId, StudentRef, UserId,
-    paging,
+    Caller, CallerDomains, CallerRole, DomainName, Email, InvitationEvent, InvitationId, Role,
+    StudentRef, UserId, paging,
 };
 use crate::mail::Template;
 use crate::store::{LinkFilter, LinkScope};
@@ -127,6 +127,12 @@ impl App {
                 "only administrators and services filter by invited address".into(),
             ));
         }
+        if let (StudentSelector::One(StudentRef::Id(student)), true) = (&query.student, privileged)
+        {
+            return self
+                .student_guardians_at_once(caller, student, &query, guardian.as_ref(), size)
+                .await;
+        }
         let (scope, domain, show_email) = match (&query.student, &guardian) {
             (StudentSelector::One(student), _) => {
                 let ctx = self
@@ -176,47 +182,96 @@ impl App {
                 )),
             },
         };
+        let (filter, filters) = self.link_page(scope, domain, &query, guardian.as_ref(), size)?;
+        let mut session = self.store.session().await?;
+        let links = session.list_links(&filter).await?;
+        Ok(self.page_of_links(links, size, &filters, guardian.as_ref(), show_email))
+    }
+
+    /// ListGuardians of one student for admins and services, in one round trip: the student
+    /// and the page of links in one statement; the decision needs only cached settings.
+    async fn student_guardians_at_once(
+        &self,
+        caller: &Caller,
+        student: &UserId,
+        query: &GuardianQuery,
+        guardian: Option<&UserId>,
+        size: u32,
+    ) -> AppResult<Page<GuardianView>> {
+        let scope = LinkScope::Student(student.clone());
+        let (filter, filters) = self.link_page(scope, None, query, guardian, size)?;
+        let mut session = self.store.session().await?;
+        let (record, links) = match session.student_and_links(student, &filter).await? {
+            Some((user, links)) if user.role == Role::Student => (Some(user), links),
+            _ => (None, Vec::new()),
+        };
+        let ctx = self
+            .decide_for(session.as_mut(), caller, record, StudentAccess::Read)
+            .await?;
+        Ok(self.page_of_links(links, size, &filters, guardian, ctx.grant.may_manage))
+    }
+
+    /// The store filter of a ListGuardians page, and the request's filters its page token is
+    /// bound to.
+    fn link_page(
+        &self,
+        scope: LinkScope,
+        domain: Option<DomainName>,
+        query: &GuardianQuery,
+        guardian: Option<&UserId>,
+        size: u32,
+    ) -> AppResult<(LinkFilter, [String; 2])> {
         let scope_key = format!("{scope:?}/{domain:?}/{guardian:?}");
         let email_key = query
             .invited_email
             .as_ref()
-            .map(Email::as_str)
-            .unwrap_or("");
-        let filters = [scope_key.as_str(), email_key];
+            .map(Email::to_string)
+            .unwrap_or_default();
+        let filters = [scope_key, email_key];
         let after = self
             .page_tokens
-            .decode(&query.page_token, &filters)?
+            .decode(&query.page_token, &[&filters[0], &filters[1]])?
             .map(|k| InvitationId::parse(&k).map_err(|_| AppError::InvalidPageToken))
             .transpose()?;
-        let mut session = self.store.session().await?;
-        let mut links = session
-            .list_links(&LinkFilter {
-                scope,
-                invited_email: query.invited_email.clone(),
-                domain,
-                after,
-                limit: size + 1,
-            })
-            .await?;
-        let next_page_token =
-            self.page_tokens
-                .cut(&mut links, size, |last| last.id.to_text(), &filters);
+        let filter = LinkFilter {
+            scope,
+            invited_email: query.invited_email.clone(),
+            domain,
+            after,
+            limit: size + 1,
+        };
+        Ok((filter, filters))
+    }
+
+    /// A page of links as the caller sees them, with the next page's token.
+    fn page_of_links(
+        &self,
+        mut links: Vec<crate::domain::Invitation>,
+        size: u32,
+        filters: &[String; 2],
+        guardian: Option<&UserId>,
+        show_email: bool,
+    ) -> Page<GuardianView> {
+        let next_page_token = self.page_tokens.cut(
+            &mut links,
+            size,
+            |last| last.id.to_text(),
+            &[&filters[0], &filters[1]],
+        );
         let items = links
             .into_iter()
             .filter(|l| {
-                guardian
-                    .as_ref()
-                    .is_none_or(|g| l.guardian.as_ref().is_some_and(|p| &p.guardian_id == g))
+                guardian.is_none_or(|g| l.guardian.as_ref().is_some_and(|p| &p.guardian_id == g))
             })
             .map(|link| GuardianView {
                 link,
                 show_invited_email: show_email,
             })
             .collect();
-        Ok(Page {
+        Page {
             items,
             next_page_token,
-        })
+        }
     }
 
     /// DeleteGuardian: ACCEPTED -> REMOVED(GUARDIAN_REMOVED); the guardian is told.
@@ -275,7 +330,7 @@ impl App {
             return if allow_missing && dry_run {
                 Ok(Replay::Fresh(()))
             } else if allow_missing {
-                commit_with(self, tx, key, now, (), encode).await
+                commit_with(self, tx, &ctx.student.user_id, key, now, (), encode).await
             } else {
                 Err(AppError::NotFound(Missing::Guardian))
             };
@@ -325,7 +380,7 @@ impl App {
         if dry_run {
             return Ok(Replay::Fresh(()));
         }
-        commit_with(self, tx, key, now, (), encode).await
+        commit_with(self, tx, &ctx.student.user_id, key, now, (), encode).await
     }
 }
 

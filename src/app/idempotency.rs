@@ -2,7 +2,7 @@
 //! in the same transaction as the effect, for at least [`RETENTION`].
 
 use super::{App, AppError, AppResult};
-use crate::domain::IdempotencyRecord;
+use crate::domain::{IdempotencyRecord, UserId};
 use crate::store::{Session, StoreError, Transaction};
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -64,12 +64,14 @@ impl App {
     }
 }
 
-/// Stores the first response inside the effect's transaction, then commits. If a concurrent
+/// Stores the first response inside the effect's transaction, then commits, and drops
+/// `student`'s links from this replica's cache. If a concurrent
 /// identical request stored it first, this transaction is dropped (rolled back) and the
 /// winner's response is returned instead.
 pub(crate) async fn commit_with<T>(
     app: &App,
     mut tx: Box<dyn Transaction>,
+    student: &UserId,
     key: Option<&RequestKey>,
     now: DateTime<Utc>,
     result: T,
@@ -97,5 +99,7 @@ pub(crate) async fn commit_with<T>(
         }
     }
     tx.commit().await?;
+    // This replica reads its own write at once, whatever its feed follower has seen yet.
+    app.freshness.forget_student(student);
     Ok(Replay::Fresh(result))
 }

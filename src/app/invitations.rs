@@ -189,7 +189,7 @@ impl App {
         if dry_run {
             return Ok(Replay::Fresh(view));
         }
-        commit_with(self, tx, key, now, view, encode).await
+        commit_with(self, tx, &ctx.student.user_id, key, now, view, encode).await
     }
 
     /// The name emails give the caller: their directory name, else their domain.
@@ -356,6 +356,6 @@ impl App {
         if dry_run {
             return Ok(Replay::Fresh(view));
         }
-        commit_with(self, tx, key, now, view, encode).await
+        commit_with(self, tx, &ctx.student.user_id, key, now, view, encode).await
     }
 }

@@ -181,7 +181,8 @@ impl App {
             link,
             show_invited_email: caller.role == CallerRole::Service,
         };
-        commit_with(self, tx, key, now, view, encode).await
+        let student = view.link.student_id.clone();
+        commit_with(self, tx, &student, key, now, view, encode).await
     }
 
     /// DeclineGuardianInvitation ("I am not the guardian"): PENDING -> REMOVED(DECLINED).
@@ -229,7 +230,8 @@ impl App {
             show_invited_email: caller.role == CallerRole::Service,
             delivery: None,
         };
-        commit_with(self, tx, key, now, view, encode).await
+        let student = view.invitation.student_id.clone();
+        commit_with(self, tx, &student, key, now, view, encode).await
     }
 
     async fn invitation_by_token(&self, token: &str) -> AppResult<crate::domain::Invitation> {

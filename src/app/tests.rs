@@ -223,6 +223,7 @@ async fn the_cache_answers_only_the_reads_it_is_fresh_enough_for() {
         student: s1.clone(),
         domain: DomainName::parse(DOMAIN).unwrap(),
         links: vec![("g1".into(), String::new(), String::new())],
+        stored_access: None,
     };
     let freshness = w.app.freshness();
     freshness.advance(10, Some(Instant::now()));

@@ -7,10 +7,6 @@ use crate::domain::Position;
 impl App {
     /// The token of a write that has committed: a position including every change committed
     /// so far. Empty when the store cannot say (the write stands; only the token is missing).
-    ///
-    /// It also waits (a few milliseconds; at most the staleness bound) until this replica's
-    /// cache has applied the write, so that a caller reads its own writes on the replica that
-    /// made them even in `minimize_latency`; other replicas need the token.
     pub async fn write_token(&self) -> String {
         let head = async {
             let mut session = self.store.session().await?;

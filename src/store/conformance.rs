@@ -63,6 +63,7 @@ conformance!(
     concurrent_writers_are_followed_without_gaps_or_repeats,
     the_first_change_after_a_position_tells_its_age,
     invitations_are_read_by_id_in_one_go,
+    a_students_record_and_links_come_in_one_statement,
 );
 
 mod feed;
@@ -725,7 +726,17 @@ async fn the_hot_path_check_reads_the_student_domain_and_the_link_at_once(store:
             let single = s.check_guardianship(&b.student, &key).await.unwrap();
             assert_eq!(Some(b.has(&key)), single.map(|(_, l)| l), "{key:?}");
         }
+        assert_eq!(
+            b.stored_access, None,
+            "no settings stored: the defaults apply"
+        );
     }
+    // The domain's stored access switch comes with the links.
+    let mut off = DomainSettings::defaults(domain("school.example"));
+    off.guardian_access_enabled = false;
+    s.put_settings(&off, 0).await.unwrap();
+    let batch = s.student_links(&[uid("s1")]).await.unwrap();
+    assert_eq!(batch[0].stored_access, Some(false));
 }
 
 async fn counts_for_limits_cover_addresses_and_declines(store: Arc<dyn Store>) {

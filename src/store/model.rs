@@ -125,6 +125,9 @@ pub struct StudentLinks {
     pub domain: DomainName,
     /// Per ACCEPTED link: the guardian's account id, own address and invited address.
     pub links: Vec<(String, String, String)>,
+    /// The domain's stored `guardian_access_enabled`, read with the links; `None` when the
+    /// domain stored no settings (the defaults apply).
+    pub stored_access: Option<bool>,
 }
 
 impl StudentLinks {

@@ -97,6 +97,34 @@ pub(crate) struct UserRow {
     locale: Option<String>,
 }
 
+/// A user's row read beside other tables' columns, under `u_` names.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PrefixedUserRow {
+    u_user_id: String,
+    u_domain: String,
+    u_email: String,
+    u_role: String,
+    u_verified_teacher: bool,
+    u_display_name: String,
+    u_locale: Option<String>,
+}
+
+impl TryFrom<PrefixedUserRow> for User {
+    type Error = StoreError;
+    fn try_from(row: PrefixedUserRow) -> StoreResult<Self> {
+        UserRow {
+            user_id: row.u_user_id,
+            domain: row.u_domain,
+            email: row.u_email,
+            role: row.u_role,
+            verified_teacher: row.u_verified_teacher,
+            display_name: row.u_display_name,
+            locale: row.u_locale,
+        }
+        .try_into()
+    }
+}
+
 impl TryFrom<UserRow> for User {
     type Error = StoreError;
     fn try_from(row: UserRow) -> StoreResult<Self> {

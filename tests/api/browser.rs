@@ -8,6 +8,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,7 +58,9 @@ impl Browser {
                  packages (scripts/test.sh installs them)"
             );
         }
+        // Its own process group, so that the browser it starts goes with it (below).
         let mut driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg("--port=0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -184,7 +187,11 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Killing the driver ends its Chromium too (it is the driver's child).
+        // Killing the driver alone would leave its Chromium processes running: the whole
+        // process group goes (the driver's pid is the group's id).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

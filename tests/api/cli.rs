@@ -611,3 +611,78 @@ fn summaries_run_once_refuses_an_unmigrated_database_and_reports_what_it_built()
         "{stdout}"
     );
 }
+
+/// `guardianctl watch` with stdout piped: its next printed line (heartbeats print none).
+fn next_line(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
+    lines.next().expect("a line").expect("readable")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_changes_as_they_come_and_the_token_to_resume_from() {
+    let app = spawn_app().await;
+    seed_school(&app, 40).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guardianctl"))
+        .args(["--server", &addr(&app), "watch", "--domain", SCHOOL])
+        .env("GUARDIANS_TOKEN", platform())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start guardianctl watch");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The watch starts "from now" once connected; a change made before that would be missed,
+    // so keep inviting (new addresses) until the first line shows up.
+    let reader = std::thread::spawn(move || {
+        let first = next_line(&mut lines);
+        (first, lines)
+    });
+    let mut n = 0;
+    while !reader.is_finished() {
+        // Spread over students, so that no student's limit is reached however long it takes.
+        invite(
+            &app,
+            &format!("s{}", n % 40 + 1),
+            &format!("early{n}@example.org"),
+        )
+        .await;
+        n += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (first, _lines) = reader.join().unwrap();
+    assert!(first.contains("INVITATION_CHANGED"), "{first}");
+    assert!(first.contains(SCHOOL), "{first}");
+    // Ctrl-C: the resume token on stderr.
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("watch exits");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let token = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("resume with: --from "))
+        .expect("the resume token")
+        .trim()
+        .to_owned();
+    // Everything after that position, and nothing before it: the last early invitations (if
+    // any came after the printed one) and then this one.
+    let invitation = invite(&app, "s1", "after@example.org").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guardianctl"))
+        .args(["--server", &addr(&app), "watch", "--domain", SCHOOL])
+        .args(["--from", &token, "--format", "json"])
+        .env("GUARDIANS_TOKEN", platform())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start guardianctl watch --from");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = next_line(&mut lines);
+        let change: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(change["kind"], "INVITATION_CHANGED");
+        if change["invitation_id"] == invitation.invitation_id.as_str() {
+            break;
+        }
+    }
+    child.kill().expect("stop");
+    let _ = child.wait();
+}

@@ -103,6 +103,7 @@ mod tests {
                 .iter()
                 .map(|g| (g.to_string(), String::new(), String::new()))
                 .collect(),
+            stored_access: None,
         }
     }
 

@@ -126,6 +126,15 @@ impl Freshness {
         }
     }
 
+    /// Drops `student`'s cached links after a write of this replica committed: a read that began
+    /// before (it saw at most today's watermark) cannot put them back; one that begins after
+    /// reads the write.
+    pub fn forget_student(&self, student: &crate::domain::UserId) {
+        if let Some(cache) = &self.cache {
+            cache.drop_student(student, self.applied());
+        }
+    }
+
     /// Waits until every change below `needed` is applied, for at most the staleness bound.
     /// After it, this replica's cache answers with those changes or not at all: if the
     /// follower has not applied them by then, it has not caught up since they committed, so

@@ -71,6 +71,19 @@ pub(crate) struct RunArgs {
     json: bool,
 }
 
+/// The `authorization` value of a platform service that reads and writes guardians.
+pub(crate) fn platform_bearer(
+    secret: &str,
+) -> Result<MetadataValue<tonic::metadata::Ascii>, String> {
+    let mut claims = TokenClaims::new("bench", "service", Duration::from_secs(3600));
+    claims.domain = Some("*".into());
+    claims.scope = Some("guardians.read guardians.write".into());
+    let token = sign_hs256(&claims, secret.as_bytes())?;
+    format!("Bearer {token}")
+        .parse()
+        .map_err(|_| "bad token".to_string())
+}
+
 /// Simple deterministic spread over the data set (no extra dependency for randomness).
 fn pick(i: usize, students: usize) -> usize {
     (i.wrapping_mul(2_654_435_761) ^ (i >> 7)) % students
@@ -78,11 +91,7 @@ fn pick(i: usize, students: usize) -> usize {
 
 pub(crate) async fn run(args: RunArgs) -> Result<(), String> {
     let students = ((STUDENTS as f64) * args.scale) as usize;
-    let mut claims = TokenClaims::new("bench", "service", Duration::from_secs(3600));
-    claims.domain = Some("*".into());
-    claims.scope = Some("guardians.read guardians.write".into());
-    let token = sign_hs256(&claims, args.jwt_secret.as_bytes())?;
-    let bearer: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| "bad token")?;
+    let bearer = platform_bearer(&args.jwt_secret)?;
     let mut channels = Vec::new();
     for _ in 0..args.channels.max(1) {
         let channel = Channel::from_shared(args.server.clone())

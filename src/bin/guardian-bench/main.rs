@@ -4,6 +4,7 @@
 
 mod dataset;
 mod load;
+mod propagation;
 mod summaries;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Seed(dataset::SeedArgs),
     /// Drive a running server and report throughput and latency.
     Run(load::RunArgs),
+    /// P9: the delay until a link removed on one replica is reported unlinked by another.
+    Propagation(propagation::PropagationArgs),
     /// P8: seed class activity and time the build of every guardian's summary.
     Summaries(summaries::SummariesArgs),
 }
@@ -36,6 +39,7 @@ async fn main() -> ExitCode {
         Command::Seed(args) => dataset::seed(args).await,
         Command::Run(args) => load::run(args).await,
         Command::Summaries(args) => summaries::run(args).await,
+        Command::Propagation(args) => propagation::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

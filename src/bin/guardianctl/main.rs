@@ -8,6 +8,7 @@ mod import;
 mod report;
 mod summaries;
 mod views;
+mod watch;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use client::Client;
@@ -78,6 +79,22 @@ enum Command {
         #[command(subcommand)]
         action: views::SettingsAction,
     },
+    /// Print a domain's changes as they happen (the change feed); Ctrl-C prints the token to
+    /// resume from.
+    Watch {
+        /// The domain, or `*` for every domain (platform services).
+        #[arg(long)]
+        domain: String,
+        /// Only this student's changes.
+        #[arg(long)]
+        student: Option<String>,
+        /// Resume after this token (from an earlier watch, or a write's consistency token).
+        #[arg(long)]
+        from: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: watch::WatchFormat,
+    },
     /// Preview a guardian's email summary, or list what was built for them.
     Summaries {
         #[command(subcommand)]
@@ -138,6 +155,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Settings { action } => views::settings(&connect().await?, action).await,
         Command::Summaries { action } => summaries::summaries(&connect().await?, action).await,
+        Command::Watch {
+            domain,
+            student,
+            from,
+            format,
+        } => watch::watch(&connect().await?, domain, student, from, format).await,
     }
 }
 

@@ -253,3 +253,64 @@ pub(super) async fn invitations_are_read_by_id_in_one_go(store: Arc<dyn Store>) 
     assert_eq!(found, [a, b]);
     assert!(s.invitations_by_id(&[]).await.unwrap().is_empty());
 }
+
+pub(super) async fn a_students_record_and_links_come_in_one_statement(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    s.upsert_user(&super::student("s1"), t0()).await.unwrap();
+    s.upsert_user(&super::student("s2"), t0()).await.unwrap();
+    let a = super::accepted(super::pending("s1", "a@example.org"), "g1");
+    let b = super::accepted(super::pending("s1", "b@example.org"), "g2");
+    let waiting = super::pending("s1", "c@example.org");
+    for inv in [&a, &b, &waiting] {
+        s.insert_invitation(inv).await.unwrap();
+    }
+    let filter = |after, invited_email, limit| LinkFilter {
+        scope: LinkScope::Student(uid("s1")),
+        invited_email,
+        domain: None,
+        after,
+        limit,
+    };
+    let (user, links) = s
+        .student_and_links(&uid("s1"), &filter(None, None, 10))
+        .await
+        .unwrap()
+        .expect("s1 is known");
+    assert_eq!(user, super::student("s1"));
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort_by_key(|i| i.id);
+    assert_eq!(links, expected, "accepted links only, by id");
+    let (_, first) = s
+        .student_and_links(&uid("s1"), &filter(None, None, 1))
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, rest) = s
+        .student_and_links(&uid("s1"), &filter(Some(first[0].id), None, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!([first, rest].concat(), expected, "paged");
+    let (_, by_address) = s
+        .student_and_links(
+            &uid("s1"),
+            &filter(None, Some(super::email("b@example.org")), 10),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_address, [b]);
+    let (user, none) = s
+        .student_and_links(&uid("s2"), &filter(None, None, 10))
+        .await
+        .unwrap()
+        .expect("s2 is known");
+    assert_eq!(user.user_id, uid("s2"));
+    assert!(none.is_empty(), "a student without links");
+    assert!(
+        s.student_and_links(&uid("nobody"), &filter(None, None, 10))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
