@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -30,12 +32,17 @@ pub fn migrations_digest() -> String {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Counts commits that wrote changes, for the notifier.
+    commits: Arc<watch::Sender<u64>>,
 }
 
 /// A connection or transaction of the Postgres store.
 #[derive(Debug)]
 pub struct PgSession<C> {
     conn: C,
+    commits: Arc<watch::Sender<u64>>,
+    /// Whether this transaction appended to the change feed.
+    feed_changed: bool,
 }
 
 impl_session_repos!(
@@ -74,7 +81,12 @@ impl PostgresStore {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
-        Ok(Self { pool })
+        let commits = Arc::new(watch::Sender::new(0));
+        tokio::spawn(notify_after_commits(
+            pool.connect_options(),
+            commits.subscribe(),
+        ));
+        Ok(Self { pool, commits })
     }
 
     /// The underlying pool, for tools that seed data in bulk.
@@ -87,12 +99,20 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn session(&self) -> StoreResult<Box<dyn Session>> {
         let conn = self.pool.acquire().await?;
-        Ok(Box::new(PgSession { conn }))
+        Ok(Box::new(PgSession {
+            conn,
+            commits: self.commits.clone(),
+            feed_changed: false,
+        }))
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn Transaction>> {
         let conn = self.pool.begin().await?;
-        Ok(Box::new(PgSession { conn }))
+        Ok(Box::new(PgSession {
+            conn,
+            commits: self.commits.clone(),
+            feed_changed: false,
+        }))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -164,8 +184,32 @@ impl Store for PostgresStore {
     }
 }
 
-/// The channel the `guardian_events_notify` trigger (migration 5) notifies.
+/// The channel the replicas' notifiers notify and their followers listen on.
 const CHANGE_CHANNEL: &str = "guardian_changes";
+
+/// Tells every replica's follower (`LISTEN`) that this one committed changes: after the
+/// commits, from a connection of its own with `synchronous_commit` off, once for any number of
+/// commits made meanwhile. Notifying inside the writing transactions would hold Postgres'
+/// notification-queue lock through each of their commits and serialise them. Ends when the
+/// store is dropped.
+async fn notify_after_commits(options: Arc<PgConnectOptions>, mut commits: watch::Receiver<u64>) {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with((*options).clone().options([("synchronous_commit", "off")]));
+    while commits.changed().await.is_ok() {
+        commits.mark_unchanged();
+        let notified = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGE_CHANNEL)
+            .execute(&own)
+            .await;
+        if let Err(e) = notified {
+            // The followers also look on their own period: a lost wake-up costs time only.
+            tracing::warn!(error = %e, "could not notify the change feed; retrying");
+            tokio::time::sleep(LISTEN_RETRY).await;
+            commits.mark_changed();
+        }
+    }
+}
 
 /// [`ChangeSignal`] by `LISTEN`.
 struct PgChangeSignal {
@@ -215,6 +259,9 @@ impl Transaction for PgSession<sqlx::Transaction<'static, Postgres>> {
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.conn.commit().await?;
+        if self.feed_changed {
+            self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub struct SqliteStore {
 pub struct SqliteSession<C> {
     conn: C,
     commits: Arc<watch::Sender<u64>>,
+    /// Whether this transaction appended to the change feed.
+    feed_changed: bool,
 }
 
 // No SKIP LOCKED: the claiming transaction holds the write lock, so two dispatchers claim one
@@ -98,6 +100,7 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteSession {
             conn,
             commits: self.commits.clone(),
+            feed_changed: false,
         }))
     }
 
@@ -106,6 +109,7 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteSession {
             conn,
             commits: self.commits.clone(),
+            feed_changed: false,
         }))
     }
 
@@ -190,7 +194,9 @@ impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.conn.commit().await?;
-        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        if self.feed_changed {
+            self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ macro_rules! impl_journal_repos {
                 .bind($crate::store::rows::details_text(&e.details))
                 .fetch_one(&mut *self.conn)
                 .await?;
+                self.feed_changed = true;
                 Ok(id)
             }
 
