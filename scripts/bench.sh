@@ -46,20 +46,21 @@ pgbench -q -i -s 10 "$URL" >/dev/null 2>&1
 
 SERVERS=()
 trap 'kill "${SERVERS[@]}" 2>/dev/null || true; wait "${SERVERS[@]}" 2>/dev/null || true' EXIT
-start_server() { # port log: starts a replica on the bench database and waits for SERVING
-  GUARDIANS_DATABASE_URL=$URL GUARDIANS_LISTEN=127.0.0.1:$1 GUARDIANS_HTTP_LISTEN=127.0.0.1:$(free_port) \
+start_server() { # port http-port log: starts a replica on the bench database, waits for SERVING
+  GUARDIANS_DATABASE_URL=$URL GUARDIANS_LISTEN=127.0.0.1:$1 GUARDIANS_HTTP_LISTEN=127.0.0.1:$2 \
     GUARDIANS_JWT_HS256_SECRET=$SECRET GUARDIANS_MAIL_DISPATCHER=false GUARDIANS_SUMMARY_SCHEDULER=false \
-    RUST_LOG=warn ./target/release/guardian-service >"$OUT/$2" 2>&1 &
+    RUST_LOG=warn ./target/release/guardian-service >"$OUT/$3" 2>&1 &
   SERVERS+=($!)
   until ./target/release/guardianctl --server "http://127.0.0.1:$1" health >/dev/null 2>&1; do
-    kill -0 "${SERVERS[-1]}" 2>/dev/null || { echo "bench.sh: a server did not start:" >&2; cat "$OUT/$2" >&2; exit 1; }
+    kill -0 "${SERVERS[-1]}" 2>/dev/null || { echo "bench.sh: a server did not start:" >&2; cat "$OUT/$3" >&2; exit 1; }
     sleep 0.02
   done
 }
 
 echo "== starting the server"
+HTTP_PORT=$(free_port)
 started=$(date +%s%N)
-start_server "$PORT" server.log
+start_server "$PORT" "$HTTP_PORT" server.log
 SERVER=${SERVERS[0]}
 ready=$(date +%s%N)
 startup_ms=$(( (ready - started) / 1000000 ))
@@ -128,12 +129,13 @@ done
 # it removes 1,000 seeded links.
 echo "== P9 propagation (removed on A, unlinked on B's cache, under check load on B)"
 PORT_B=$(free_port)
-start_server "$PORT_B" server-b.log
+start_server "$PORT_B" "$(free_port)" server-b.log
 GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT_B" \
   --scale "$SCALE" --scenario check --concurrency 16 --channels 2 --duration 600s --json >"$OUT/p9-load.json" &
 LOAD=$!
 line=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench propagation \
   --server-a "http://127.0.0.1:$PORT" --server-b "http://127.0.0.1:$PORT_B" --scale "$SCALE" --removals 1000)
-kill -INT $LOAD 2>/dev/null || true; wait $LOAD 2>/dev/null || true
+# A background job of a script ignores SIGINT: TERM ends it.
+kill $LOAD 2>/dev/null || true; wait $LOAD 2>/dev/null || true
 echo "P9 propagation: $line"
 echo "{\"label\":\"P9 propagation\",\"result\":$line}" >> "$OUT/results.jsonl"

@@ -13,6 +13,10 @@ use crate::domain::{
 use crate::store::{ChangeScope, Session};
 use std::collections::HashMap;
 
+/// Longest a ListGuardianEvents page waits for transactions that were running when it was asked
+/// for (see [`App::events_after`]).
+const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Changes read per step of a watch.
 const WATCH_PAGE: u32 = 500;
 
@@ -171,7 +175,22 @@ impl App {
             domain: Some(domain.clone()),
             student: student.cloned(),
         };
-        let page = session.changes_after(&scope, after, limit).await?;
+        // Everything committed before the call is listed: the page waits (briefly) for the
+        // watermark to pass it, so a caller reads its own writes in the trail. A transaction
+        // held open elsewhere on the server can hold the watermark back longer than that;
+        // then the page ends at the watermark and the resume token picks up from there.
+        let head = session.committed_head().await?;
+        let waiting_since = std::time::Instant::now();
+        let page = loop {
+            let page = session.changes_after(&scope, after, limit).await?;
+            let complete = page.changes.len() == limit as usize
+                || page.watermark >= head.needed_watermark()
+                || waiting_since.elapsed() >= LIST_WAIT;
+            if complete {
+                break page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
         let full = page.changes.len() == limit as usize;
         let last = page.changes.last().map(|c| c.position);
         let end = if full {

@@ -114,12 +114,28 @@ write_responses!(
     DeleteCourseResponse,
 );
 
-/// A write's response with its consistency token (taken after the commit, for a replayed
-/// response too: a replay's write committed earlier, so the token includes it).
+/// A write's response with its consistency token: the revision of what the call committed
+/// (noted by the store inside [`scoped`]); for a replay or a call that changed nothing, the
+/// committed head, which includes whatever an earlier call did.
 pub(super) async fn stamped<M: WriteResponse>(
     app: &crate::app::App,
     mut response: tonic::Response<M>,
 ) -> Result<tonic::Response<M>, tonic::Status> {
-    response.get_mut().set_token(app.write_token().await);
+    let token = match crate::store::COMMITTED_REVISION.try_with(std::cell::Cell::get) {
+        Ok(Some(revision)) => crate::domain::Position {
+            revision,
+            event: i64::MAX,
+        }
+        .to_token(),
+        _ => app.write_token().await,
+    };
+    response.get_mut().set_token(token);
     Ok(response)
+}
+
+/// Runs a handler with a slot for the revisions its commits note.
+pub(super) async fn scoped<F: std::future::Future>(handler: F) -> F::Output {
+    crate::store::COMMITTED_REVISION
+        .scope(std::cell::Cell::new(None), handler)
+        .await
 }

@@ -1,6 +1,6 @@
 //! DirectoryService: proto <-> domain for users and courses, and the handlers.
 
-use super::convert::{missing, parse_field, stamped};
+use super::convert::{missing, parse_field, scoped, stamped};
 use crate::app::{App, UserQuery};
 use crate::domain::{
     Course, CourseId, DomainName, Email, Locale, Role, User, UserId, ValidationError,
@@ -29,67 +29,79 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<proto::UpsertUsersRequest>,
     ) -> Result<Response<proto::UpsertUsersResponse>, Status> {
-        let who = authorized(&request)?;
-        let proto::UpsertUsersRequest { users } = request.into_inner();
-        let users = users
-            .into_iter()
-            .enumerate()
-            .map(|(i, u)| user_from_proto(&format!("users[{i}]"), u))
-            .collect::<Result<Vec<_>, _>>()?;
-        let stored = self.app.upsert_users(&who, users).await?;
-        let response = proto::UpsertUsersResponse {
-            users: stored.iter().map(user_to_proto).collect(),
-            ..Default::default()
-        };
-        stamped(&self.app, Response::new(response)).await
+        scoped(async move {
+            let who = authorized(&request)?;
+            let proto::UpsertUsersRequest { users } = request.into_inner();
+            let users = users
+                .into_iter()
+                .enumerate()
+                .map(|(i, u)| user_from_proto(&format!("users[{i}]"), u))
+                .collect::<Result<Vec<_>, _>>()?;
+            let stored = self.app.upsert_users(&who, users).await?;
+            let response = proto::UpsertUsersResponse {
+                users: stored.iter().map(user_to_proto).collect(),
+                ..Default::default()
+            };
+            stamped(&self.app, Response::new(response)).await
+        })
+        .await
     }
 
     async fn delete_users(
         &self,
         request: Request<proto::DeleteUsersRequest>,
     ) -> Result<Response<proto::DeleteUsersResponse>, Status> {
-        let who = authorized(&request)?;
-        let proto::DeleteUsersRequest { user_ids } = request.into_inner();
-        let ids = user_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| parse_field(&format!("user_ids[{i}]"), id, UserId::parse))
-            .collect::<Result<Vec<_>, _>>()?;
-        let deleted = self.app.delete_users(&who, &ids).await?;
-        let response = proto::DeleteUsersResponse {
-            deleted_count: deleted as i32,
-            ..Default::default()
-        };
-        stamped(&self.app, Response::new(response)).await
+        scoped(async move {
+            let who = authorized(&request)?;
+            let proto::DeleteUsersRequest { user_ids } = request.into_inner();
+            let ids = user_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| parse_field(&format!("user_ids[{i}]"), id, UserId::parse))
+                .collect::<Result<Vec<_>, _>>()?;
+            let deleted = self.app.delete_users(&who, &ids).await?;
+            let response = proto::DeleteUsersResponse {
+                deleted_count: deleted as i32,
+                ..Default::default()
+            };
+            stamped(&self.app, Response::new(response)).await
+        })
+        .await
     }
 
     async fn upsert_course(
         &self,
         request: Request<proto::UpsertCourseRequest>,
     ) -> Result<Response<proto::UpsertCourseResponse>, Status> {
-        let who = authorized(&request)?;
-        let proto::UpsertCourseRequest { course } = request.into_inner();
-        let course = course_from_proto(course.ok_or_else(|| missing("course"))?)?;
-        let stored = self.app.upsert_course(&who, course).await?;
-        let response = proto::UpsertCourseResponse {
-            course: Some(course_to_proto(&stored)),
-            ..Default::default()
-        };
-        stamped(&self.app, Response::new(response)).await
+        scoped(async move {
+            let who = authorized(&request)?;
+            let proto::UpsertCourseRequest { course } = request.into_inner();
+            let course = course_from_proto(course.ok_or_else(|| missing("course"))?)?;
+            let stored = self.app.upsert_course(&who, course).await?;
+            let response = proto::UpsertCourseResponse {
+                course: Some(course_to_proto(&stored)),
+                ..Default::default()
+            };
+            stamped(&self.app, Response::new(response)).await
+        })
+        .await
     }
 
     async fn delete_course(
         &self,
         request: Request<proto::DeleteCourseRequest>,
     ) -> Result<Response<proto::DeleteCourseResponse>, Status> {
-        let who = authorized(&request)?;
-        let proto::DeleteCourseRequest { course_id } = request.into_inner();
-        let id = parse_field("course_id", &course_id, CourseId::parse)?;
-        self.app.delete_course(&who, &id).await?;
-        stamped(
-            &self.app,
-            Response::new(proto::DeleteCourseResponse::default()),
-        )
+        scoped(async move {
+            let who = authorized(&request)?;
+            let proto::DeleteCourseRequest { course_id } = request.into_inner();
+            let id = parse_field("course_id", &course_id, CourseId::parse)?;
+            self.app.delete_course(&who, &id).await?;
+            stamped(
+                &self.app,
+                Response::new(proto::DeleteCourseResponse::default()),
+            )
+            .await
+        })
         .await
     }
 

@@ -43,14 +43,17 @@ impl SettingsService for SettingsApi {
         &self,
         request: Request<proto::UpdateDomainSettingsRequest>,
     ) -> Result<Response<proto::UpdateDomainSettingsResponse>, Status> {
-        let who = authorized(&request)?;
-        let update = parse_update(request.into_inner())?;
-        let settings = self.app.update_settings(&who, update).await?;
-        let response = proto::UpdateDomainSettingsResponse {
-            settings: Some(to_proto(&settings)),
-            ..Default::default()
-        };
-        super::convert::stamped(&self.app, Response::new(response)).await
+        super::convert::scoped(async move {
+            let who = authorized(&request)?;
+            let update = parse_update(request.into_inner())?;
+            let settings = self.app.update_settings(&who, update).await?;
+            let response = proto::UpdateDomainSettingsResponse {
+                settings: Some(to_proto(&settings)),
+                ..Default::default()
+            };
+            super::convert::stamped(&self.app, Response::new(response)).await
+        })
+        .await
     }
 }
 

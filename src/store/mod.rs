@@ -425,6 +425,17 @@ pub trait ChangeSignal: Send {
     async fn changed(&mut self);
 }
 
+tokio::task_local! {
+    /// The newest revision committed by the task that set it (a request), for its response's
+    /// consistency token without asking the database again.
+    pub static COMMITTED_REVISION: std::cell::Cell<Option<i64>>;
+}
+
+/// Records that the current task committed changes at `revision` (no-op outside a scope).
+pub(crate) fn note_commit(revision: i64) {
+    let _ = COMMITTED_REVISION.try_with(|c| c.set(c.get().max(Some(revision))));
+}
+
 /// Connection pool occupancy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {

@@ -41,8 +41,8 @@ pub struct PostgresStore {
 pub struct PgSession<C> {
     conn: C,
     commits: Arc<watch::Sender<u64>>,
-    /// Whether this transaction appended to the change feed.
-    feed_changed: bool,
+    /// The revision of what this transaction appended to the change feed, if anything.
+    feed_revision: Option<i64>,
 }
 
 impl_session_repos!(
@@ -102,7 +102,7 @@ impl Store for PostgresStore {
         Ok(Box::new(PgSession {
             conn,
             commits: self.commits.clone(),
-            feed_changed: false,
+            feed_revision: None,
         }))
     }
 
@@ -111,7 +111,7 @@ impl Store for PostgresStore {
         Ok(Box::new(PgSession {
             conn,
             commits: self.commits.clone(),
-            feed_changed: false,
+            feed_revision: None,
         }))
     }
 
@@ -259,7 +259,8 @@ impl Transaction for PgSession<sqlx::Transaction<'static, Postgres>> {
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.conn.commit().await?;
-        if self.feed_changed {
+        if let Some(revision) = self.feed_revision {
+            super::note_commit(revision);
             self.commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(())

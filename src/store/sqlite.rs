@@ -34,8 +34,8 @@ pub struct SqliteStore {
 pub struct SqliteSession<C> {
     conn: C,
     commits: Arc<watch::Sender<u64>>,
-    /// Whether this transaction appended to the change feed.
-    feed_changed: bool,
+    /// The revision of what this transaction appended to the change feed, if anything.
+    feed_revision: Option<i64>,
 }
 
 // No SKIP LOCKED: the claiming transaction holds the write lock, so two dispatchers claim one
@@ -100,7 +100,7 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteSession {
             conn,
             commits: self.commits.clone(),
-            feed_changed: false,
+            feed_revision: None,
         }))
     }
 
@@ -109,7 +109,7 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteSession {
             conn,
             commits: self.commits.clone(),
-            feed_changed: false,
+            feed_revision: None,
         }))
     }
 
@@ -194,7 +194,8 @@ impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.conn.commit().await?;
-        if self.feed_changed {
+        if let Some(revision) = self.feed_revision {
+            super::note_commit(revision);
             self.commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(())

@@ -5,6 +5,7 @@
 
 use crate::fixtures::*;
 use crate::helpers::*;
+use guardian_service::domain::Position;
 use guardian_service::domain::clock::ManualClock;
 use guardian_service::proto::consistency::Requirement;
 use guardian_service::proto::guardian_change::Kind;
@@ -101,6 +102,36 @@ async fn trail_end(app: &TestApp) -> String {
         .resume_token
 }
 
+/// Waits until everything written so far is below the feed's watermark, so that a watch "from
+/// now" opened after it sees none of it. (The watermark is the whole Postgres server's: another
+/// test's transaction still running holds it back for a moment, and "now" starts there.)
+async fn settle(app: &TestApp) {
+    let marker = app
+        .directory()
+        .upsert_users(UpsertUsersRequest {
+            users: vec![User {
+                user_id: "settle-marker".into(),
+                domain: SCHOOL.into(),
+                email: "settle-marker@school.example".into(),
+                role: UserRole::Teacher as i32,
+                display_name: "Marker".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("marker")
+        .into_inner()
+        .consistency_token;
+    let written = Position::from_token(&marker).expect("a token");
+    loop {
+        let end = Position::from_token(&trail_end(app).await).expect("a token");
+        if end >= written {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Invites, accepts and removes a guardian of `student` `rounds` times: three changes a round.
 async fn churn(app: &TestApp, student: &str, rounds: usize) {
     for round in 0..rounds {
@@ -146,6 +177,7 @@ async fn follow_with_reconnects(
 async fn writers_and_watchers(app: Arc<TestApp>, writers: usize, rounds: usize) {
     let app = &app;
     seed_school(app, writers).await;
+    settle(app).await;
     // Where the watchers start: the end of the trail so far (the seeding's events).
     let start = trail_end(app).await;
     let before = trail(app, SCHOOL).await.len();
@@ -197,6 +229,7 @@ async fn the_feed_works_the_same_on_sqlite() {
 async fn changes_say_what_happened_to_which_link() {
     let app = spawn_app().await;
     seed_school(&app, 2).await;
+    settle(&app).await;
     let mut stream = watch(&app, SCHOOL, "").await;
     let invitation = link(&app, "s1", "mum@example.org", "g-mum", "mum@example.org").await;
     let created = next_change(&mut stream).await.unwrap();
@@ -248,6 +281,7 @@ async fn a_quiet_watch_gets_heartbeats_that_resume_where_it_stood() {
     let mut app = spawn_with(config).await;
     app.db = Some(db);
     seed_school(&app, 1).await;
+    settle(&app).await;
     let mut stream = watch(&app, SCHOOL, "").await;
     let beat = tokio::time::timeout(Duration::from_secs(30), stream.next())
         .await
@@ -269,6 +303,7 @@ async fn a_quiet_watch_gets_heartbeats_that_resume_where_it_stood() {
 async fn a_watcher_sees_only_its_own_tenant() {
     let app = spawn_app().await;
     seed_school(&app, 1).await;
+    settle(&app).await;
     let mut theirs = app
         .guardians_as(&admin(OTHER))
         .watch_guardian_changes(WatchGuardianChangesRequest {
@@ -321,6 +356,7 @@ async fn a_token_older_than_retention_is_expired() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let app = spawn_app_with_clock(clock.clone()).await;
     seed_school(&app, 1).await;
+    settle(&app).await;
     let start = trail_end(&app).await;
     invite(&app, "s1", "old@example.org").await;
     let mut stream = watch(&app, SCHOOL, &start).await;
@@ -471,6 +507,7 @@ async fn a_writes_token_is_honoured_on_a_replica_that_did_not_make_it() {
 async fn a_watch_goes_on_when_the_database_drops_every_connection() {
     let app = spawn_app().await;
     seed_school(&app, 1).await;
+    settle(&app).await;
     let mut stream = watch(&app, SCHOOL, "").await;
     invite(&app, "s1", "before@example.org").await;
     assert_eq!(

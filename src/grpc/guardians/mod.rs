@@ -45,7 +45,7 @@ macro_rules! route {
                     &self,
                     request: Request<proto::$req>,
                 ) -> Result<Response<proto::$res>, Status> {
-                    $handler(&self.app, request).await
+                    crate::grpc::convert::scoped($handler(&self.app, request)).await
                 }
             )*
         }

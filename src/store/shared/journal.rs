@@ -12,10 +12,12 @@ macro_rules! impl_journal_repos {
                 &mut self,
                 e: &$crate::domain::AuditEvent,
             ) -> $crate::store::StoreResult<i64> {
-                let id: i64 = sqlx::query_scalar(
+                // RETURNING shows the row as inserted: on SQLite, before the trigger that sets
+                // its revision to its id.
+                let (id, revision): (i64, i64) = sqlx::query_as(
                     "INSERT INTO guardian_events (domain, student_id, invitation_id, action, \
                      actor_id, request_id, create_time, details) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING event_id",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING event_id, revision",
                 )
                 .bind(e.domain.as_str())
                 .bind(e.student_id.as_ref().map(|s| s.as_str()))
@@ -27,7 +29,8 @@ macro_rules! impl_journal_repos {
                 .bind($crate::store::rows::details_text(&e.details))
                 .fetch_one(&mut *self.conn)
                 .await?;
-                self.feed_changed = true;
+                let revision = if revision == 0 { id } else { revision };
+                self.feed_revision = self.feed_revision.max(Some(revision));
                 Ok(id)
             }
 
