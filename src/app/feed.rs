@@ -106,13 +106,7 @@ impl App {
         let mut session = self.store.session().await?;
         let page = session.changes_after(&watch.scope, at, WATCH_PAGE).await?;
         let more = page.changes.len() == WATCH_PAGE as usize;
-        let last = page.changes.last().map(|c| c.position);
-        let at = if more {
-            last.unwrap_or(at)
-        } else {
-            at.max(last.unwrap_or(at))
-                .max(Position::below(page.watermark))
-        };
+        let at = page.end(at, WATCH_PAGE);
         let ids: Vec<InvitationId> = page
             .changes
             .iter()
@@ -192,14 +186,7 @@ impl App {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         };
         let full = page.changes.len() == limit as usize;
-        let last = page.changes.last().map(|c| c.position);
-        let end = if full {
-            last.unwrap_or(after)
-        } else {
-            after
-                .max(last.unwrap_or(after))
-                .max(Position::below(page.watermark))
-        };
+        let end = page.end(after, limit);
         let items = page
             .changes
             .into_iter()

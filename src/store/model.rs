@@ -169,3 +169,17 @@ pub struct ChangePage {
     /// back behind a transaction still running): a reader should look again soon.
     pub pending: bool,
 }
+
+impl ChangePage {
+    /// Where a reader that asked for up to `limit` changes after `after` stands once it has
+    /// this page: after its last change; and, when the page was not full (nothing more below
+    /// the watermark), past everything below the watermark.
+    pub fn end(&self, after: crate::domain::Position, limit: u32) -> crate::domain::Position {
+        let last = self.changes.last().map_or(after, |c| c.position).max(after);
+        if self.changes.len() == limit as usize {
+            last
+        } else {
+            last.max(crate::domain::Position::below(self.watermark))
+        }
+    }
+}

@@ -78,16 +78,6 @@ impl LinkCache {
             .fetch_max(revision, Ordering::SeqCst);
         self.entries.invalidate_all();
     }
-
-    /// How many students are cached (approximately: evictions are applied lazily).
-    pub fn len(&self) -> u64 {
-        self.entries.entry_count()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -70,14 +70,13 @@ async fn catch_up(app: &App, at: &mut Option<Position>) -> StoreResult<bool> {
         for change in &page.changes {
             apply(app, change);
         }
-        let full = page.changes.len() == PAGE as usize;
-        let last = page.changes.last().map(|c| c.position);
-        if full {
-            *at = last;
+        *at = Some(match at {
+            Some(_) => page.end(from, PAGE),
+            None => Position::below(page.watermark),
+        });
+        if page.changes.len() == PAGE as usize {
             continue;
         }
-        let end = Position::below(page.watermark);
-        *at = Some(at.map_or(end, |a| a.max(last.unwrap_or(a)).max(end)));
         app.freshness
             .advance(page.watermark, (!page.pending).then_some(started));
         return Ok(page.pending);

@@ -135,22 +135,6 @@ impl Freshness {
         }
     }
 
-    /// Waits until every change below `needed` is applied, for at most the staleness bound.
-    /// After it, this replica's cache answers with those changes or not at all: if the
-    /// follower has not applied them by then, it has not caught up since they committed, so
-    /// the cache is bypassed.
-    pub async fn wait_applied(&self, needed: i64) {
-        if self.cache.is_none() {
-            return;
-        }
-        let mut advanced = self.advanced.subscribe();
-        let _ = tokio::time::timeout(
-            self.config.max_staleness,
-            advanced.wait_for(|applied| *applied >= needed),
-        )
-        .await;
-    }
-
     /// A receiver that changes whenever the applied watermark advances.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.advanced.subscribe()
