@@ -50,5 +50,9 @@ ensure_browser() {
 ensure_browser
 
 ensure_postgres
+# The read-replica test needs a real streaming standby; it fails rather than skip when this
+# script started one.
+start_standby_pair
+export GUARDIANS_REQUIRE_STANDBY=1
 
 cargo test --locked "$@"

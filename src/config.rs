@@ -26,6 +26,17 @@ pub struct ServeConfig {
     )]
     pub database_url: String,
 
+    /// Postgres read replicas (streaming standbys of the primary), comma-separated. Link reads
+    /// in `minimize_latency` and `at_least_as_fresh` use one that has replayed what the read
+    /// needs, else the primary.
+    #[arg(
+        long,
+        env = "GUARDIANS_READ_DATABASE_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub read_database_url: Vec<String>,
+
     /// HS256 shared secret for tokens (at least 32 bytes).
     #[arg(long, env = "GUARDIANS_JWT_HS256_SECRET", hide_env_values = true)]
     pub jwt_hs256_secret: Option<String>,
@@ -266,6 +277,7 @@ impl ServeConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: database_url.into(),
+            read_database_url: Vec::new(),
             jwt_hs256_secret: None,
             jwt_hs256_secret_file: None,
             jwks_file: None,

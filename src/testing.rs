@@ -37,8 +37,22 @@ impl TestDatabase {
         Self::create_from(Some(&template)).await
     }
 
+    /// Creates an empty database with a unique name on the server `admin_url` names.
+    pub async fn create_on(admin_url: &str) -> Self {
+        Self::create_on_from(admin_url.to_owned(), None).await
+    }
+
+    /// This database's URL with the host of `server_url`: the same database on another server,
+    /// such as a standby of this one.
+    pub fn url_on(&self, server_url: &str) -> String {
+        replace_database(server_url, &self.name)
+    }
+
     async fn create_from(template: Option<&str>) -> Self {
-        let admin_url = postgres_admin_url();
+        Self::create_on_from(postgres_admin_url(), template).await
+    }
+
+    async fn create_on_from(admin_url: String, template: Option<&str>) -> Self {
         let name = format!("guardians_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = admin_connection(&admin_url).await;
         let sql = match template {
@@ -64,6 +78,7 @@ impl TestDatabase {
             max_connections,
             acquire_timeout: Duration::from_secs(10),
             statement_timeout: None,
+            read_urls: Vec::new(),
         }
     }
 }
@@ -137,6 +152,7 @@ async fn migrated_template() -> String {
                     max_connections: 1,
                     acquire_timeout: Duration::from_secs(10),
                     statement_timeout: None,
+                    read_urls: Vec::new(),
                 };
                 let store = store::connect(&options).await.expect("connect");
                 store.migrate().await.expect("migrate the template");
@@ -193,6 +209,7 @@ pub async fn sqlite_store() -> StoreResult<(Arc<dyn Store>, TempDir)> {
         max_connections: 8,
         acquire_timeout: Duration::from_secs(10),
         statement_timeout: None,
+        read_urls: Vec::new(),
     })
     .await?;
     store.migrate().await?;

@@ -244,23 +244,32 @@ impl App {
             .increment((students.len() - missing.len()) as u64);
         metrics::counter!("guardians_link_cache_total", "result" => if usable.is_some() { "miss" } else { "bypass" })
             .increment(missing.len() as u64);
-        let at = match usable {
-            Some((_, watermark)) => Some(Position::below(watermark)),
-            None => self.primary_position(),
-        };
+        // A position included by every source the answer came from.
+        let mut at = usable.map(|(_, watermark)| Position::below(watermark));
         if !missing.is_empty() {
             // Taken before the read: what the read may be missing is what comes after.
-            let watermark = self.freshness.applied();
-            let read = open(&self.store, session)
-                .await?
-                .student_links(&missing)
-                .await?;
+            let applied = self.freshness.applied();
+            let mut route = self.read_route(consistency).await?;
+            let read = match route.session.student_links(&missing).await {
+                Err(err) if route.retry_on_primary(&err) => {
+                    route = self.primary_route(None).await?;
+                    route.session.student_links(&missing).await?
+                }
+                read => read?,
+            };
             for found in read {
                 if let Some(cache) = self.freshness.cache() {
-                    cache.fill(watermark, found.clone());
+                    cache.fill(route.fill_watermark(applied), found.clone());
                 }
                 links.insert(found.student.clone(), Arc::new(found));
             }
+            at = match (at, route.at) {
+                (Some(cached), Some(read)) => Some(cached.min(read)),
+                (cached, read) => cached.or(read),
+            };
+            *session = Some(route.session);
+        } else if usable.is_none() {
+            at = self.primary_position();
         }
         Ok(LinkRead {
             links,

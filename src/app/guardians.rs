@@ -1,6 +1,8 @@
 //! Guardian links: reading them, removing them, and the hot-path check.
 
 use super::access::require;
+use super::check::Answered;
+use super::freshness::Consistency;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::invitation_reads::StudentSelector;
 use super::lifecycle::{Letter, apply, audit};
@@ -57,6 +59,8 @@ pub struct GuardianQuery {
     pub page_size: i32,
     /// Previous page's token.
     pub page_token: String,
+    /// How fresh the answer must be (the replica it may come from).
+    pub consistency: Consistency,
 }
 
 /// How a link is removed.
@@ -102,7 +106,7 @@ impl App {
         &self,
         who: &Authorized,
         query: GuardianQuery,
-    ) -> AppResult<Page<GuardianView>> {
+    ) -> AppResult<Answered<Page<GuardianView>>> {
         let caller = require(who, Permission::ReadGuardians)?;
         let size = paging::page_size(query.page_size)?;
         let mut guardian = query
@@ -183,9 +187,23 @@ impl App {
             },
         };
         let (filter, filters) = self.link_page(scope, domain, &query, guardian.as_ref(), size)?;
-        let mut session = self.store.session().await?;
-        let links = session.list_links(&filter).await?;
-        Ok(self.page_of_links(links, size, &filters, guardian.as_ref(), show_email))
+        let mut route = match query.student {
+            // Decided on the primary: the links come from there too.
+            StudentSelector::One(_) => self.primary_route(None).await?,
+            StudentSelector::All => self.read_route(query.consistency).await?,
+        };
+        let links = match route.session.list_links(&filter).await {
+            Err(err) if route.retry_on_primary(&err) => {
+                route = self.primary_route(None).await?;
+                route.session.list_links(&filter).await?
+            }
+            links => links?,
+        };
+        let page = self.page_of_links(links, size, &filters, guardian.as_ref(), show_email);
+        Ok(Answered {
+            answer: page,
+            at: route.at,
+        })
     }
 
     /// ListGuardians of one student for admins and services, in one round trip: the student
@@ -197,18 +215,29 @@ impl App {
         query: &GuardianQuery,
         guardian: Option<&UserId>,
         size: u32,
-    ) -> AppResult<Page<GuardianView>> {
+    ) -> AppResult<Answered<Page<GuardianView>>> {
         let scope = LinkScope::Student(student.clone());
         let (filter, filters) = self.link_page(scope, None, query, guardian, size)?;
-        let mut session = self.store.session().await?;
-        let (record, links) = match session.student_and_links(student, &filter).await? {
+        let mut route = self.read_route(query.consistency).await?;
+        let found = match route.session.student_and_links(student, &filter).await {
+            Err(err) if route.retry_on_primary(&err) => {
+                route = self.primary_route(None).await?;
+                route.session.student_and_links(student, &filter).await?
+            }
+            found => found?,
+        };
+        let (record, links) = match found {
             Some((user, links)) if user.role == Role::Student => (Some(user), links),
             _ => (None, Vec::new()),
         };
         let ctx = self
-            .decide_for(session.as_mut(), caller, record, StudentAccess::Read)
+            .decide_for(route.session.as_mut(), caller, record, StudentAccess::Read)
             .await?;
-        Ok(self.page_of_links(links, size, &filters, guardian, ctx.grant.may_manage))
+        let page = self.page_of_links(links, size, &filters, guardian, ctx.grant.may_manage);
+        Ok(Answered {
+            answer: page,
+            at: route.at,
+        })
     }
 
     /// The store filter of a ListGuardians page, and the request's filters its page token is

@@ -17,6 +17,7 @@ mod invitee;
 mod lifecycle;
 pub mod page_token;
 mod read_models;
+mod read_route;
 mod settings;
 mod settings_cache;
 mod students;

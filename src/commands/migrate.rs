@@ -21,6 +21,7 @@ pub(super) async fn run(database_url: String) -> Result<(), String> {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: None,
+        read_urls: Vec::new(),
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -43,6 +43,7 @@ pub(super) async fn run(command: SummariesCommand) -> Result<(), String> {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout: None,
+        read_urls: Vec::new(),
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -200,6 +200,7 @@ async fn connect_store(config: &ServeConfig) -> Result<Arc<dyn Store>, ServeErro
         acquire_timeout: config.db_acquire_timeout,
         statement_timeout: (!config.statement_timeout.is_zero())
             .then_some(config.statement_timeout),
+        read_urls: config.read_database_url.clone(),
     })
     .await?)
 }

@@ -13,6 +13,7 @@ mod error;
 mod migrations;
 mod model;
 pub mod postgres;
+mod replicas;
 mod rows;
 pub mod sqlite;
 
@@ -461,6 +462,16 @@ pub enum Backend {
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A connection for autocommit reads (and single-statement writes).
     async fn session(&self) -> StoreResult<Box<dyn Session>>;
+    /// A connection for a read that must include every change below `needed` (a revision
+    /// watermark): a read replica that has replayed that far, when one is configured and up,
+    /// else the primary. The default is the primary.
+    async fn read_session(&self, needed: i64) -> StoreResult<ReadSession> {
+        let _ = needed;
+        Ok(ReadSession {
+            session: self.session().await?,
+            replica_watermark: None,
+        })
+    }
     /// A transaction for load-decide-write use cases.
     async fn begin(&self) -> StoreResult<Box<dyn Transaction>>;
     /// Answers when the database is reachable.
@@ -480,6 +491,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn change_signal(&self) -> StoreResult<Box<dyn ChangeSignal>>;
 }
 
+/// A session for a read, and where it reads.
+pub struct ReadSession {
+    /// The connection.
+    pub session: Box<dyn Session>,
+    /// On a read replica: the watermark every read on it includes; `None` on the primary.
+    pub replica_watermark: Option<i64>,
+}
+
+impl std::fmt::Debug for ReadSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSession")
+            .field("replica_watermark", &self.replica_watermark)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Connection settings shared by both backends.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -493,6 +520,8 @@ pub struct ConnectOptions {
     /// cancels it; `None` for no limit. Kept below the RPC deadline, so that a call stuck on a
     /// slow or locked database fails UNAVAILABLE and gives its connection back.
     pub statement_timeout: Option<std::time::Duration>,
+    /// Read replicas of a Postgres primary (`GUARDIANS_READ_DATABASE_URL`); none for SQLite.
+    pub read_urls: Vec<String>,
 }
 
 /// Connects to the store the URL names (without migrating it).
@@ -500,6 +529,11 @@ pub async fn connect(options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
     if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PostgresStore::connect(options).await?))
     } else if options.url.starts_with("sqlite:") {
+        if !options.read_urls.is_empty() {
+            return Err(StoreError::Config(
+                "read replicas (GUARDIANS_READ_DATABASE_URL) need a Postgres primary".into(),
+            ));
+        }
         Ok(Arc::new(sqlite::SqliteStore::connect(options).await?))
     } else {
         Err(StoreError::Config(

@@ -4,7 +4,8 @@
 
 use super::error::{StoreError, StoreResult};
 use super::migrations::{all_applied, embedded_versions};
-use super::{Backend, ChangeSignal, ConnectOptions, Session, Store, Transaction};
+use super::replicas::ReadReplicas;
+use super::{Backend, ChangeSignal, ConnectOptions, ReadSession, Session, Store, Transaction};
 use crate::domain::{Email, UserId};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
@@ -34,6 +35,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Counts commits that wrote changes, for the notifier.
     commits: Arc<watch::Sender<u64>>,
+    /// Standbys that may serve reads; empty without `GUARDIANS_READ_DATABASE_URL`.
+    replicas: Arc<ReadReplicas>,
 }
 
 /// A connection or transaction of the Postgres store.
@@ -86,7 +89,17 @@ impl PostgresStore {
             pool.connect_options(),
             commits.subscribe(),
         ));
-        Ok(Self { pool, commits })
+        let replicas = Arc::new(ReadReplicas::connect(
+            &options.read_urls,
+            options.max_connections,
+            options.acquire_timeout,
+            options.statement_timeout,
+        )?);
+        Ok(Self {
+            pool,
+            commits,
+            replicas,
+        })
     }
 
     /// The underlying pool, for tools that seed data in bulk.
@@ -104,6 +117,23 @@ impl Store for PostgresStore {
             commits: self.commits.clone(),
             feed_revision: None,
         }))
+    }
+
+    async fn read_session(&self, needed: i64) -> StoreResult<ReadSession> {
+        if let Some((conn, watermark)) = self.replicas.connection(needed).await {
+            return Ok(ReadSession {
+                session: Box::new(PgSession {
+                    conn,
+                    commits: self.commits.clone(),
+                    feed_revision: None,
+                }),
+                replica_watermark: Some(watermark),
+            });
+        }
+        Ok(ReadSession {
+            session: self.session().await?,
+            replica_watermark: None,
+        })
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn Transaction>> {
@@ -167,6 +197,7 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        self.replicas.close().await;
         self.pool.close().await;
     }
 

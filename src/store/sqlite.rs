@@ -215,6 +215,7 @@ mod tests {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
+            read_urls: Vec::new(),
         };
         let store = SqliteStore::connect(&options).await.unwrap();
         MIGRATOR.run_to(2, &store.pool).await.unwrap();

@@ -92,6 +92,7 @@ pub(crate) async fn dispatcher(
         max_connections: 4,
         acquire_timeout: std::time::Duration::from_secs(10),
         statement_timeout: None,
+        read_urls: Vec::new(),
     })
     .await
     .expect("store");

@@ -17,6 +17,7 @@ mod invitations;
 mod mail;
 mod matrix;
 mod properties;
+mod replicas;
 mod server;
 mod settings;
 mod summaries;

@@ -100,6 +100,13 @@ impl Freshness {
         }
     }
 
+    /// The applied watermark, if the follower caught up within the staleness bound: what a
+    /// `minimize_latency` read from anywhere but this cache must include.
+    pub fn recent_watermark(&self) -> Option<i64> {
+        let caught_up = (*self.caught_up_at.lock().unwrap_or_else(|e| e.into_inner()))?;
+        (caught_up.elapsed() < self.config.max_staleness).then(|| self.applied())
+    }
+
     /// The applied watermark: every change below it is in the cache's view. A read that starts
     /// after this call sees at least those changes, whatever store it reads.
     pub fn applied(&self) -> i64 {

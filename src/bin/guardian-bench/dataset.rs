@@ -58,6 +58,7 @@ pub(crate) async fn seed(args: SeedArgs) -> Result<(), String> {
         max_connections: args.writers as u32 + 1,
         acquire_timeout: Duration::from_secs(60),
         statement_timeout: None,
+        read_urls: Vec::new(),
     };
     let store = store::connect(&options).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;

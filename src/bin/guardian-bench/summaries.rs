@@ -54,6 +54,7 @@ pub(crate) async fn run(args: SummariesArgs) -> Result<(), String> {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(60),
         statement_timeout: None,
+        read_urls: Vec::new(),
     })
     .await
     .map_err(|e| e.to_string())?;

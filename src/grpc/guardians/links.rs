@@ -52,8 +52,6 @@ pub(super) async fn list(
         page_token,
         consistency: wanted,
     } = request.into_inner();
-    consistency(wanted)?;
-    let consistency_token = app.read_token();
     let query = GuardianQuery {
         student: student_selector(&who, &student_id)?,
         invited_email: optional_email("invited_email_address", &invited_email_address)?,
@@ -64,12 +62,14 @@ pub(super) async fn list(
         },
         page_size,
         page_token,
+        consistency: consistency(wanted)?,
     };
-    let page = app.list_guardians(&who, query).await?;
+    let answered = app.list_guardians(&who, query).await?;
+    let page = answered.answer;
     Ok(Response::new(proto::ListGuardiansResponse {
         guardians: page.items.iter().map(guardian_to_proto).collect(),
         next_page_token: page.next_page_token,
-        consistency_token,
+        consistency_token: token_of(answered.at),
     }))
 }
 
