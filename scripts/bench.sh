@@ -45,7 +45,7 @@ echo "== pgbench tables (scale 10)"
 pgbench -q -i -s 10 "$URL" >/dev/null 2>&1
 
 SERVERS=()
-trap 'kill "${SERVERS[@]}" 2>/dev/null || true; wait "${SERVERS[@]}" 2>/dev/null || true' EXIT
+add_exit_trap 'kill "${SERVERS[@]}" 2>/dev/null; wait "${SERVERS[@]}" 2>/dev/null'
 start_server() { # port http-port log: starts a replica on the bench database, waits for SERVING
   GUARDIANS_DATABASE_URL=$URL GUARDIANS_LISTEN=127.0.0.1:$1 GUARDIANS_HTTP_LISTEN=127.0.0.1:$2 \
     GUARDIANS_JWT_HS256_SECRET=$SECRET GUARDIANS_MAIL_DISPATCHER=false GUARDIANS_SUMMARY_SCHEDULER=false \
@@ -106,6 +106,36 @@ report "check @8" "$(scenario check 8)" "$tps"
 CREATE_REQUESTS=$((REQUESTS / 5))
 tps=$(pgbench_tps "$CONCURRENCY")
 report "create @$CONCURRENCY" "$(scenario create "$CONCURRENCY" "$CREATE_REQUESTS")" "$tps"
+# The same with three watchers of the whole feed attached (WatchGuardianChanges through
+# guardianctl, JSON lines): the write rate beside them, and how long after the last write each
+# watcher has every change committed since it started.
+WATCH_TOKEN=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-service token --sub bench-watcher \
+  --role service --domain '*' --scope guardians.read)
+WATCHERS=()
+events_before=$(psql "$URL" -Atc "SELECT count(*) FROM guardian_events")
+for w in 1 2 3; do
+  GUARDIANS_TOKEN=$WATCH_TOKEN ./target/release/guardianctl --server "http://127.0.0.1:$PORT" \
+    watch --domain '*' --format json >"$OUT/watcher-$w.jsonl" 2>/dev/null &
+  WATCHERS+=($!)
+done
+add_exit_trap 'kill "${WATCHERS[@]}" 2>/dev/null'
+sleep 1 # the watchers start from "now": let them connect before the writes
+tps=$(pgbench_tps "$CONCURRENCY")
+report "create @$CONCURRENCY, 3 watchers" "$(scenario create "$CONCURRENCY" "$CREATE_REQUESTS")" "$tps"
+written_at=$(date +%s%N)
+expected=$(( $(psql "$URL" -Atc "SELECT count(*) FROM guardian_events") - events_before ))
+for w in 1 2 3; do
+  until [ "$(wc -l <"$OUT/watcher-$w.jsonl")" -ge "$expected" ]; do
+    [ $(( ($(date +%s%N) - written_at) / 1000000000 )) -lt 120 ] || break
+    sleep 0.01
+  done
+done
+drained_ms=$(( ($(date +%s%N) - written_at) / 1000000 ))
+kill "${WATCHERS[@]}" 2>/dev/null || true
+seen=$(for w in 1 2 3; do wc -l <"$OUT/watcher-$w.jsonl"; done | tr '\n' ' ')
+unique=$(for w in 1 2 3; do sed -E 's/.*"token":"([^"]+)".*/\1/' "$OUT/watcher-$w.jsonl" | sort -u | wc -l; done | tr '\n' ' ')
+echo "feed with 3 watchers: $expected changes committed; each watcher saw: $seen(distinct tokens: $unique); all caught up ${drained_ms} ms after the last write"
+echo "{\"label\":\"feed 3 watchers\",\"expected\":$expected,\"seen\":\"$seen\",\"drained_ms\":$drained_ms}" >> "$OUT/results.jsonl"
 peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"
 echo "{\"startup_ms\":$startup_ms,\"idle_rss_kib\":$idle_kib,\"peak_rss_kib\":$peak_kib,\"scale\":$SCALE}" >> "$OUT/results.jsonl"

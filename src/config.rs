@@ -378,6 +378,29 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn several_read_replicas_are_separated_by_commas() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "guardian-service",
+            "--read-database-url",
+            "postgres://a.example/g,postgres://b.example/g",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.serve.read_database_url,
+            ["postgres://a.example/g", "postgres://b.example/g"]
+        );
+        let none = Cli::try_parse_from(["guardian-service"]).unwrap();
+        assert!(none.serve.read_database_url.is_empty());
+    }
+
     #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));

@@ -206,6 +206,24 @@ impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
 mod tests {
     use super::*;
 
+    /// Read replicas are standbys of a Postgres primary: with SQLite they are refused, not
+    /// ignored.
+    #[tokio::test]
+    async fn read_replicas_are_refused_for_sqlite() {
+        let options = ConnectOptions {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            read_urls: vec!["postgres://127.0.0.1/guardians".into()],
+        };
+        let refused = crate::store::connect(&options).await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Config(why) if why.contains("GUARDIANS_READ_DATABASE_URL")),
+            "{refused:?}"
+        );
+    }
+
     /// Migration 3 rebuilds `guardian_events`: the events stored before keep their ids and
     /// values, and new ones are numbered after them.
     #[tokio::test]

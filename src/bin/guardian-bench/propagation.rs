@@ -31,6 +31,10 @@ pub(crate) struct PropagationArgs {
     /// The seeded scale.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Skip the first this many of the students a run picks: a second run on the same data
+    /// set with `--skip 1000` removes links the first left alone.
+    #[arg(long, default_value_t = 0)]
+    skip: usize,
 }
 
 async fn client(server: &str) -> Result<GuardianServiceClient<Channel>, String> {
@@ -62,7 +66,7 @@ pub(crate) async fn run(args: PropagationArgs) -> Result<(), String> {
     let mut polls = 0usize;
     for i in 0..args.removals {
         // Distinct students spread over the set; their first seeded link.
-        let n = (i * 7919 + 13) % students;
+        let n = ((i + args.skip) * 7919 + 13) % students;
         let check = CheckGuardianshipRequest {
             student_id: format!("s{n}"),
             guardian: Some(check_guardianship_request::Guardian::GuardianId(

@@ -3,6 +3,18 @@
 
 macro_rules! impl_feed_repo {
     ($session:ident, $conn:ty, $watermark_sql:literal, $head_sql:expr) => {
+        impl<C> $session<C> {
+            /// The watermark, and whether any stored change is at or above it (held back).
+            /// The newest revision is one step down the feed index: a filter against the
+            /// watermark's expression instead made the planner scan the whole audit table
+            /// (20 ms at 70,000 events, on every look of every follower and watcher).
+            pub(crate) const FEED_WATERMARK_SQL: &'static str = concat!(
+                "SELECT w, COALESCE((SELECT MAX(revision) FROM guardian_events), -1) >= w FROM (",
+                $watermark_sql,
+                ") AS head"
+            );
+        }
+
         #[async_trait::async_trait]
         impl<C> $crate::store::FeedRepo for $session<C>
         where
@@ -17,11 +29,7 @@ macro_rules! impl_feed_repo {
                 // The watermark first, in a statement of its own: the page below it is read by
                 // a later snapshot, in which every transaction under the watermark is visible
                 // if it committed.
-                let (watermark, pending): (i64, bool) = sqlx::query_as(concat!(
-                    "SELECT w, EXISTS (SELECT 1 FROM guardian_events WHERE revision >= w) FROM (",
-                    $watermark_sql,
-                    ") AS head"
-                ))
+                let (watermark, pending): (i64, bool) = sqlx::query_as(Self::FEED_WATERMARK_SQL)
                 .fetch_one(&mut *self.conn)
                 .await?;
                 let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
