@@ -44,7 +44,7 @@ conformance!(
     listings_observe_expiry_at_the_given_instant,
     keyset_paging_sees_each_existing_item_once_despite_concurrent_inserts,
     links_are_found_by_student_guardian_domain_and_email,
-    events_append_and_page_in_order,
+    events_append_in_order_and_read_back_by_scope,
     domain_wide_events_keep_their_details,
     outbox_claims_are_disjoint_and_outcomes_recorded,
     rescheduling_renews_or_gives_back_claims_but_leaves_settled_messages,
@@ -845,7 +845,7 @@ async fn expired_pending_invitations_are_claimed_once_by_concurrent_sweepers(
     assert_eq!(unique, expired);
 }
 
-async fn events_append_and_page_in_order(store: Arc<dyn Store>) {
+async fn events_append_in_order_and_read_back_by_scope(store: Arc<dyn Store>) {
     let mut s = store.session().await.unwrap();
     let inv = InvitationId::generate();
     let mut ids = Vec::new();
@@ -864,23 +864,24 @@ async fn events_append_and_page_in_order(store: Arc<dyn Store>) {
         ids.push(s.append_event(&event).await.unwrap());
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
-    let d = domain("school.example");
-    let first = s.list_events(&d, None, 0, 2).await.unwrap();
-    assert_eq!(first.len(), 2);
-    assert_eq!(first[0].request_id.as_deref(), Some("req-1"));
-    let rest = s
-        .list_events(&d, None, first[1].event_id, 10)
-        .await
-        .unwrap();
-    assert_eq!(rest.len(), 3);
-    let s1 = s.list_events(&d, Some(&uid("s1")), 0, 10).await.unwrap();
+    // Read back through the feed, as every reader of the trail does now.
+    let scope = |domain_name: &str, student: Option<&str>| ChangeScope {
+        domain: Some(domain(domain_name)),
+        student: student.map(uid),
+    };
+    let (all, _) = feed::follow(&mut s, &scope("school.example", None), Position::ORIGIN).await;
+    let listed: Vec<i64> = all.iter().map(|c| c.event.event_id).collect();
+    assert_eq!(listed, ids, "every event, in the order appended");
+    assert_eq!(all[0].event.request_id.as_deref(), Some("req-1"));
+    let (s1, _) = feed::follow(
+        &mut s,
+        &scope("school.example", Some("s1")),
+        Position::ORIGIN,
+    )
+    .await;
     assert_eq!(s1.len(), 3);
-    assert!(
-        s.list_events(&domain("other.example"), None, 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let (other, _) = feed::follow(&mut s, &scope("other.example", None), Position::ORIGIN).await;
+    assert!(other.is_empty());
 }
 
 async fn domain_wide_events_keep_their_details(store: Arc<dyn Store>) {
@@ -923,16 +924,27 @@ async fn domain_wide_events_keep_their_details(store: Arc<dyn Store>) {
     for event in [&student_event, &settings_event, &directory_event] {
         s.append_event(event).await.unwrap();
     }
-    let all = s.list_events(&d, None, 0, 10).await.unwrap();
+    let everything = ChangeScope {
+        domain: Some(d.clone()),
+        student: None,
+    };
+    let (all, _) = feed::follow(&mut s, &everything, Position::ORIGIN).await;
     let stored: Vec<AuditEvent> = all
         .into_iter()
-        .map(|e| AuditEvent { event_id: 0, ..e })
+        .map(|c| AuditEvent {
+            event_id: 0,
+            ..c.event
+        })
         .collect();
     assert_eq!(stored, [student_event, settings_event, directory_event]);
     // A student's trail holds only what concerns that student.
-    let s1 = s.list_events(&d, Some(&uid("s1")), 0, 10).await.unwrap();
+    let one = ChangeScope {
+        domain: Some(d),
+        student: Some(uid("s1")),
+    };
+    let (s1, _) = feed::follow(&mut s, &one, Position::ORIGIN).await;
     assert_eq!(s1.len(), 1);
-    assert_eq!(s1[0].action, "invitation.created");
+    assert_eq!(s1[0].event.action, "invitation.created");
 }
 
 fn message(n: usize) -> OutboxMessage {

@@ -174,16 +174,8 @@ pub trait InvitationRepo {
 /// The audit trail.
 #[async_trait]
 pub trait EventRepo {
-    /// Appends an event; returns its id.
+    /// Appends an event; returns its id. The trail is read through [`FeedRepo`].
     async fn append_event(&mut self, event: &AuditEvent) -> StoreResult<i64>;
-    /// Events of a domain (optionally one student) with ids after `after`, oldest first.
-    async fn list_events(
-        &mut self,
-        domain: &DomainName,
-        student: Option<&UserId>,
-        after: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// The change feed (freshness.md), read from the audit trail in revision order.

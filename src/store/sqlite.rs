@@ -254,7 +254,16 @@ mod tests {
         store.migrate().await.unwrap();
         let mut session = store.session().await.unwrap();
         let domain = crate::domain::DomainName::parse("school.example").unwrap();
-        let kept = session.list_events(&domain, None, 0, 10).await.unwrap();
+        let scope = crate::store::ChangeScope {
+            domain: Some(domain),
+            student: None,
+        };
+        let page = session
+            .changes_after(&scope, crate::domain::Position::ORIGIN, 10)
+            .await
+            .unwrap();
+        let kept: Vec<crate::domain::AuditEvent> =
+            page.changes.into_iter().map(|c| c.event).collect();
         let ids: Vec<i64> = kept.iter().map(|e| e.event_id).collect();
         assert_eq!(ids, [7, 9]);
         assert_eq!(kept[1].student_id.as_ref().map(UserId::as_str), Some("s2"));

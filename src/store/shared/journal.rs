@@ -33,27 +33,6 @@ macro_rules! impl_journal_repos {
                 self.feed_revision = self.feed_revision.max(Some(revision));
                 Ok(id)
             }
-
-            async fn list_events(
-                &mut self,
-                domain: &$crate::domain::DomainName,
-                student: Option<&$crate::domain::UserId>,
-                after: i64,
-                limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::domain::AuditEvent>> {
-                let rows: Vec<$crate::store::rows::EventRow> = sqlx::query_as(
-                    "SELECT * FROM guardian_events WHERE domain = $1 \
-                     AND ($2 IS NULL OR student_id = $2) AND event_id > $3 \
-                     ORDER BY event_id LIMIT $4",
-                )
-                .bind(domain.as_str())
-                .bind(student.map(|s| s.as_str()))
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *self.conn)
-                .await?;
-                $crate::store::rows::convert_all(rows)
-            }
         }
 
         #[async_trait::async_trait]
