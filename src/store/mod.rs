@@ -19,6 +19,8 @@ pub mod sqlite;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod data_map;
 
 pub use error::{StoreError, StoreResult, UniqueKey};
 pub use model::{
