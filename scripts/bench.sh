@@ -113,13 +113,14 @@ WATCH_TOKEN=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-servi
   --role service --domain '*' --scope guardians.read)
 WATCHERS=()
 events_before=$(psql "$URL" -Atc "SELECT count(*) FROM guardian_events")
+# From the committed head, not from "now": a watcher that connects late still gets everything.
+HEAD=$(./target/release/guardian-bench feed-head --database-url "$URL")
 for w in 1 2 3; do
   GUARDIANS_TOKEN=$WATCH_TOKEN ./target/release/guardianctl --server "http://127.0.0.1:$PORT" \
-    watch --domain '*' --format json >"$OUT/watcher-$w.jsonl" 2>/dev/null &
+    watch --domain '*' --from "$HEAD" --format json >"$OUT/watcher-$w.jsonl" 2>/dev/null &
   WATCHERS+=($!)
 done
 add_exit_trap 'kill "${WATCHERS[@]}" 2>/dev/null'
-sleep 1 # the watchers start from "now": let them connect before the writes
 tps=$(pgbench_tps "$CONCURRENCY")
 report "create @$CONCURRENCY, 3 watchers" "$(scenario create "$CONCURRENCY" "$CREATE_REQUESTS")" "$tps"
 written_at=$(date +%s%N)

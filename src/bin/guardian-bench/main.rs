@@ -3,6 +3,7 @@
 //! percentiles as text and JSON. ghz is not installable here, so the load generator is ours.
 
 mod dataset;
+mod feed_head;
 mod load;
 mod propagation;
 mod summaries;
@@ -30,6 +31,8 @@ enum Command {
     Propagation(propagation::PropagationArgs),
     /// P8: seed class activity and time the build of every guardian's summary.
     Summaries(summaries::SummariesArgs),
+    /// Print the change token of everything committed so far (a start for watchers).
+    FeedHead(feed_head::FeedHeadArgs),
 }
 
 #[tokio::main]
@@ -40,6 +43,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => load::run(args).await,
         Command::Summaries(args) => summaries::run(args).await,
         Command::Propagation(args) => propagation::run(args).await,
+        Command::FeedHead(args) => feed_head::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
