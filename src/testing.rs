@@ -73,13 +73,7 @@ impl TestDatabase {
 
     /// Connection options for this database with a pool of `max_connections`.
     pub fn options(&self, max_connections: u32) -> ConnectOptions {
-        ConnectOptions {
-            url: self.url.clone(),
-            max_connections,
-            acquire_timeout: Duration::from_secs(10),
-            statement_timeout: None,
-            read_urls: Vec::new(),
-        }
+        ConnectOptions::plain(self.url.clone(), max_connections, Duration::from_secs(10))
     }
 }
 
@@ -147,13 +141,11 @@ async fn migrated_template() -> String {
                         .await
                         .expect("create the template");
                 }
-                let options = ConnectOptions {
-                    url: replace_database(&admin_url, &building),
-                    max_connections: 1,
-                    acquire_timeout: Duration::from_secs(10),
-                    statement_timeout: None,
-                    read_urls: Vec::new(),
-                };
+                let options = ConnectOptions::plain(
+                    replace_database(&admin_url, &building),
+                    1,
+                    Duration::from_secs(10),
+                );
                 let store = store::connect(&options).await.expect("connect");
                 store.migrate().await.expect("migrate the template");
                 store.close().await;
@@ -204,14 +196,7 @@ pub async fn postgres_store() -> (Arc<dyn Store>, TestDatabase) {
 pub async fn sqlite_store() -> StoreResult<(Arc<dyn Store>, TempDir)> {
     let dir = TempDir::new();
     let url = format!("sqlite://{}/guardians.db", dir.path.display());
-    let store = store::connect(&ConnectOptions {
-        url,
-        max_connections: 8,
-        acquire_timeout: Duration::from_secs(10),
-        statement_timeout: None,
-        read_urls: Vec::new(),
-    })
-    .await?;
+    let store = store::connect(&ConnectOptions::plain(url, 8, Duration::from_secs(10))).await?;
     store.migrate().await?;
     Ok((store, dir))
 }

@@ -249,14 +249,8 @@ impl App {
         if !missing.is_empty() {
             // Taken before the read: what the read may be missing is what comes after.
             let applied = self.freshness.applied();
-            let mut route = self.read_route(consistency).await?;
-            let read = match route.session.student_links(&missing).await {
-                Err(err) if route.retry_on_primary(&err) => {
-                    route = self.primary_route(None).await?;
-                    route.session.student_links(&missing).await?
-                }
-                read => read?,
-            };
+            let route = self.read_route(consistency).await?;
+            let (read, route) = read_on!(self, route, |s| s.student_links(&missing));
             for found in read {
                 if let Some(cache) = self.freshness.cache() {
                     cache.fill(route.fill_watermark(applied), found.clone());

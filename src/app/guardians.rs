@@ -187,18 +187,12 @@ impl App {
             },
         };
         let (filter, filters) = self.link_page(scope, domain, &query, guardian.as_ref(), size)?;
-        let mut route = match query.student {
+        let route = match query.student {
             // Decided on the primary: the links come from there too.
-            StudentSelector::One(_) => self.primary_route(None).await?,
+            StudentSelector::One(_) => self.primary_route().await?,
             StudentSelector::All => self.read_route(query.consistency).await?,
         };
-        let links = match route.session.list_links(&filter).await {
-            Err(err) if route.retry_on_primary(&err) => {
-                route = self.primary_route(None).await?;
-                route.session.list_links(&filter).await?
-            }
-            links => links?,
-        };
+        let (links, route) = read_on!(self, route, |s| s.list_links(&filter));
         let page = self.page_of_links(links, size, &filters, guardian.as_ref(), show_email);
         Ok(Answered {
             answer: page,
@@ -218,14 +212,8 @@ impl App {
     ) -> AppResult<Answered<Page<GuardianView>>> {
         let scope = LinkScope::Student(student.clone());
         let (filter, filters) = self.link_page(scope, None, query, guardian, size)?;
-        let mut route = self.read_route(query.consistency).await?;
-        let found = match route.session.student_and_links(student, &filter).await {
-            Err(err) if route.retry_on_primary(&err) => {
-                route = self.primary_route(None).await?;
-                route.session.student_and_links(student, &filter).await?
-            }
-            found => found?,
-        };
+        let route = self.read_route(query.consistency).await?;
+        let (found, mut route) = read_on!(self, route, |s| s.student_and_links(student, &filter));
         let (record, links) = match found {
             Some((user, links)) if user.role == Role::Student => (Some(user), links),
             _ => (None, Vec::new()),

@@ -1,6 +1,9 @@
 //! Use cases: load, decide with the domain's rules, persist in one transaction. Nothing here
 //! knows about protobuf or SQL; callers above are the gRPC services and tools.
 
+// First: its macro is used by the modules after it.
+#[macro_use]
+mod read_route;
 mod access;
 mod audit;
 mod bulk;
@@ -17,7 +20,6 @@ mod invitee;
 mod lifecycle;
 pub mod page_token;
 mod read_models;
-mod read_route;
 mod settings;
 mod settings_cache;
 mod students;

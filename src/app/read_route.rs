@@ -1,6 +1,32 @@
 //! Where a link read reads: a read replica that has replayed what the read's consistency
 //! needs, else the primary; and the position the answer includes.
 
+/// Runs one read on a [`ReadRoute`]'s session (`read_on!(app, route, |s| s.list_links(f))`);
+/// when the replica fails under it, once more on the primary. Evaluates to what was read and the
+/// route it was read on, whose session stays open for the caller's next reads. A macro rather
+/// than a function taking an async closure: such a closure's future cannot be shown `Send` for
+/// every borrow of the session, which the RPC handlers need.
+macro_rules! read_on {
+    ($app:expr, $route:expr, |$session:ident| $read:expr) => {{
+        let mut route: $crate::app::read_route::ReadRoute = $route;
+        let found = {
+            let $session = route.session.as_mut();
+            $read.await
+        };
+        match found {
+            Err(err) if route.retry_on_primary(&err) => {
+                route = $app.primary_route().await?;
+                let found = {
+                    let $session = route.session.as_mut();
+                    $read.await?
+                };
+                (found, route)
+            }
+            found => (found?, route),
+        }
+    }};
+}
+
 use super::freshness::Consistency;
 use super::{App, AppResult};
 use crate::domain::Position;
@@ -44,7 +70,7 @@ impl App {
             Consistency::MinimizeLatency => self.freshness.recent_watermark(),
         };
         let Some(needed) = needed else {
-            return self.primary_route(None).await;
+            return self.primary_route().await;
         };
         let read = self.store.read_session(needed).await?;
         match read.replica_watermark {
@@ -61,11 +87,11 @@ impl App {
         }
     }
 
-    /// The primary, for a read that needs everything below `needed` (if it knows).
-    pub(crate) async fn primary_route(&self, needed: Option<i64>) -> AppResult<ReadRoute> {
+    /// The primary, now.
+    pub(crate) async fn primary_route(&self) -> AppResult<ReadRoute> {
         Ok(ReadRoute {
             session: self.store.session().await?,
-            at: needed.map_or_else(|| self.primary_position(), |n| self.position_with(n)),
+            at: self.primary_position(),
             replica: None,
         })
     }

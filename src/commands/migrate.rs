@@ -16,13 +16,11 @@ pub(super) async fn run(database_url: String) -> Result<(), String> {
             Err(problem) => return Err(problem.message),
         }
     }
-    let store = store::connect(&ConnectOptions {
-        url: database_url,
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(30),
-        statement_timeout: None,
-        read_urls: Vec::new(),
-    })
+    let store = store::connect(&ConnectOptions::plain(
+        database_url,
+        2,
+        Duration::from_secs(30),
+    ))
     .await
     .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;

@@ -38,13 +38,11 @@ pub(super) struct RunOnceArgs {
 /// Runs a summaries command.
 pub(super) async fn run(command: SummariesCommand) -> Result<(), String> {
     let SummariesCommand::RunOnce(args) = command;
-    let store = store::connect(&ConnectOptions {
-        url: args.db.database_url,
-        max_connections: 4,
-        acquire_timeout: Duration::from_secs(30),
-        statement_timeout: None,
-        read_urls: Vec::new(),
-    })
+    let store = store::connect(&ConnectOptions::plain(
+        args.db.database_url,
+        4,
+        Duration::from_secs(30),
+    ))
     .await
     .map_err(|e| e.to_string())?;
     if !store.is_migrated().await.map_err(|e| e.to_string())? {

@@ -75,13 +75,11 @@ async fn every_postgres_column_is_in_the_data_map() {
 #[tokio::test]
 async fn every_sqlite_column_is_in_the_data_map() {
     let dir = TempDir::new();
-    let options = ConnectOptions {
-        url: format!("sqlite://{}/map.db", dir.path.display()),
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(5),
-        statement_timeout: None,
-        read_urls: Vec::new(),
-    };
+    let options = ConnectOptions::plain(
+        format!("sqlite://{}/map.db", dir.path.display()),
+        1,
+        Duration::from_secs(5),
+    );
     let store = store::sqlite::SqliteStore::connect(&options).await.unwrap();
     crate::store::Store::migrate(&store).await.unwrap();
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&options.url)

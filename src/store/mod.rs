@@ -518,6 +518,24 @@ pub struct ConnectOptions {
     pub read_urls: Vec<String>,
 }
 
+impl ConnectOptions {
+    /// Options for tools and tests: up to `max_connections` to `url`, waiting at most
+    /// `acquire_timeout` for one; no statement limit and no read replicas.
+    pub fn plain(
+        url: impl Into<String>,
+        max_connections: u32,
+        acquire_timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            url: url.into(),
+            max_connections,
+            acquire_timeout,
+            statement_timeout: None,
+            read_urls: Vec::new(),
+        }
+    }
+}
+
 /// Connects to the store the URL names (without migrating it).
 pub async fn connect(options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
     if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {

@@ -102,6 +102,16 @@ impl PostgresStore {
         })
     }
 
+    /// A session of this store on `conn` (a pooled connection, a transaction, or a replica's
+    /// connection).
+    fn session_on<C>(&self, conn: C) -> PgSession<C> {
+        PgSession {
+            conn,
+            commits: self.commits.clone(),
+            feed_revision: None,
+        }
+    }
+
     /// The underlying pool, for tools that seed data in bulk.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -111,22 +121,13 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn session(&self) -> StoreResult<Box<dyn Session>> {
-        let conn = self.pool.acquire().await?;
-        Ok(Box::new(PgSession {
-            conn,
-            commits: self.commits.clone(),
-            feed_revision: None,
-        }))
+        Ok(Box::new(self.session_on(self.pool.acquire().await?)))
     }
 
     async fn read_session(&self, needed: i64) -> StoreResult<ReadSession> {
         if let Some((conn, watermark)) = self.replicas.connection(needed).await {
             return Ok(ReadSession {
-                session: Box::new(PgSession {
-                    conn,
-                    commits: self.commits.clone(),
-                    feed_revision: None,
-                }),
+                session: Box::new(self.session_on(conn)),
                 replica_watermark: Some(watermark),
             });
         }
@@ -137,12 +138,7 @@ impl Store for PostgresStore {
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn Transaction>> {
-        let conn = self.pool.begin().await?;
-        Ok(Box::new(PgSession {
-            conn,
-            commits: self.commits.clone(),
-            feed_revision: None,
-        }))
+        Ok(Box::new(self.session_on(self.pool.begin().await?)))
     }
 
     async fn ping(&self) -> StoreResult<()> {

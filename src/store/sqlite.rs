@@ -211,11 +211,8 @@ mod tests {
     #[tokio::test]
     async fn read_replicas_are_refused_for_sqlite() {
         let options = ConnectOptions {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: None,
             read_urls: vec!["postgres://127.0.0.1/guardians".into()],
+            ..ConnectOptions::plain("sqlite::memory:", 1, Duration::from_secs(5))
         };
         let refused = crate::store::connect(&options).await.unwrap_err();
         assert!(
@@ -228,13 +225,7 @@ mod tests {
     /// values, and new ones are numbered after them.
     #[tokio::test]
     async fn the_audit_table_rebuild_keeps_every_event_and_its_id() {
-        let options = ConnectOptions {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: None,
-            read_urls: Vec::new(),
-        };
+        let options = ConnectOptions::plain("sqlite::memory:", 1, Duration::from_secs(5));
         let store = SqliteStore::connect(&options).await.unwrap();
         MIGRATOR.run_to(2, &store.pool).await.unwrap();
         for (id, student) in [(7, "s1"), (9, "s2")] {

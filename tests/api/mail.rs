@@ -87,13 +87,11 @@ pub(crate) async fn dispatcher(
     clock: Arc<dyn Clock>,
     policy: DispatchPolicy,
 ) -> Dispatcher {
-    let store = guardian_service::store::connect(&guardian_service::store::ConnectOptions {
-        url: app.database_url.clone(),
-        max_connections: 4,
-        acquire_timeout: std::time::Duration::from_secs(10),
-        statement_timeout: None,
-        read_urls: Vec::new(),
-    })
+    let store = guardian_service::store::connect(&guardian_service::store::ConnectOptions::plain(
+        app.database_url.clone(),
+        4,
+        std::time::Duration::from_secs(10),
+    ))
     .await
     .expect("store");
     Dispatcher::new(store, transport, clock, policy)

@@ -85,12 +85,8 @@ impl Freshness {
     /// The cache and the watermark it has applied, if a read in `consistency` may use it now.
     pub fn usable_cache(&self, consistency: Consistency) -> Option<(&LinkCache, i64)> {
         let cache = self.cache.as_ref()?;
-        let applied = self.applied.load(Ordering::SeqCst);
-        let caught_up = (*self.caught_up_at.lock().unwrap_or_else(|e| e.into_inner()))?;
-        if caught_up.elapsed() >= self.config.max_staleness {
-            // The follower stalled (or the feed is held back): bypass until it catches up.
-            return None;
-        }
+        // None when the follower stalled (or the feed is held back): bypass until it catches up.
+        let applied = self.recent_watermark()?;
         match consistency {
             Consistency::MinimizeLatency => Some((cache, applied)),
             Consistency::AtLeastAsFresh(token) => {

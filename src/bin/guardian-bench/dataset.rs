@@ -53,13 +53,11 @@ pub(crate) fn guardian_of(n: usize, k: usize) -> String {
 
 pub(crate) async fn seed(args: SeedArgs) -> Result<(), String> {
     let students = ((STUDENTS as f64) * args.scale) as usize;
-    let options = ConnectOptions {
-        url: args.database_url.clone(),
-        max_connections: args.writers as u32 + 1,
-        acquire_timeout: Duration::from_secs(60),
-        statement_timeout: None,
-        read_urls: Vec::new(),
-    };
+    let options = ConnectOptions::plain(
+        args.database_url.clone(),
+        args.writers as u32 + 1,
+        Duration::from_secs(60),
+    );
     let store = store::connect(&options).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let started = Instant::now();

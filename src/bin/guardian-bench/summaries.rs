@@ -49,13 +49,11 @@ pub(crate) async fn run(args: SummariesArgs) -> Result<(), String> {
         "activity for {students} students seeded in {:.1}s",
         seeded.elapsed().as_secs_f64()
     );
-    let store = store::connect(&ConnectOptions {
-        url: args.database_url.clone(),
-        max_connections: 4,
-        acquire_timeout: Duration::from_secs(60),
-        statement_timeout: None,
-        read_urls: Vec::new(),
-    })
+    let store = store::connect(&ConnectOptions::plain(
+        args.database_url.clone(),
+        4,
+        Duration::from_secs(60),
+    ))
     .await
     .map_err(|e| e.to_string())?;
     let app = App::new(store.clone(), Arc::new(SystemClock), AppConfig::default());
