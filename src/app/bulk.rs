@@ -1,10 +1,11 @@
 //! Bulk calls for administrators' CSV files: invite many, remove many, and sync one student's
-//! guardians to a list. Every row is its own transaction, authorized like the single call, and
-//! a failing row never affects another. Rows of one request run concurrently (the database
-//! serialises rows of one student); a retried request replays row by row, each row's request id
-//! derived from the request's.
+//! guardians to a list. Every row is authorized like the single call, and a failing row never
+//! affects another. Invitations go in set-based chunks (`bulk_invite`); removals are each their
+//! own transaction, run concurrently (the database serialises rows of one student). A retried
+//! request replays row by row, each row's request id derived from the request's.
 
 use super::access::require;
+use super::bulk_invite::{CHUNK_ROWS, InviteRow};
 use super::guardians::Removal;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitations::{Change, InvitationRef};
@@ -106,7 +107,8 @@ fn part_key(key: Option<&RequestKey>, part: &str, content: &str) -> Option<Reque
 }
 
 impl App {
-    /// BulkCreateGuardianInvitations: one outcome per row, in row order.
+    /// BulkCreateGuardianInvitations: one outcome per row, in row order. Rows go in chunks,
+    /// each one set-based transaction (see `bulk_invite`).
     pub async fn bulk_invite(
         &self,
         who: &Authorized,
@@ -118,29 +120,40 @@ impl App {
     ) -> AppResult<Vec<RowOutcome<InvitationView>>> {
         let caller = require(who, Permission::ManageGuardians)?;
         too_many(rows.len())?;
-        let outcomes = futures_util::stream::iter(rows.into_iter().enumerate())
-            .map(|(i, row)| async move {
-                let (student, email) = row?;
-                before_deadline(deadline)?;
-                let row_key = part_key(
-                    key,
-                    &i.to_string(),
-                    &format!("{student:?}/{}", email.as_str()),
-                );
-                let ctx = self
-                    .authorize_student(caller, &student, StudentAccess::Manage)
-                    .await?;
-                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
-                    return Ok(Replay::Replayed(bytes));
+        let mut outcomes: Vec<Option<RowOutcome<InvitationView>>> =
+            std::iter::repeat_with(|| None).take(rows.len()).collect();
+        let mut parsed = Vec::with_capacity(rows.len());
+        for (index, row) in rows.into_iter().enumerate() {
+            match row {
+                Ok((student, email)) => {
+                    let row_key = part_key(
+                        key,
+                        &index.to_string(),
+                        &format!("{student:?}/{}", email.as_str()),
+                    );
+                    parsed.push(InviteRow {
+                        index,
+                        student,
+                        email,
+                        key: if dry_run { None } else { row_key },
+                    });
                 }
-                let row_key = if dry_run { None } else { row_key };
-                self.invite(caller, &ctx, &email, row_key.as_ref(), encode, dry_run)
-                    .await
-            })
-            .buffered(ROW_PARALLELISM)
-            .collect()
-            .await;
-        Ok(outcomes)
+                Err(invalid) => outcomes[index] = Some(Err(invalid.into())),
+            }
+        }
+        for chunk in parsed.chunks(CHUNK_ROWS) {
+            let results = match before_deadline(deadline) {
+                Ok(()) => self.invite_chunk(caller, chunk, dry_run, encode).await,
+                Err(_) => chunk.iter().map(|_| Err(AppError::NotAttempted)).collect(),
+            };
+            for (row, result) in chunk.iter().zip(results) {
+                outcomes[row.index] = Some(result);
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Err(AppError::NotAttempted)))
+            .collect())
     }
 
     /// BulkDeleteGuardians: one outcome per row, in row order.

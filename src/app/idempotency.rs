@@ -78,14 +78,7 @@ pub(crate) async fn commit_with<T>(
     encode: Encoder<'_, T>,
 ) -> AppResult<Replay<T>> {
     if let Some(key) = key {
-        let record = IdempotencyRecord {
-            principal: key.principal.clone(),
-            request_id: key.request_id.clone(),
-            method: key.method.to_owned(),
-            request_hash: key.request_hash.clone(),
-            response: encode(&result),
-            create_time: now,
-        };
+        let record = first_response(key, encode(&result), now);
         match tx.put_idempotency(&record).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists(_)) => {
@@ -102,4 +95,20 @@ pub(crate) async fn commit_with<T>(
     // This replica reads its own write at once, whatever its feed follower has seen yet.
     app.freshness.forget_student(student);
     Ok(Replay::Fresh(result))
+}
+
+/// The record that stores `response` as the first response to `key`.
+pub(crate) fn first_response(
+    key: &RequestKey,
+    response: Vec<u8>,
+    now: DateTime<Utc>,
+) -> IdempotencyRecord {
+    IdempotencyRecord {
+        principal: key.principal.clone(),
+        request_id: key.request_id.clone(),
+        method: key.method.to_owned(),
+        request_hash: key.request_hash.clone(),
+        response,
+        create_time: now,
+    }
 }

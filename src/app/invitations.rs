@@ -17,7 +17,7 @@ use crate::mail::Template;
 use crate::store::{
     InvitationFilter, InvitationScope, StateFilter, StoreError, Transaction, UniqueKey,
 };
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// Most of a student's invitations read to decide on a new one (far above what a student has).
 const MAX_STUDENT_RECORDS: u32 = 10_000;
@@ -130,22 +130,7 @@ impl App {
                 current: address_current,
             });
         }
-        let (token, token_hash) = new_token();
-        let invitation = Invitation {
-            id: InvitationId::generate(),
-            domain: student.domain.clone(),
-            student_id: student.user_id.clone(),
-            invited_email: invited.clone(),
-            state: InvitationState::Pending,
-            inviter_id: caller.subject.clone(),
-            guardian: None,
-            token_hash,
-            create_time: now,
-            update_time: now,
-            expire_time: now + TimeDelta::days(i64::from(settings.invitation_ttl_days)),
-            accept_time: None,
-            version: 1,
-        };
+        let (invitation, token) = new_invitation(caller, ctx, invited, now);
         match tx.insert_invitation(&invitation).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists(UniqueKey::PendingInvitation)) => {
@@ -358,4 +343,32 @@ impl App {
         }
         commit_with(self, tx, &ctx.student.user_id, key, now, view, encode).await
     }
+}
+
+/// A new PENDING invitation of `ctx`'s student to `invited` from `caller`, and its token.
+pub(crate) fn new_invitation(
+    caller: &Caller,
+    ctx: &StudentContext,
+    invited: &Email,
+    now: DateTime<Utc>,
+) -> (Invitation, String) {
+    let (token, token_hash) = new_token();
+    let student = &ctx.student;
+    let ttl = TimeDelta::days(i64::from(ctx.settings.invitation_ttl_days));
+    let invitation = Invitation {
+        id: InvitationId::generate(),
+        domain: student.domain.clone(),
+        student_id: student.user_id.clone(),
+        invited_email: invited.clone(),
+        state: InvitationState::Pending,
+        inviter_id: caller.subject.clone(),
+        guardian: None,
+        token_hash,
+        create_time: now,
+        update_time: now,
+        expire_time: now + ttl,
+        accept_time: None,
+        version: 1,
+    };
+    (invitation, token)
 }

@@ -80,7 +80,20 @@ pub(crate) async fn audit(
     request_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    tx.append_event(&AuditEvent {
+    tx.append_event(&audit_event(invitation, action, actor, request_id, now))
+        .await?;
+    Ok(())
+}
+
+/// The audit event of a transition.
+pub(crate) fn audit_event(
+    invitation: &Invitation,
+    action: &str,
+    actor: &str,
+    request_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> AuditEvent {
+    AuditEvent {
         event_id: 0,
         domain: invitation.domain.clone(),
         student_id: Some(invitation.student_id.clone()),
@@ -90,9 +103,7 @@ pub(crate) async fn audit(
         request_id: request_id.map(str::to_owned),
         create_time: now,
         details: AuditDetails::default(),
-    })
-    .await?;
-    Ok(())
+    }
 }
 
 /// One email about an invitation.
@@ -132,35 +143,9 @@ impl App {
         letter: &Letter<'_>,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        if !letter.settings.guardian_access_enabled {
-            return Ok(());
+        if let Some(message) = message_of(letter, now)? {
+            tx.enqueue_message(&message).await?;
         }
-        let Rendered {
-            subject,
-            text,
-            html,
-        } = render(
-            letter.template,
-            letter.settings.default_locale,
-            letter.values,
-        )
-        .map_err(AppError::Internal)?;
-        tx.enqueue_message(&OutboxMessage {
-            message_id: uuid::Uuid::now_v7().to_string(),
-            invitation_id: Some(letter.invitation.id),
-            recipient: letter.to.clone(),
-            subject,
-            body_text: text,
-            body_html: html,
-            status: DeliveryStatus::Queued,
-            attempts: 0,
-            next_attempt_time: now,
-            last_error: None,
-            create_time: now,
-            sent_time: None,
-            list_unsubscribe: None,
-        })
-        .await?;
         Ok(())
     }
 
@@ -171,6 +156,18 @@ impl App {
         letter: &InvitationLetter<'_>,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
+        if let Some(message) = self.invitation_message(letter, now)? {
+            tx.enqueue_message(&message).await?;
+        }
+        Ok(())
+    }
+
+    /// The invitation email with its accept and decline links, `None` when access is off.
+    pub(crate) fn invitation_message(
+        &self,
+        letter: &InvitationLetter<'_>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<OutboxMessage>> {
         let base = self.config.accept_url.trim_end_matches('/');
         let token = letter.token;
         let accept = format!("{base}/accept?token={token}");
@@ -192,6 +189,39 @@ impl App {
             template: Template::Invitation,
             values: &values,
         };
-        self.queue_mail(tx, &mail, now).await
+        message_of(&mail, now)
     }
+}
+
+/// One email rendered for the outbox, `None` when guardian access is off for the student's
+/// domain (turning access off blocks emails too).
+fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<OutboxMessage>> {
+    if !letter.settings.guardian_access_enabled {
+        return Ok(None);
+    }
+    let Rendered {
+        subject,
+        text,
+        html,
+    } = render(
+        letter.template,
+        letter.settings.default_locale,
+        letter.values,
+    )
+    .map_err(AppError::Internal)?;
+    Ok(Some(OutboxMessage {
+        message_id: uuid::Uuid::now_v7().to_string(),
+        invitation_id: Some(letter.invitation.id),
+        recipient: letter.to.clone(),
+        subject,
+        body_text: text,
+        body_html: html,
+        status: DeliveryStatus::Queued,
+        attempts: 0,
+        next_attempt_time: now,
+        last_error: None,
+        create_time: now,
+        sent_time: None,
+        list_unsubscribe: None,
+    }))
 }

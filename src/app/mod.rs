@@ -7,6 +7,7 @@ mod read_route;
 mod access;
 mod audit;
 mod bulk;
+mod bulk_invite;
 mod check;
 mod directory;
 mod error;

@@ -269,9 +269,43 @@ pub trait IdempotencyRepo {
     async fn purge_idempotency(&mut self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// Set-based reads and writes of bulk calls: one statement for a chunk of rows, where the
+/// single-row methods above would take one each.
+#[async_trait]
+pub trait BulkRepo {
+    /// The users with these addresses (unknown addresses are left out).
+    async fn users_by_email(&mut self, emails: &[Email]) -> StoreResult<Vec<User>>;
+    /// Every invitation, in any state, of these students.
+    async fn invitations_of_students(
+        &mut self,
+        students: &[UserId],
+    ) -> StoreResult<Vec<Invitation>>;
+    /// Each (address, student) pair where the address is invited (live PENDING at `now`, or
+    /// ACCEPTED) or is an accepted guardian's profile address: what the per-address limit counts.
+    async fn students_of_addresses(
+        &mut self,
+        emails: &[Email],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Email, UserId)>>;
+    /// The stored responses of these request ids of one caller.
+    async fn get_idempotency_many(
+        &mut self,
+        principal: &str,
+        request_ids: &[String],
+    ) -> StoreResult<Vec<IdempotencyRecord>>;
+    /// Inserts new invitations. Errors: [`StoreError::AlreadyExists`] when any row breaks a
+    /// unique rule (which one is not told: the caller retries row by row).
+    async fn insert_invitations(&mut self, invitations: &[Invitation]) -> StoreResult<()>;
+    /// Appends audit events.
+    async fn append_events(&mut self, events: &[AuditEvent]) -> StoreResult<()>;
+    /// Stores first responses. Errors: [`StoreError::AlreadyExists`] when any is stored already.
+    async fn put_idempotency_many(&mut self, records: &[IdempotencyRecord]) -> StoreResult<()>;
+}
+
 /// Everything a use case can do on one connection.
 pub trait Session:
     SettingsRepo
+    + BulkRepo
     + DirectoryRepo
     + InvitationRepo
     + EventRepo
@@ -406,6 +440,12 @@ pub trait Transaction: Session {
     /// Callers lock the student first, then the address, so two transactions never wait on
     /// each other in opposite orders.
     async fn lock_address(&mut self, email: &Email) -> StoreResult<()>;
+    /// [`Transaction::lock_student`] for many students, in one order every writer shares (by
+    /// id), so two bulk transactions never wait on each other in a cycle.
+    async fn lock_students(&mut self, students: &[UserId]) -> StoreResult<()>;
+    /// [`Transaction::lock_address`] for many addresses, in address order. Taken after the
+    /// students, as single writers do.
+    async fn lock_addresses(&mut self, emails: &[Email]) -> StoreResult<()>;
     /// Makes the writes durable and visible.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -284,6 +284,40 @@ impl Transaction for PgSession<sqlx::Transaction<'static, Postgres>> {
         Ok(())
     }
 
+    async fn lock_students(&mut self, students: &[UserId]) -> StoreResult<()> {
+        if students.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<&str> = students.iter().map(UserId::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        // Rows are locked as the sort hands them out: in id order.
+        sqlx::query("SELECT 1 FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE")
+            .bind(&ids)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_addresses(&mut self, emails: &[Email]) -> StoreResult<()> {
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let mut addresses: Vec<&str> = emails.iter().map(Email::as_str).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        // As lock_address; the rows are inserted (and locked) in the order of the array.
+        sqlx::query(
+            "INSERT INTO guardian_addresses (email) \
+             SELECT email FROM UNNEST($1::text[]) WITH ORDINALITY AS a(email, n) ORDER BY n \
+             ON CONFLICT (email) DO UPDATE SET email = excluded.email",
+        )
+        .bind(&addresses)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.conn.commit().await?;
         if let Some(revision) = self.feed_revision {

@@ -18,7 +18,8 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("unreadable {what}"))
 }
 
-fn email(raw: &str) -> StoreResult<Email> {
+/// An address read back from the store.
+pub(crate) fn email(raw: &str) -> StoreResult<Email> {
     Email::parse(raw).map_err(|_| corrupt("email address"))
 }
 

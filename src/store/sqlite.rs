@@ -192,6 +192,16 @@ impl Transaction for SqliteSession<sqlx::Transaction<'static, Sqlite>> {
         Ok(())
     }
 
+    async fn lock_students(&mut self, _students: &[UserId]) -> StoreResult<()> {
+        // Held already: see lock_student.
+        Ok(())
+    }
+
+    async fn lock_addresses(&mut self, _emails: &[Email]) -> StoreResult<()> {
+        // Held already: see lock_student.
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.conn.commit().await?;
         if let Some(revision) = self.feed_revision {

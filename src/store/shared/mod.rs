@@ -4,6 +4,8 @@
 //! Backend-specific statements (row locks, SKIP LOCKED) are passed in by each backend.
 
 #[macro_use]
+mod bulk;
+#[macro_use]
 mod directory;
 #[macro_use]
 mod feed;
@@ -51,6 +53,7 @@ macro_rules! impl_session_repos {
         head_sql = $head_sql:expr
     ) => {
         impl_settings_repo!($session, $conn);
+        impl_bulk_repo!($session, $conn);
         impl_directory_repo!($session, $conn);
         impl_invitation_repo!($session, $conn, $expired_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
