@@ -5,23 +5,29 @@
 # client concurrency (the reads, then CreateGuardianInvitation) and prints every ratio, plus the
 # server's idle and peak resident memory.
 #
-#   scripts/bench.sh [--scale 1] [--requests 100000] [--concurrency 64] [--seconds 10]
+#   scripts/bench.sh [--scale 1] [--requests 100000] [--concurrency 64] [--seconds 10] [--only P]
+#
+# --only runs one part after the seeding: reads (P1-P3, the writes and the feed), p4 (the CSV
+# import), p8 (summaries) or p9 (propagation).
 #
 # Results go to stdout and, as JSON lines, to target/bench/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
 
-SCALE=1 REQUESTS=100000 CONCURRENCY=64 SECONDS_PGBENCH=10
+SCALE=1 REQUESTS=100000 CONCURRENCY=64 SECONDS_PGBENCH=10 ONLY=
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
     --requests) REQUESTS=$2; shift 2 ;;
     --concurrency) CONCURRENCY=$2; shift 2 ;;
     --seconds) SECONDS_PGBENCH=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 ensure_postgres
 command -v pgbench >/dev/null || { echo "bench.sh: pgbench is required (Debian: postgresql-contrib or postgresql)" >&2; exit 1; }
@@ -88,6 +94,7 @@ report() { # label json pgbench_tps
   echo "{\"label\":\"$1\",\"pgbench_tps\":$3,\"result\":$2}" >> "$OUT/results.jsonl"
 }
 
+if want reads; then
 echo "== alternating pgbench -S and guardian-bench (concurrency $CONCURRENCY, $REQUESTS requests each)"
 # P1 cached: the default consistency (minimize_latency) once the replica's cache holds the
 # data set: the warm-up asks three times as many questions as there are students first.
@@ -137,10 +144,68 @@ seen=$(for w in 1 2 3; do wc -l <"$OUT/watcher-$w.jsonl"; done | tr '\n' ' ')
 unique=$(for w in 1 2 3; do sed -E 's/.*"token":"([^"]+)".*/\1/' "$OUT/watcher-$w.jsonl" | sort -u | wc -l; done | tr '\n' ' ')
 echo "feed with 3 watchers: $expected changes committed; each watcher saw: $seen(distinct tokens: $unique); all caught up ${drained_ms} ms after the last write"
 echo "{\"label\":\"feed 3 watchers\",\"expected\":$expected,\"seen\":\"$seen\",\"drained_ms\":$drained_ms}" >> "$OUT/results.jsonl"
+fi
+
+# P4: guardianctl importing 100,000 rows (10 new addresses for each of 10,000 seeded students,
+# a different 10,000 each round), alternated with pgbench -S; the last round with three
+# watchers of the whole feed attached, which must each see every change.
+if want p4; then
+echo "== P4 guardianctl invite, 100,000 rows a round"
+IMPORT_TOKEN=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-service token --sub bench-import \
+  --role service --domain '*' --scope guardians.write)
+WATCH_TOKEN_P4=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-service token --sub bench-watcher \
+  --role service --domain '*' --scope guardians.read)
+rounds=$(awk -v s="$SCALE" 'BEGIN { r = int(100000 * s / 10000); print (r > 3 ? 3 : r) }')
+for round in $(seq 1 "$rounds"); do
+  first=$(( (round - 1) * 10000 ))
+  awk -v first="$first" -v round="$round" 'BEGIN { print "student,guardian_email";
+    for (i = first; i < first + 10000; i++) for (k = 0; k < 10; k++)
+      printf "s%d,p4-%d-%d-%d@families.example\n", i, round, i, k }' >"$OUT/p4.csv"
+  watching=""
+  if [ "$round" -eq "$rounds" ] && [ "$rounds" -gt 1 ]; then
+    watching=", 3 watchers"
+    HEAD=$(./target/release/guardian-bench feed-head --database-url "$URL")
+    WATCHERS=()
+    for w in 1 2 3; do
+      GUARDIANS_TOKEN=$WATCH_TOKEN_P4 ./target/release/guardianctl --server "http://127.0.0.1:$PORT" \
+        watch --domain '*' --from "$HEAD" --format json >"$OUT/p4-watcher-$w.jsonl" 2>/dev/null &
+      WATCHERS+=($!)
+    done
+    add_exit_trap 'kill "${WATCHERS[@]}" 2>/dev/null'
+  fi
+  tps=$(pgbench_tps "$CONCURRENCY")
+  events_before=$(psql "$URL" -Atc "SELECT count(*) FROM guardian_events")
+  started=$(date +%s%N)
+  GUARDIANS_TOKEN=$IMPORT_TOKEN ./target/release/guardianctl --server "http://127.0.0.1:$PORT" \
+    invite --csv "$OUT/p4.csv" --report "$OUT/p4-report.csv" >"$OUT/p4.log" 2>&1 || true
+  ended=$(date +%s%N)
+  ms=$(( (ended - started) / 1000000 ))
+  ok=$(psql "$URL" -Atc "SELECT count(*) FROM invitations WHERE invited_email LIKE 'p4-$round-%'")
+  printf '%-28s %8.0f rows/s  %d of 100000 invited in %d ms  pgbench -S %6d TPS  ratio %.2f\n' \
+    "P4 round $round$watching" "$(awk -v r="$ok" -v ms="$ms" 'BEGIN { print r * 1000 / ms }')" "$ok" "$ms" "$tps" \
+    "$(awk -v r="$ok" -v ms="$ms" -v b="$tps" 'BEGIN { print (b > 0 ? r * 1000 / ms / b : 0) }')"
+  echo "{\"label\":\"P4 round $round$watching\",\"rows\":$ok,\"ms\":$ms,\"pgbench_tps\":$tps}" >> "$OUT/results.jsonl"
+  if [ -n "$watching" ]; then
+    expected=$(( $(psql "$URL" -Atc "SELECT count(*) FROM guardian_events") - events_before ))
+    for w in 1 2 3; do
+      until [ "$(wc -l <"$OUT/p4-watcher-$w.jsonl")" -ge "$expected" ]; do
+        [ $(( ($(date +%s%N) - ended) / 1000000000 )) -lt 120 ] || break
+        sleep 0.05
+      done
+    done
+    drained_ms=$(( ($(date +%s%N) - ended) / 1000000 ))
+    kill "${WATCHERS[@]}" 2>/dev/null || true
+    seen=$(for w in 1 2 3; do wc -l <"$OUT/p4-watcher-$w.jsonl"; done | tr '\n' ' ')
+    echo "P4 feed with 3 watchers: $expected changes committed; each watcher saw: $seen; all caught up ${drained_ms} ms after the import ended"
+    echo "{\"label\":\"P4 feed 3 watchers\",\"expected\":$expected,\"seen\":\"$seen\",\"drained_ms\":$drained_ms}" >> "$OUT/results.jsonl"
+  fi
+done
+fi
 peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"
 echo "{\"startup_ms\":$startup_ms,\"idle_rss_kib\":$idle_kib,\"peak_rss_kib\":$peak_kib,\"scale\":$SCALE}" >> "$OUT/results.jsonl"
 
+if want p8; then
 # P8: every guardian due at once; the scheduler's run builds all their summaries into the
 # outbox (in the bench process, the same code as the servers' scheduler and `summaries
 # run-once`). Alternated with pgbench -S as the rest; each round rebuilds them all.
@@ -154,7 +219,9 @@ for round in 1 2 3; do
     "summaries round $round" "$rate" "$rss" "$tps" "$(awk -v a="$rate" -v b="$tps" 'BEGIN { print (b > 0 ? a / b : 0) }')"
   echo "{\"label\":\"P8 summaries round $round\",\"pgbench_tps\":$tps,\"result\":$line}" >> "$OUT/results.jsonl"
 done
+fi
 
+if want p9; then
 # P9: a second replica B on the same database, its cache filled by the checks; every removal
 # through A is timed until B reports it, while the `check` scenario loads B beside it. Last:
 # it removes 1,000 seeded links.
@@ -170,3 +237,4 @@ line=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench propag
 kill $LOAD 2>/dev/null || true; wait $LOAD 2>/dev/null || true
 echo "P9 propagation: $line"
 echo "{\"label\":\"P9 propagation\",\"result\":$line}" >> "$OUT/results.jsonl"
+fi

@@ -67,6 +67,31 @@ impl_session_repos!(
     head_sql = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1"
 );
 
+impl<C> PgSession<C>
+where
+    C: std::ops::DerefMut<Target = PgConnection> + Send,
+{
+    /// The stored responses of `request_ids`: one primary-key probe per id. An `IN` list here
+    /// was planned as a scan of every record of the principal whenever the statistics lagged
+    /// behind a large import (all of them are one principal's), which made each chunk slower
+    /// than the one before; a lateral lookup cannot be planned that way.
+    async fn idempotency_records(
+        &mut self,
+        principal: &str,
+        request_ids: &[String],
+    ) -> StoreResult<Vec<crate::domain::IdempotencyRecord>> {
+        let rows: Vec<super::rows::IdempotencyRow> = sqlx::query_as(
+            "SELECT k.* FROM UNNEST($2::text[]) AS r(id) CROSS JOIN LATERAL \
+             (SELECT * FROM idempotency_keys WHERE principal = $1 AND request_id = r.id) AS k",
+        )
+        .bind(principal)
+        .bind(request_ids)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
 impl PostgresStore {
     /// Builds the pool. Connections are opened on first use, so the server can start (and
     /// report NOT_SERVING) while the database is still coming up.

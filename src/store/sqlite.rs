@@ -58,6 +58,28 @@ impl_session_repos!(
     head_sql = "SELECT COALESCE(MAX(revision), 0) FROM guardian_events"
 );
 
+impl<C> SqliteSession<C>
+where
+    C: std::ops::DerefMut<Target = SqliteConnection> + Send,
+{
+    /// The stored responses of `request_ids`, by the primary key (SQLite probes it once per
+    /// listed id).
+    async fn idempotency_records(
+        &mut self,
+        principal: &str,
+        request_ids: &[String],
+    ) -> StoreResult<Vec<crate::domain::IdempotencyRecord>> {
+        let mut query =
+            sqlx::QueryBuilder::<Sqlite>::new("SELECT * FROM idempotency_keys WHERE principal = ");
+        query.push_bind(principal);
+        query.push(" AND request_id IN (");
+        in_list!(query, request_ids);
+        let rows: Vec<super::rows::IdempotencyRow> =
+            query.build_query_as().fetch_all(&mut *self.conn).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database file, or a private in-memory database for
     /// `sqlite::memory:`.

@@ -1,5 +1,6 @@
 //! Shared SQL of [`crate::store::BulkRepo`]: `IN` lists and multi-row `VALUES`, which both
-//! backends read the same way. Callers keep a chunk small enough for either backend's limit
+//! backends read the same way (but for the stored responses: each backend's session has its own
+//! `idempotency_records`). Callers keep a chunk small enough for either backend's limit
 //! on bound parameters (16 per invitation row: 500 rows are 8,000).
 
 macro_rules! impl_bulk_repo {
@@ -87,15 +88,8 @@ macro_rules! impl_bulk_repo {
                 if request_ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
-                    "SELECT * FROM idempotency_keys WHERE principal = ",
-                );
-                query.push_bind(principal);
-                query.push(" AND request_id IN (");
-                in_list!(query, request_ids);
-                let rows: Vec<$crate::store::rows::IdempotencyRow> =
-                    query.build_query_as().fetch_all(&mut *self.conn).await?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                // Each backend probes the primary key its own way (see `idempotency_records`).
+                self.idempotency_records(principal, request_ids).await
             }
 
             async fn insert_invitations(
