@@ -6,7 +6,7 @@
 
 use super::access::require;
 use super::bulk_invite::{CHUNK_ROWS, InviteRow};
-use super::guardians::Removal;
+use super::guardians::{Removal, RemovalTarget, links_of};
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitations::{Change, InvitationRef};
 use super::read_models::InvitationView;
@@ -16,7 +16,7 @@ use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
     Email, InvitationEvent, InvitationId, InvitationState, StudentRef, UserId, ValidationError,
 };
-use crate::store::{InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter};
+use crate::store::{InvitationFilter, InvitationScope, StateFilter};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
@@ -177,58 +177,26 @@ impl App {
                     GuardianSelector::Id(id) => StudentAccess::DeleteLink(id.clone()),
                     GuardianSelector::Email(_) => StudentAccess::Manage,
                 };
-                let ctx = self.authorize_student(caller, &student, access).await?;
-                if !dry_run && let Some(bytes) = self.replay_before(row_key.as_ref()).await? {
-                    return Ok(Replay::Replayed(bytes));
-                }
-                let guardian_id = match guardian {
-                    GuardianSelector::Id(id) => id,
-                    GuardianSelector::Email(email) => self
-                        .guardian_by_email(&ctx.student.user_id, &email)
-                        .await?
-                        .ok_or(AppError::NotFound(Missing::Guardian))?,
-                };
                 let row_key = if dry_run { None } else { row_key };
+                let mut tx = self.store.begin().await?;
+                let ctx = self
+                    .authorize_in(tx.as_mut(), caller, &student, access)
+                    .await?;
+                let guardian = match guardian {
+                    GuardianSelector::Id(id) => RemovalTarget::Id(id),
+                    GuardianSelector::Email(email) => RemovalTarget::Email(email),
+                };
                 let how = Removal {
                     allow_missing: false,
                     dry_run,
                 };
-                self.remove_link(caller, &ctx, &guardian_id, how, row_key.as_ref(), encode)
+                self.remove_link(tx, caller, &ctx, &guardian, how, row_key.as_ref(), encode)
                     .await
             })
             .buffered(ROW_PARALLELISM)
             .collect()
             .await;
         Ok(outcomes)
-    }
-
-    /// The guardian of `student` whose invited or profile address is `email`.
-    async fn guardian_by_email(
-        &self,
-        student: &UserId,
-        email: &Email,
-    ) -> AppResult<Option<UserId>> {
-        let links = self.links_of(student).await?;
-        Ok(links
-            .into_iter()
-            .find(|l| {
-                &l.invited_email == email || l.guardian.as_ref().is_some_and(|g| &g.email == email)
-            })
-            .and_then(|l| l.guardian.map(|g| g.guardian_id)))
-    }
-
-    async fn links_of(&self, student: &UserId) -> AppResult<Vec<crate::domain::Invitation>> {
-        let mut session = self.store.session().await?;
-        // A student has at most 20 guardians; 100 leaves room for lowered limits.
-        Ok(session
-            .list_links(&LinkFilter {
-                scope: LinkScope::Student(student.clone()),
-                invited_email: None,
-                domain: None,
-                after: None,
-                limit: 100,
-            })
-            .await?)
     }
 
     /// SyncGuardians: plans what makes the student's guardians match `desired` and, unless
@@ -258,7 +226,10 @@ impl App {
         let mut desired = desired;
         desired.sort();
         desired.dedup();
-        let links = self.links_of(&ctx.student.user_id).await?;
+        let links = {
+            let mut session = self.store.session().await?;
+            links_of(session.as_mut(), &ctx.student.user_id).await?
+        };
         let pending = {
             let mut session = self.store.session().await?;
             session
@@ -348,6 +319,7 @@ impl App {
                 SyncKind::Keep => continue,
                 SyncKind::Invite => self
                     .invite(
+                        self.store.begin().await?,
                         caller,
                         &ctx,
                         &action.email,
@@ -370,6 +342,7 @@ impl App {
                         dry_run,
                     };
                     self.change_for(
+                        self.store.begin().await?,
                         caller,
                         &ctx,
                         &target,
@@ -381,15 +354,18 @@ impl App {
                     .map(|_| ())
                 }
                 SyncKind::DeleteGuardian => {
-                    let guardian = action
-                        .guardian_id
-                        .clone()
-                        .ok_or(AppError::NotFound(Missing::Guardian))?;
+                    let guardian = RemovalTarget::Id(
+                        action
+                            .guardian_id
+                            .clone()
+                            .ok_or(AppError::NotFound(Missing::Guardian))?,
+                    );
                     let how = Removal {
                         allow_missing: true,
                         dry_run,
                     };
                     self.remove_link(
+                        self.store.begin().await?,
                         caller,
                         &ctx,
                         &guardian,

@@ -127,13 +127,12 @@ impl App {
         dry_run: bool,
         encode: Encoder<'_, InvitationView>,
     ) -> RowOutcome<InvitationView> {
+        let mut tx = self.store.begin().await?;
         let ctx = self
-            .authorize_student(caller, &row.student, StudentAccess::Manage)
+            .authorize_in(tx.as_mut(), caller, &row.student, StudentAccess::Manage)
             .await?;
-        if let Some(bytes) = self.replay_before(row.key.as_ref()).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
-        self.invite(caller, &ctx, &row.email, row.key.as_ref(), encode, dry_run)
+        let key = row.key.as_ref();
+        self.invite(tx, caller, &ctx, &row.email, key, encode, dry_run)
             .await
     }
 
@@ -178,12 +177,14 @@ impl App {
         }
         let mut locked: Vec<UserId> = contexts.keys().cloned().collect();
         locked.sort();
-        let addresses: Vec<Email> = rows
+        let mut addresses: Vec<Email> = rows
             .iter()
             .zip(&row_students)
             .filter(|(_, s)| s.is_some())
             .map(|(row, _)| row.email.clone())
             .collect();
+        addresses.sort();
+        addresses.dedup();
         tx.lock_students(&locked).await?;
         tx.lock_addresses(&addresses).await?;
         let stored = stored_responses(tx.as_mut(), rows).await?;
@@ -343,6 +344,11 @@ async fn resolve_students(
             StudentRef::Email(email) => emails.push(email.clone()),
         }
     }
+    // A chunk names each student several times (one row per guardian): ask once.
+    ids.sort();
+    ids.dedup();
+    emails.sort();
+    emails.dedup();
     let by_id: HashMap<UserId, User> = tx
         .users_by_id(&ids)
         .await?

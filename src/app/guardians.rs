@@ -3,10 +3,11 @@
 use super::access::require;
 use super::check::Answered;
 use super::freshness::Consistency;
-use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
+use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitation_reads::StudentSelector;
 use super::lifecycle::{Letter, apply, audit};
 use super::read_models::{GuardianView, Page};
+use super::write::{Ending, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
@@ -15,7 +16,7 @@ use crate::domain::{
     StudentRef, UserId, paging,
 };
 use crate::mail::Template;
-use crate::store::{LinkFilter, LinkScope};
+use crate::store::{LinkFilter, LinkScope, Transaction};
 
 /// How a request names a guardian: an id, or `me` for a guardian caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,15 @@ pub struct GuardianQuery {
     pub page_token: String,
     /// How fresh the answer must be (the replica it may come from).
     pub consistency: Consistency,
+}
+
+/// Which link a removal names.
+#[derive(Debug, Clone)]
+pub(crate) enum RemovalTarget {
+    /// The guardian's account id.
+    Id(UserId),
+    /// The guardian's invited or profile address.
+    Email(Email),
 }
 
 /// How a link is removed.
@@ -303,30 +313,28 @@ impl App {
     ) -> AppResult<Replay<()>> {
         let caller = require(who, Permission::ManageGuardians)?;
         let guardian_id = guardian.resolve(caller)?;
+        let mut tx = self.store.begin().await?;
+        let access = StudentAccess::DeleteLink(guardian_id.clone());
         let ctx = self
-            .authorize_student(
-                caller,
-                student,
-                StudentAccess::DeleteLink(guardian_id.clone()),
-            )
+            .authorize_in(tx.as_mut(), caller, student, access)
             .await?;
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
         let how = Removal {
             allow_missing,
             dry_run: false,
         };
-        self.remove_link(caller, &ctx, &guardian_id, how, key, encode)
+        let target = RemovalTarget::Id(guardian_id);
+        self.remove_link(tx, caller, &ctx, &target, how, key, encode)
             .await
     }
 
     /// Removes one link of a student the caller may manage (single, bulk and sync calls).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn remove_link(
         &self,
+        mut tx: Box<dyn Transaction>,
         caller: &Caller,
         ctx: &super::students::StudentContext,
-        guardian_id: &UserId,
+        target: &RemovalTarget,
         how: Removal,
         key: Option<&RequestKey>,
         encode: Encoder<'_, ()>,
@@ -335,19 +343,25 @@ impl App {
             allow_missing,
             dry_run,
         } = how;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        tx.lock_student(&ctx.student.user_id).await?;
-        if let Some(key) = key
-            && let Some(bytes) = replayed(tx.as_mut(), key).await?
-        {
+        let student = &ctx.student.user_id;
+        if let Some(bytes) = lock_for_write(tx.as_mut(), student, key).await? {
             return Ok(Replay::Replayed(bytes));
         }
-        let Some(link) = tx.find_link(&ctx.student.user_id, guardian_id).await? else {
-            return if allow_missing && dry_run {
-                Ok(Replay::Fresh(()))
-            } else if allow_missing {
-                commit_with(self, tx, &ctx.student.user_id, key, now, (), encode).await
+        let now = self.clock.now();
+        let ending = Ending {
+            student,
+            key,
+            now,
+            encode,
+            dry_run,
+        };
+        let found = match target {
+            RemovalTarget::Id(guardian_id) => tx.find_link(student, guardian_id).await?,
+            RemovalTarget::Email(email) => link_by_email(tx.as_mut(), student, email).await?,
+        };
+        let Some(link) = found else {
+            return if allow_missing {
+                end_write(self, tx, (), ending).await
             } else {
                 Err(AppError::NotFound(Missing::Guardian))
             };
@@ -394,11 +408,37 @@ impl App {
             )
             .await?;
         }
-        if dry_run {
-            return Ok(Replay::Fresh(()));
-        }
-        commit_with(self, tx, &ctx.student.user_id, key, now, (), encode).await
+        end_write(self, tx, (), ending).await
     }
+}
+
+/// The link of `student` whose invited or profile address is `email`.
+async fn link_by_email(
+    tx: &mut dyn Transaction,
+    student: &UserId,
+    email: &Email,
+) -> AppResult<Option<crate::domain::Invitation>> {
+    let links = links_of(tx, student).await?;
+    Ok(links.into_iter().find(|l| {
+        &l.invited_email == email || l.guardian.as_ref().is_some_and(|g| &g.email == email)
+    }))
+}
+
+/// Every link of `student`.
+pub(crate) async fn links_of(
+    session: &mut dyn crate::store::Session,
+    student: &UserId,
+) -> AppResult<Vec<crate::domain::Invitation>> {
+    // A student has at most 20 guardians; 100 leaves room for lowered limits.
+    Ok(session
+        .list_links(&LinkFilter {
+            scope: LinkScope::Student(student.clone()),
+            invited_email: None,
+            domain: None,
+            after: None,
+            limit: 100,
+        })
+        .await?)
 }
 
 /// The one domain a service token names, `None` for `*`; several are refused.

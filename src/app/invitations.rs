@@ -2,10 +2,11 @@
 
 use super::access::require;
 use super::audit::SYSTEM_ACTOR;
-use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
+use super::idempotency::{Encoder, Replay, RequestKey};
 use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
 use super::read_models::InvitationView;
 use super::students::StudentContext;
+use super::write::{Ending, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::invite_rules::InviteFacts;
@@ -53,21 +54,22 @@ impl App {
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<Replay<InvitationView>> {
         let caller = require(who, Permission::ManageGuardians)?;
+        let mut tx = self.store.begin().await?;
         // Access first: a replay answers only a caller that may still see the student.
         let ctx = self
-            .authorize_student(caller, student, StudentAccess::Manage)
+            .authorize_in(tx.as_mut(), caller, student, StudentAccess::Manage)
             .await?;
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
-        self.invite(caller, &ctx, invited, key, encode, false).await
+        self.invite(tx, caller, &ctx, invited, key, encode, false)
+            .await
     }
 
     /// Creates one invitation for a student the caller may manage (single and bulk calls).
     /// With `dry_run`, everything is checked and written inside the transaction, which is then
     /// rolled back: the answer is what a real call would give, and nothing stays.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn invite(
         &self,
+        mut tx: Box<dyn Transaction>,
         caller: &Caller,
         ctx: &StudentContext,
         invited: &Email,
@@ -77,6 +79,9 @@ impl App {
     ) -> AppResult<Replay<InvitationView>> {
         let settings = &ctx.settings;
         let student = &ctx.student;
+        if let Some(bytes) = lock_for_write(tx.as_mut(), &student.user_id, key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
         if !settings.guardian_access_enabled {
             return Err(AppError::GuardianAccessDisabled);
         }
@@ -84,16 +89,8 @@ impl App {
             return Err(AppError::GuardianEmailIsStudent);
         }
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
         // Student, then address: every writer takes the locks in this order.
-        tx.lock_student(&student.user_id).await?;
         tx.lock_address(invited).await?;
-        if let Some(key) = key {
-            // An identical request that won the lock while this one waited has answered.
-            if let Some(bytes) = replayed(tx.as_mut(), key).await? {
-                return Ok(Replay::Replayed(bytes));
-            }
-        }
         let request_id = key.map(|k| k.request_id.as_str());
         // One read of the student's invitations answers every check below (a student has a few
         // dozen at most); the student's lock keeps it true until commit.
@@ -171,10 +168,14 @@ impl App {
                 .guardian_access_enabled
                 .then_some(crate::domain::DeliveryStatus::Queued),
         };
-        if dry_run {
-            return Ok(Replay::Fresh(view));
-        }
-        commit_with(self, tx, &ctx.student.user_id, key, now, view, encode).await
+        let ending = Ending {
+            student: &ctx.student.user_id,
+            key,
+            now,
+            encode,
+            dry_run,
+        };
+        end_write(self, tx, view, ending).await
     }
 
     /// The name emails give the caller: their directory name, else their domain.
@@ -228,23 +229,23 @@ impl App {
         event: InvitationEvent,
     ) -> AppResult<Replay<InvitationView>> {
         let caller = require(who, Permission::ManageGuardians)?;
+        let mut tx = self.store.begin().await?;
         let ctx = self
-            .authorize_student(caller, &target.student, StudentAccess::Manage)
+            .authorize_in(tx.as_mut(), caller, &target.student, StudentAccess::Manage)
             .await?;
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
         let change = Change {
             event,
             dry_run: false,
         };
-        self.change_for(caller, &ctx, target, change, key, encode)
+        self.change_for(tx, caller, &ctx, target, change, key, encode)
             .await
     }
 
     /// Cancels or resends an invitation of a student the caller may manage (single and sync).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn change_for(
         &self,
+        mut tx: Box<dyn Transaction>,
         caller: &Caller,
         ctx: &StudentContext,
         target: &InvitationRef,
@@ -253,17 +254,13 @@ impl App {
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<Replay<InvitationView>> {
         let Change { event, dry_run } = change;
+        if let Some(bytes) = lock_for_write(tx.as_mut(), &ctx.student.user_id, key).await? {
+            return Ok(Replay::Replayed(bytes));
+        }
         if event == InvitationEvent::Resend && !ctx.settings.guardian_access_enabled {
             return Err(AppError::GuardianAccessDisabled);
         }
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        tx.lock_student(&ctx.student.user_id).await?;
-        if let Some(key) = key
-            && let Some(bytes) = replayed(tx.as_mut(), key).await?
-        {
-            return Ok(Replay::Replayed(bytes));
-        }
         let current = tx
             .get_invitation(target.invitation_id)
             .await?
@@ -338,10 +335,14 @@ impl App {
                 .guardian_access_enabled
                 .then_some(crate::domain::DeliveryStatus::Queued),
         };
-        if dry_run {
-            return Ok(Replay::Fresh(view));
-        }
-        commit_with(self, tx, &ctx.student.user_id, key, now, view, encode).await
+        let ending = Ending {
+            student: &ctx.student.user_id,
+            key,
+            now,
+            encode,
+            dry_run,
+        };
+        end_write(self, tx, view, ending).await
     }
 }
 

@@ -1,9 +1,10 @@
 //! The invitee's answer: accept (the invitation becomes the guardian link) or decline.
 
 use super::access::require;
-use super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
+use super::idempotency::{Encoder, Replay, RequestKey, commit_with};
 use super::lifecycle::{Letter, apply, audit, hash_token};
 use super::read_models::{GuardianView, InvitationView};
+use super::write::lock_for_write;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::Permission;
@@ -12,6 +13,7 @@ use crate::domain::{
     user::MAX_DISPLAY_NAME_CHARS,
 };
 use crate::mail::{Template, schedule_phrase};
+use crate::store::Transaction;
 
 /// An AcceptGuardianInvitation or DeclineGuardianInvitation request.
 #[derive(Debug, Clone)]
@@ -79,19 +81,13 @@ impl App {
     ) -> AppResult<Replay<GuardianView>> {
         let caller = require(who, Permission::AnswerInvitation)?;
         let person = answerer(who, answer)?;
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
-        let found = self.invitation_by_token(&answer.token).await?;
-        let settings = self.domain_settings(&found.domain).await?;
-        let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        tx.lock_student(&found.student_id).await?;
-        if let Some(key) = key
-            && let Some(bytes) = replayed(tx.as_mut(), key).await?
-        {
+        let found = invitation_by_token(tx.as_mut(), &answer.token).await?;
+        if let Some(bytes) = lock_for_write(tx.as_mut(), &found.student_id, key).await? {
             return Ok(Replay::Replayed(bytes));
         }
+        let settings = self.settings_via(tx.as_mut(), &found.domain).await?;
+        let now = self.clock.now();
         let current = tx
             .get_invitation(found.id)
             .await?
@@ -197,18 +193,12 @@ impl App {
         if caller.role == CallerRole::Guardian {
             answerer(who, answer)?;
         }
-        if let Some(bytes) = self.replay_before(key).await? {
-            return Ok(Replay::Replayed(bytes));
-        }
-        let found = self.invitation_by_token(&answer.token).await?;
-        let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        tx.lock_student(&found.student_id).await?;
-        if let Some(key) = key
-            && let Some(bytes) = replayed(tx.as_mut(), key).await?
-        {
+        let found = invitation_by_token(tx.as_mut(), &answer.token).await?;
+        if let Some(bytes) = lock_for_write(tx.as_mut(), &found.student_id, key).await? {
             return Ok(Replay::Replayed(bytes));
         }
+        let now = self.clock.now();
         let current = tx
             .get_invitation(found.id)
             .await?
@@ -233,16 +223,18 @@ impl App {
         let student = view.invitation.student_id.clone();
         commit_with(self, tx, &student, key, now, view, encode).await
     }
+}
 
-    async fn invitation_by_token(&self, token: &str) -> AppResult<crate::domain::Invitation> {
-        let token = token.trim();
-        if token.is_empty() || token.len() > 256 {
-            return Err(ValidationError::invalid("token", "token is empty or malformed").into());
-        }
-        let mut session = self.store.session().await?;
-        session
-            .get_invitation_by_token_hash(&hash_token(token))
-            .await?
-            .ok_or(AppError::NotFound(Missing::Invitation))
+/// The invitation a token from an email belongs to.
+async fn invitation_by_token(
+    tx: &mut dyn Transaction,
+    token: &str,
+) -> AppResult<crate::domain::Invitation> {
+    let token = token.trim();
+    if token.is_empty() || token.len() > 256 {
+        return Err(ValidationError::invalid("token", "token is empty or malformed").into());
     }
+    tx.get_invitation_by_token_hash(&hash_token(token))
+        .await?
+        .ok_or(AppError::NotFound(Missing::Invitation))
 }

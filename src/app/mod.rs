@@ -27,6 +27,7 @@ mod students;
 mod summaries;
 mod tokens;
 mod upkeep;
+mod write;
 
 pub use audit::{EventPage, EventQuery, SYSTEM_ACTOR};
 pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind};

@@ -27,13 +27,24 @@ impl App {
         access: StudentAccess,
     ) -> AppResult<StudentContext> {
         let mut session = self.store.session().await?;
+        self.authorize_in(session.as_mut(), caller, student_ref, access)
+            .await
+    }
+
+    /// [`App::authorize_student`] on a session already open: a write's own transaction.
+    pub(crate) async fn authorize_in(
+        &self,
+        session: &mut dyn Session,
+        caller: &Caller,
+        student_ref: &StudentRef,
+        access: StudentAccess,
+    ) -> AppResult<StudentContext> {
         let student = match student_ref {
             StudentRef::Id(id) => session.get_user(id).await?,
             StudentRef::Email(email) => session.get_user_by_email(email).await?,
         }
         .filter(|u| u.role == Role::Student);
-        self.decide_for(session.as_mut(), caller, student, access)
-            .await
+        self.decide_for(session, caller, student, access).await
     }
 
     /// Decides for a student already looked up (`None`: unknown).
