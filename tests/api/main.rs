@@ -4,6 +4,7 @@
 mod access;
 mod auth;
 mod browser;
+mod bulk;
 mod check_many;
 mod cli;
 mod concurrency;
