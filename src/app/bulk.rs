@@ -10,11 +10,14 @@ use super::guardians::{Removal, RemovalTarget, links_of};
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitations::{Change, InvitationRef};
 use super::read_models::InvitationView;
+use super::students::StudentContext;
+use super::write::Reply;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
-    Email, InvitationEvent, InvitationId, InvitationState, StudentRef, UserId, ValidationError,
+    Caller, Email, InvitationEvent, InvitationId, InvitationState, StudentRef, UserId,
+    ValidationError,
 };
 use crate::store::{InvitationFilter, InvitationScope, StateFilter};
 use futures_util::StreamExt;
@@ -190,7 +193,11 @@ impl App {
                     allow_missing: false,
                     dry_run,
                 };
-                self.remove_link(tx, caller, &ctx, &guardian, how, row_key.as_ref(), encode)
+                let reply = Reply {
+                    key: row_key.as_ref(),
+                    encode,
+                };
+                self.remove_link(tx, caller, &ctx, &guardian, how, reply)
                     .await
             })
             .buffered(ROW_PARALLELISM)
@@ -306,79 +313,80 @@ impl App {
             SyncKind::Invite => 1,
             SyncKind::Keep => 2,
         });
-        let ignore_view: Encoder<'_, InvitationView> = &|_| Vec::new();
-        let ignore_unit: Encoder<'_, ()> = &|_| Vec::new();
         for action in &mut plan {
+            if action.kind == SyncKind::Keep {
+                continue;
+            }
             let action_key = part_key(
                 key,
                 &format!("{:?}/{}", action.kind, action.email.as_str()),
                 action.email.as_str(),
             );
             let action_key = if dry_run { None } else { action_key };
-            let result = match action.kind {
-                SyncKind::Keep => continue,
-                SyncKind::Invite => self
-                    .invite(
-                        self.store.begin().await?,
-                        caller,
-                        &ctx,
-                        &action.email,
-                        action_key.as_ref(),
-                        ignore_view,
-                        dry_run,
-                    )
-                    .await
-                    .map(|_| ()),
-                SyncKind::CancelInvitation => {
-                    let target = InvitationRef {
-                        student: StudentRef::Id(ctx.student.user_id.clone()),
-                        invitation_id: action
-                            .invitation_id
-                            .ok_or(AppError::NotFound(Missing::Invitation))?,
-                        etag: None,
-                    };
-                    let change = Change {
-                        event: InvitationEvent::Cancel,
-                        dry_run,
-                    };
-                    self.change_for(
-                        self.store.begin().await?,
-                        caller,
-                        &ctx,
-                        &target,
-                        change,
-                        action_key.as_ref(),
-                        ignore_view,
-                    )
-                    .await
-                    .map(|_| ())
-                }
-                SyncKind::DeleteGuardian => {
-                    let guardian = RemovalTarget::Id(
-                        action
-                            .guardian_id
-                            .clone()
-                            .ok_or(AppError::NotFound(Missing::Guardian))?,
-                    );
-                    let how = Removal {
-                        allow_missing: true,
-                        dry_run,
-                    };
-                    self.remove_link(
-                        self.store.begin().await?,
-                        caller,
-                        &ctx,
-                        &guardian,
-                        how,
-                        action_key.as_ref(),
-                        ignore_unit,
-                    )
-                    .await
-                    .map(|_| ())
-                }
-            };
+            let result = self
+                .apply_sync_action(caller, &ctx, action, action_key.as_ref(), dry_run)
+                .await;
             action.outcome = Some(result);
         }
         Ok(plan)
+    }
+
+    /// Applies one planned sync action on the one write path; whatever fails is that action's
+    /// outcome, never the call's.
+    async fn apply_sync_action(
+        &self,
+        caller: &Caller,
+        ctx: &StudentContext,
+        action: &SyncAction,
+        key: Option<&RequestKey>,
+        dry_run: bool,
+    ) -> AppResult<()> {
+        let ignore_view = Reply::<InvitationView> {
+            key,
+            encode: &|_| Vec::new(),
+        };
+        let ignore_unit = Reply::<()> {
+            key,
+            encode: &|_| Vec::new(),
+        };
+        let tx = self.store.begin().await?;
+        match action.kind {
+            SyncKind::Keep => Ok(()),
+            SyncKind::Invite => self
+                .invite(tx, caller, ctx, &action.email, ignore_view, dry_run)
+                .await
+                .map(|_| ()),
+            SyncKind::CancelInvitation => {
+                let target = InvitationRef {
+                    student: StudentRef::Id(ctx.student.user_id.clone()),
+                    invitation_id: action
+                        .invitation_id
+                        .ok_or(AppError::NotFound(Missing::Invitation))?,
+                    etag: None,
+                };
+                let change = Change {
+                    event: InvitationEvent::Cancel,
+                    dry_run,
+                };
+                self.change_for(tx, caller, ctx, &target, change, ignore_view)
+                    .await
+                    .map(|_| ())
+            }
+            SyncKind::DeleteGuardian => {
+                let guardian = RemovalTarget::Id(
+                    action
+                        .guardian_id
+                        .clone()
+                        .ok_or(AppError::NotFound(Missing::Guardian))?,
+                );
+                let how = Removal {
+                    allow_missing: true,
+                    dry_run,
+                };
+                self.remove_link(tx, caller, ctx, &guardian, how, ignore_unit)
+                    .await
+                    .map(|_| ())
+            }
+        }
     }
 }

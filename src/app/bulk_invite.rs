@@ -15,6 +15,7 @@ use super::invitations::new_invitation;
 use super::lifecycle::{InvitationLetter, apply, audit, audit_event};
 use super::read_models::InvitationView;
 use super::students::StudentContext;
+use super::write::Reply;
 use super::{App, AppError, AppResult};
 use crate::domain::invite_rules::InviteFacts;
 use crate::domain::policy::StudentAccess;
@@ -131,8 +132,11 @@ impl App {
         let ctx = self
             .authorize_in(tx.as_mut(), caller, &row.student, StudentAccess::Manage)
             .await?;
-        let key = row.key.as_ref();
-        self.invite(tx, caller, &ctx, &row.email, key, encode, dry_run)
+        let reply = Reply {
+            key: row.key.as_ref(),
+            encode,
+        };
+        self.invite(tx, caller, &ctx, &row.email, reply, dry_run)
             .await
     }
 

@@ -7,7 +7,7 @@ use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitation_reads::StudentSelector;
 use super::lifecycle::{Letter, apply, audit};
 use super::read_models::{GuardianView, Page};
-use super::write::{Ending, end_write, lock_for_write};
+use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
@@ -323,12 +323,11 @@ impl App {
             dry_run: false,
         };
         let target = RemovalTarget::Id(guardian_id);
-        self.remove_link(tx, caller, &ctx, &target, how, key, encode)
+        self.remove_link(tx, caller, &ctx, &target, how, Reply { key, encode })
             .await
     }
 
     /// Removes one link of a student the caller may manage (single, bulk and sync calls).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn remove_link(
         &self,
         mut tx: Box<dyn Transaction>,
@@ -336,9 +335,9 @@ impl App {
         ctx: &super::students::StudentContext,
         target: &RemovalTarget,
         how: Removal,
-        key: Option<&RequestKey>,
-        encode: Encoder<'_, ()>,
+        reply: Reply<'_, ()>,
     ) -> AppResult<Replay<()>> {
+        let key = reply.key;
         let Removal {
             allow_missing,
             dry_run,
@@ -350,9 +349,8 @@ impl App {
         let now = self.clock.now();
         let ending = Ending {
             student,
-            key,
+            reply,
             now,
-            encode,
             dry_run,
         };
         let found = match target {

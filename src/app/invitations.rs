@@ -6,7 +6,7 @@ use super::idempotency::{Encoder, Replay, RequestKey};
 use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
 use super::read_models::InvitationView;
 use super::students::StudentContext;
-use super::write::{Ending, end_write, lock_for_write};
+use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::invite_rules::InviteFacts;
@@ -59,24 +59,23 @@ impl App {
         let ctx = self
             .authorize_in(tx.as_mut(), caller, student, StudentAccess::Manage)
             .await?;
-        self.invite(tx, caller, &ctx, invited, key, encode, false)
-            .await
+        let reply = Reply { key, encode };
+        self.invite(tx, caller, &ctx, invited, reply, false).await
     }
 
     /// Creates one invitation for a student the caller may manage (single and bulk calls).
     /// With `dry_run`, everything is checked and written inside the transaction, which is then
     /// rolled back: the answer is what a real call would give, and nothing stays.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn invite(
         &self,
         mut tx: Box<dyn Transaction>,
         caller: &Caller,
         ctx: &StudentContext,
         invited: &Email,
-        key: Option<&RequestKey>,
-        encode: Encoder<'_, InvitationView>,
+        reply: Reply<'_, InvitationView>,
         dry_run: bool,
     ) -> AppResult<Replay<InvitationView>> {
+        let key = reply.key;
         let settings = &ctx.settings;
         let student = &ctx.student;
         if let Some(bytes) = lock_for_write(tx.as_mut(), &student.user_id, key).await? {
@@ -170,9 +169,8 @@ impl App {
         };
         let ending = Ending {
             student: &ctx.student.user_id,
-            key,
+            reply,
             now,
-            encode,
             dry_run,
         };
         end_write(self, tx, view, ending).await
@@ -237,12 +235,11 @@ impl App {
             event,
             dry_run: false,
         };
-        self.change_for(tx, caller, &ctx, target, change, key, encode)
+        self.change_for(tx, caller, &ctx, target, change, Reply { key, encode })
             .await
     }
 
     /// Cancels or resends an invitation of a student the caller may manage (single and sync).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn change_for(
         &self,
         mut tx: Box<dyn Transaction>,
@@ -250,9 +247,9 @@ impl App {
         ctx: &StudentContext,
         target: &InvitationRef,
         change: Change,
-        key: Option<&RequestKey>,
-        encode: Encoder<'_, InvitationView>,
+        reply: Reply<'_, InvitationView>,
     ) -> AppResult<Replay<InvitationView>> {
+        let key = reply.key;
         let Change { event, dry_run } = change;
         if let Some(bytes) = lock_for_write(tx.as_mut(), &ctx.student.user_id, key).await? {
             return Ok(Replay::Replayed(bytes));
@@ -337,9 +334,8 @@ impl App {
         };
         let ending = Ending {
             student: &ctx.student.user_id,
-            key,
+            reply,
             now,
-            encode,
             dry_run,
         };
         end_write(self, tx, view, ending).await

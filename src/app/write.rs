@@ -24,16 +24,31 @@ pub(crate) async fn lock_for_write(
     }
 }
 
+/// How a write's answer is kept for a retry: under the request's key (none: not kept), encoded
+/// as the RPC's response message.
+pub(crate) struct Reply<'a, T> {
+    /// The request's key.
+    pub key: Option<&'a RequestKey>,
+    /// The answer's stored form.
+    pub encode: Encoder<'a, T>,
+}
+
+impl<T> Clone for Reply<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Reply<'_, T> {}
+
 /// How a write ends.
 pub(crate) struct Ending<'a, T> {
     /// The student whose records changed (this replica's cache forgets them).
     pub student: &'a UserId,
-    /// The request's key, under which `result` is stored.
-    pub key: Option<&'a RequestKey>,
+    /// Where the answer is kept.
+    pub reply: Reply<'a, T>,
     /// The time of the write.
     pub now: DateTime<Utc>,
-    /// How `result` is stored for replay.
-    pub encode: Encoder<'a, T>,
     /// Roll back instead of committing.
     pub dry_run: bool,
 }
@@ -48,14 +63,6 @@ pub(crate) async fn end_write<T>(
     if ending.dry_run {
         return Ok(Replay::Fresh(result));
     }
-    commit_with(
-        app,
-        tx,
-        ending.student,
-        ending.key,
-        ending.now,
-        result,
-        ending.encode,
-    )
-    .await
+    let Reply { key, encode } = ending.reply;
+    commit_with(app, tx, ending.student, key, ending.now, result, encode).await
 }
