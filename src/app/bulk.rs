@@ -20,9 +20,10 @@ use crate::domain::{
     ValidationError,
 };
 use crate::store::{InvitationFilter, InvitationScope, StateFilter};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Most rows one bulk call takes.
 pub const MAX_BULK_ROWS: usize = 10_000;
@@ -75,13 +76,26 @@ pub(super) const MAX_SYNC_ADDRESSES: usize = 100;
 
 /// How close to the call's deadline a bulk call stops starting rows: enough for the rows in
 /// flight to finish and the answer to be written.
-pub(super) const ROW_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+pub(super) const ROW_DEADLINE_MARGIN: TimeDelta = TimeDelta::seconds(1);
 
-/// Refuses to start a row when the call's deadline is too near to finish it and answer.
-fn before_deadline(deadline: Option<Instant>) -> AppResult<()> {
-    match deadline {
-        Some(at) if Instant::now() + ROW_DEADLINE_MARGIN >= at => Err(AppError::NotAttempted),
-        _ => Ok(()),
+impl App {
+    /// The moment, by the service's clock, after which no row is started: the transport's
+    /// deadline less the margin. Measured by the injected clock (the system clock in
+    /// production), so that a test can move past it without waiting.
+    fn cut_off(&self, deadline: Option<Instant>) -> Option<DateTime<Utc>> {
+        deadline.map(|at| {
+            let left = TimeDelta::from_std(at.saturating_duration_since(Instant::now()))
+                .unwrap_or(TimeDelta::MAX);
+            self.clock.now() + left - ROW_DEADLINE_MARGIN
+        })
+    }
+
+    /// Refuses to start a row past the cut-off.
+    fn before_cut_off(&self, cut_off: Option<DateTime<Utc>>) -> AppResult<()> {
+        match cut_off {
+            Some(at) if self.clock.now() >= at => Err(AppError::NotAttempted),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -144,8 +158,9 @@ impl App {
                 Err(invalid) => outcomes[index] = Some(Err(invalid.into())),
             }
         }
+        let cut_off = self.cut_off(deadline);
         for chunk in parsed.chunks(CHUNK_ROWS) {
-            let results = match before_deadline(deadline) {
+            let results = match self.before_cut_off(cut_off) {
                 Ok(()) => self.invite_chunk(caller, chunk, dry_run, encode).await,
                 Err(_) => chunk.iter().map(|_| Err(AppError::NotAttempted)).collect(),
             };
@@ -171,10 +186,11 @@ impl App {
     ) -> AppResult<Vec<RowOutcome<()>>> {
         let caller = require(who, Permission::ManageGuardians)?;
         too_many(rows.len())?;
+        let cut_off = self.cut_off(deadline);
         let outcomes = futures_util::stream::iter(rows.into_iter().enumerate())
             .map(|(i, row)| async move {
                 let (student, guardian) = row?;
-                before_deadline(deadline)?;
+                self.before_cut_off(cut_off)?;
                 let row_key = part_key(key, &i.to_string(), &format!("{student:?}/{guardian:?}"));
                 let access = match &guardian {
                     GuardianSelector::Id(id) => StudentAccess::DeleteLink(id.clone()),

@@ -12,7 +12,7 @@
 use super::bulk::RowOutcome;
 use super::idempotency::{Encoder, Replay, RequestKey, first_response};
 use super::invitations::new_invitation;
-use super::lifecycle::{InvitationLetter, apply, audit, audit_event};
+use super::lifecycle::{InvitationLetter, audit_event, expire};
 use super::read_models::InvitationView;
 use super::students::StudentContext;
 use super::write::Reply;
@@ -20,8 +20,8 @@ use super::{App, AppError, AppResult};
 use crate::domain::invite_rules::InviteFacts;
 use crate::domain::policy::StudentAccess;
 use crate::domain::{
-    Caller, DeliveryStatus, Email, IdempotencyRecord, Invitation, InvitationEvent, InvitationState,
-    Role, StudentRef, User, UserId,
+    Caller, DeliveryStatus, Email, IdempotencyRecord, Invitation, InvitationState, Role,
+    StudentRef, User, UserId,
 };
 use crate::store::Transaction;
 use chrono::{DateTime, Utc};
@@ -235,24 +235,7 @@ impl App {
                 // A PENDING row past its expiry still holds the one-pending index: settle it
                 // first (rare, so one statement each is fine).
                 let id = invitation.id;
-                let expired = apply(
-                    tx.as_mut(),
-                    invitation,
-                    InvitationEvent::Expire,
-                    now,
-                    &|_| {},
-                )
-                .await?;
-                let action = InvitationEvent::Expire.audit_action();
-                audit(
-                    tx.as_mut(),
-                    &expired,
-                    action,
-                    super::audit::SYSTEM_ACTOR,
-                    request_id,
-                    now,
-                )
-                .await?;
+                let expired = expire(tx.as_mut(), invitation, request_id, now).await?;
                 if let Some(slot) = list.iter_mut().find(|i| i.id == id) {
                     *slot = expired;
                 }

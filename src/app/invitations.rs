@@ -1,9 +1,8 @@
 //! Inviting guardians: create (under the rules of `domain::invite_rules`), resend, cancel.
 
 use super::access::require;
-use super::audit::SYSTEM_ACTOR;
 use super::idempotency::{Encoder, Replay, RequestKey};
-use super::lifecycle::{InvitationLetter, Letter, apply, audit, new_token};
+use super::lifecycle::{InvitationLetter, Letter, apply, audit, expire, new_token};
 use super::read_models::InvitationView;
 use super::students::StudentContext;
 use super::write::{Ending, Reply, end_write, lock_for_write};
@@ -106,16 +105,7 @@ impl App {
         let facts = InviteFacts::of(&records, invited, now);
         for &stale in &facts.stale {
             // A PENDING row past its expiry still holds the one-pending index: settle it first.
-            let expired = apply(
-                tx.as_mut(),
-                stale.clone(),
-                InvitationEvent::Expire,
-                now,
-                &|_| {},
-            )
-            .await?;
-            let action = InvitationEvent::Expire.audit_action();
-            audit(tx.as_mut(), &expired, action, SYSTEM_ACTOR, request_id, now).await?;
+            expire(tx.as_mut(), stale.clone(), request_id, now).await?;
         }
         facts.may_invite(i64::from(settings.max_guardians_per_student))?;
         let address_limit = i64::from(settings.max_students_per_guardian);

@@ -71,6 +71,28 @@ pub(crate) async fn apply(
     ))
 }
 
+/// Expires a PENDING invitation whose time has passed, with its audit event by the system
+/// (the upkeep sweep, and a new invitation that finds the old one still holding its place).
+pub(crate) async fn expire(
+    tx: &mut dyn Transaction,
+    invitation: Invitation,
+    request_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<Invitation> {
+    let expired = apply(tx, invitation, InvitationEvent::Expire, now, &|_| {}).await?;
+    let action = InvitationEvent::Expire.audit_action();
+    audit(
+        tx,
+        &expired,
+        action,
+        super::audit::SYSTEM_ACTOR,
+        request_id,
+        now,
+    )
+    .await?;
+    Ok(expired)
+}
+
 /// Appends the audit event of a transition.
 pub(crate) async fn audit(
     tx: &mut dyn Transaction,

@@ -3,10 +3,8 @@
 
 use super::App;
 use super::AppResult;
-use super::audit::SYSTEM_ACTOR;
 use super::idempotency::RETENTION;
-use super::lifecycle::{apply, audit};
-use crate::domain::InvitationEvent;
+use super::lifecycle::expire;
 use crate::domain::summary::content::LOOK_BACK_DAYS;
 use chrono::TimeDelta;
 
@@ -36,23 +34,7 @@ impl App {
             }
             let claimed = due.len();
             for invitation in due {
-                let expired = apply(
-                    tx.as_mut(),
-                    invitation,
-                    InvitationEvent::Expire,
-                    now,
-                    &|_| {},
-                )
-                .await?;
-                audit(
-                    tx.as_mut(),
-                    &expired,
-                    InvitationEvent::Expire.audit_action(),
-                    SYSTEM_ACTOR,
-                    None,
-                    now,
-                )
-                .await?;
+                expire(tx.as_mut(), invitation, None, now).await?;
             }
             tx.commit().await?;
             done.expired += claimed;

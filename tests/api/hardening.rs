@@ -2,7 +2,8 @@
 //! test here reproduces one and would fail without its fix.
 
 use crate::fixtures::{SCHOOL, allowlist, assert_status, seed_school};
-use crate::helpers::{admin, service, spawn_app, teacher};
+use crate::helpers::{admin, service, spawn_app, spawn_app_with_clock, teacher};
+use guardian_service::domain::clock::ManualClock;
 use guardian_service::proto::*;
 use tonic::Code;
 
@@ -201,15 +202,15 @@ async fn the_same_request_id_in_two_domains_makes_two_invitations() {
 
 /// R15: a bulk call whose deadline is shorter than its work stops starting rows in time and
 /// answers for every row: each OK row is applied, each ROW_NOT_ATTEMPTED row is not, and no
-/// row is left without an answer. The work is made long by holding the lock of the first
-/// chunk's student past the point where the server must stop starting rows (the deadline less
-/// the second it keeps for answering), so the outcome does not depend on the machine's speed:
-/// the first chunk is answered, the rest is not attempted. The first chunk's 500 rows repeat one
-/// invitation (one row applied, 499 refused as pending), so that what is left to do once the
-/// lock is released is small even on a slow, busy machine.
+/// row is left without an answer. The first chunk is held on the lock of its student while the
+/// service's clock is moved past the cut-off (the deadline less the second kept for answering),
+/// so the outcome depends on neither the machine's speed nor waiting: the first chunk is
+/// answered, the rest is not attempted. The first chunk's 500 rows repeat one invitation (one
+/// row applied, 499 refused as pending).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_call_that_outlives_its_deadline_reports_every_row_truthfully() {
-    let app = spawn_app().await;
+    let clock = std::sync::Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
     seed_school(&app, 1).await;
     let students: Vec<User> = (0..500)
         .map(|n| User {
@@ -249,13 +250,13 @@ async fn a_bulk_call_that_outlives_its_deadline_reports_every_row_truthfully() {
         dry_run: false,
         request_id: uuid::Uuid::new_v4().to_string(),
     });
-    // The server stops starting chunks one second before this deadline.
-    let deadline = std::time::Duration::from_millis(2500);
+    // The server stops starting chunks one second before this deadline, by its own clock.
+    let deadline = std::time::Duration::from_secs(60);
     request.set_timeout(deadline);
     let mut client = app.guardians();
     let call = tokio::spawn(async move { client.bulk_create_guardian_invitations(request).await });
-    // Once the first chunk waits for the lock, the call has started; release the lock when the
-    // server may no longer start a chunk (plus 50 ms), well before the deadline.
+    // Once the first chunk waits for the lock, the call has started; then its clock passes the
+    // deadline and the lock is released.
     loop {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
@@ -269,7 +270,7 @@ async fn a_bulk_call_that_outlives_its_deadline_reports_every_row_truthfully() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    tokio::time::sleep(deadline - std::time::Duration::from_millis(950)).await;
+    clock.advance(chrono::TimeDelta::from_std(deadline).unwrap());
     blocker.commit().await.unwrap();
     let results = call
         .await
