@@ -6,18 +6,19 @@
 
 use super::access::require;
 use super::bulk_invite::{CHUNK_ROWS, InviteRow};
-use super::guardians::{Removal, RemovalTarget, links_of};
+use super::guardians::{PairRemoval, Removal, RemovalTarget, links_of};
 use super::idempotency::{Encoder, Replay, RequestKey};
-use super::invitations::{Change, InvitationRef};
+use super::invitations::{Change, InvitationRef, InviteMode};
 use super::read_models::InvitationView;
 use super::students::StudentContext;
 use super::write::Reply;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
+use crate::domain::sync_rules::{RemoveScope, check_removals};
 use crate::domain::{
-    Caller, Email, InvitationEvent, InvitationId, InvitationState, StudentRef, UserId,
-    ValidationError,
+    Caller, DomainName, Email, InvitationEvent, InvitationId, InvitationSource, InvitationState,
+    StudentRef, UserId, ValidationError,
 };
 use crate::store::{InvitationFilter, InvitationScope, StateFilter};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -68,6 +69,32 @@ pub struct SyncAction {
     pub invitation_id: Option<InvitationId>,
     /// `None` for a dry run or KEEP; the result otherwise.
     pub outcome: Option<Result<(), AppError>>,
+}
+
+/// How a sync treats what is not in its list.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// Plan only.
+    pub dry_run: bool,
+    /// An empty list removes (within `scope`).
+    pub allow_remove_all: bool,
+    /// What may be removed.
+    pub scope: RemoveScope,
+    /// The safety limit, in percent of the domain's links (1 to 100).
+    pub max_removal_percent: u32,
+    /// Delete beyond the safety limit.
+    pub force: bool,
+}
+
+/// A sync's plan (with outcomes when applied) and what its safety limit was measured against.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    /// Every action, removals first.
+    pub actions: Vec<SyncAction>,
+    /// The student's domain.
+    pub domain: DomainName,
+    /// The domain's links before the call; 0 when the plan deletes none (not counted).
+    pub domain_link_count: i64,
 }
 
 /// Most addresses one SyncGuardians call takes: five times the largest guardian limit, so a
@@ -179,7 +206,7 @@ impl App {
         &self,
         who: &Authorized,
         rows: Vec<Result<(StudentRef, GuardianSelector), ValidationError>>,
-        dry_run: bool,
+        how: Removal,
         deadline: Option<Instant>,
         key: Option<&RequestKey>,
         encode: Encoder<'_, ()>,
@@ -196,7 +223,7 @@ impl App {
                     GuardianSelector::Id(id) => StudentAccess::DeleteLink(id.clone()),
                     GuardianSelector::Email(_) => StudentAccess::Manage,
                 };
-                let row_key = if dry_run { None } else { row_key };
+                let row_key = if how.dry_run { None } else { row_key };
                 let mut tx = self.store.begin().await?;
                 let ctx = self
                     .authorize_in(tx.as_mut(), caller, &student, access)
@@ -204,10 +231,6 @@ impl App {
                 let guardian = match guardian {
                     GuardianSelector::Id(id) => RemovalTarget::Id(id),
                     GuardianSelector::Email(email) => RemovalTarget::Email(email),
-                };
-                let how = Removal {
-                    allow_missing: false,
-                    dry_run,
                 };
                 let reply = Reply {
                     key: row_key.as_ref(),
@@ -224,22 +247,29 @@ impl App {
 
     /// SyncGuardians: plans what makes the student's guardians match `desired` and, unless
     /// `dry_run`, applies each action on its own. An empty list removes nothing unless
-    /// `allow_remove_all`. A guardian counts as listed when either their invited or their
-    /// profile address is.
+    /// `allow_remove_all`; what is not listed is removed only within `scope`, and deletions
+    /// beyond the safety limit are refused before anything is done, unless forced. A guardian
+    /// counts as listed when either their invited or their profile address is.
     pub async fn sync_guardians(
         &self,
         who: &Authorized,
         student: &StudentRef,
         desired: Vec<Email>,
-        dry_run: bool,
-        allow_remove_all: bool,
+        how: SyncOptions,
         key: Option<&RequestKey>,
-    ) -> AppResult<Vec<SyncAction>> {
+    ) -> AppResult<SyncOutcome> {
         let caller = require(who, Permission::ManageGuardians)?;
         if desired.len() > MAX_SYNC_ADDRESSES {
             return Err(ValidationError::invalid(
                 "guardian_email_addresses",
                 format!("at most {MAX_SYNC_ADDRESSES} addresses per student"),
+            )
+            .into());
+        }
+        if !(1..=100).contains(&how.max_removal_percent) {
+            return Err(ValidationError::invalid(
+                "max_removal_percent",
+                "a share of the domain's links between 1 and 100",
             )
             .into());
         }
@@ -249,24 +279,19 @@ impl App {
         let mut desired = desired;
         desired.sort();
         desired.dedup();
-        let links = {
-            let mut session = self.store.session().await?;
-            links_of(session.as_mut(), &ctx.student.user_id).await?
-        };
-        let pending = {
-            let mut session = self.store.session().await?;
-            session
-                .list_invitations(&InvitationFilter {
-                    scope: InvitationScope::Student(ctx.student.user_id.clone()),
-                    invited_email: None,
-                    states: StateFilter::pending_only(),
-                    now: self.clock.now(),
-                    after: None,
-                    limit: 100,
-                })
-                .await?
-        };
-        let removing = !desired.is_empty() || allow_remove_all;
+        let mut session = self.store.session().await?;
+        let links = links_of(session.as_mut(), &ctx.student.user_id).await?;
+        let pending = session
+            .list_invitations(&InvitationFilter {
+                scope: InvitationScope::Student(ctx.student.user_id.clone()),
+                invited_email: None,
+                states: StateFilter::pending_only(),
+                now: self.clock.now(),
+                after: None,
+                limit: 100,
+            })
+            .await?;
+        let removing = !desired.is_empty() || how.allow_remove_all;
         let mut plan = Vec::new();
         for email in &desired {
             let linked = links.iter().find(|l| {
@@ -291,7 +316,7 @@ impl App {
             });
         }
         if removing {
-            for link in &links {
+            for link in links.iter().filter(|l| how.scope.may_remove(l.source)) {
                 let listed = desired.contains(&link.invited_email)
                     || link
                         .guardian
@@ -312,7 +337,9 @@ impl App {
                 }
             }
             for p in pending.iter().filter(|p| {
-                p.state == InvitationState::Pending && !desired.contains(&p.invited_email)
+                p.state == InvitationState::Pending
+                    && how.scope.may_remove(p.source)
+                    && !desired.contains(&p.invited_email)
             }) {
                 plan.push(SyncAction {
                     kind: SyncKind::CancelInvitation,
@@ -323,6 +350,23 @@ impl App {
                 });
             }
         }
+        let deletions = plan
+            .iter()
+            .filter(|a| a.kind == SyncKind::DeleteGuardian)
+            .count() as i64;
+        // Counted only when there is something to hold to the limit: most syncs delete nothing.
+        let domain_link_count = if deletions > 0 {
+            session.count_domain_links(&ctx.student.domain).await?
+        } else {
+            0
+        };
+        drop(session);
+        check_removals(
+            deletions,
+            domain_link_count,
+            how.max_removal_percent,
+            how.force,
+        )?;
         // Removals first, so that invitations are counted against the limit after them.
         plan.sort_by_key(|a| match a.kind {
             SyncKind::DeleteGuardian | SyncKind::CancelInvitation => 0,
@@ -338,17 +382,28 @@ impl App {
                 &format!("{:?}/{}", action.kind, action.email.as_str()),
                 action.email.as_str(),
             );
-            let action_key = if dry_run { None } else { action_key };
+            let action_key = if how.dry_run { None } else { action_key };
             let result = self
-                .apply_sync_action(caller, &ctx, action, action_key.as_ref(), dry_run)
+                .apply_sync_action(caller, &ctx, action, action_key.as_ref(), how.dry_run)
                 .await;
-            action.outcome = Some(result);
+            if let Ok(Some(invited)) = result {
+                // Not for a dry run: its invitation was rolled back.
+                if !how.dry_run {
+                    action.invitation_id = Some(invited);
+                }
+            }
+            action.outcome = Some(result.map(|_| ()));
         }
-        Ok(plan)
+        Ok(SyncOutcome {
+            actions: plan,
+            domain: ctx.student.domain.clone(),
+            domain_link_count,
+        })
     }
 
     /// Applies one planned sync action on the one write path; whatever fails is that action's
-    /// outcome, never the call's.
+    /// outcome, never the call's. An invitation made (or made by the first of a retried call)
+    /// is returned.
     async fn apply_sync_action(
         &self,
         caller: &Caller,
@@ -356,22 +411,34 @@ impl App {
         action: &SyncAction,
         key: Option<&RequestKey>,
         dry_run: bool,
-    ) -> AppResult<()> {
-        let ignore_view = Reply::<InvitationView> {
+    ) -> AppResult<Option<InvitationId>> {
+        // A retried call's invitation is found again by its id, stored as the action's reply.
+        let invitation_id = Reply::<InvitationView> {
             key,
-            encode: &|_| Vec::new(),
+            encode: &|view| view.invitation.id.to_text().into_bytes(),
         };
         let ignore_unit = Reply::<()> {
             key,
             encode: &|_| Vec::new(),
         };
+        let mode = InviteMode {
+            dry_run,
+            source: InvitationSource::Sync,
+        };
         let tx = self.store.begin().await?;
         match action.kind {
-            SyncKind::Keep => Ok(()),
-            SyncKind::Invite => self
-                .invite(tx, caller, ctx, &action.email, ignore_view, dry_run)
-                .await
-                .map(|_| ()),
+            SyncKind::Keep => Ok(None),
+            SyncKind::Invite => {
+                let made = self
+                    .invite(tx, caller, ctx, &action.email, invitation_id, mode)
+                    .await?;
+                Ok(match made {
+                    Replay::Fresh(view) => Some(view.invitation.id),
+                    Replay::Replayed(bytes) => String::from_utf8(bytes)
+                        .ok()
+                        .and_then(|text| InvitationId::parse(&text).ok()),
+                })
+            }
             SyncKind::CancelInvitation => {
                 let target = InvitationRef {
                     student: StudentRef::Id(ctx.student.user_id.clone()),
@@ -384,9 +451,9 @@ impl App {
                     event: InvitationEvent::Cancel,
                     dry_run,
                 };
-                self.change_for(tx, caller, ctx, &target, change, ignore_view)
+                self.change_for(tx, caller, ctx, &target, change, invitation_id)
                     .await
-                    .map(|_| ())
+                    .map(|_| None)
             }
             SyncKind::DeleteGuardian => {
                 let guardian = RemovalTarget::Id(
@@ -398,10 +465,11 @@ impl App {
                 let how = Removal {
                     allow_missing: true,
                     dry_run,
+                    what: PairRemoval::LinkOnly,
                 };
                 self.remove_link(tx, caller, ctx, &guardian, how, ignore_unit)
                     .await
-                    .map(|_| ())
+                    .map(|_| None)
             }
         }
     }

@@ -11,7 +11,7 @@
 
 use super::bulk::RowOutcome;
 use super::idempotency::{Encoder, Replay, RequestKey, first_response};
-use super::invitations::new_invitation;
+use super::invitations::{InviteMode, new_invitation};
 use super::lifecycle::{InvitationLetter, audit_event, expire};
 use super::read_models::InvitationView;
 use super::students::StudentContext;
@@ -20,8 +20,8 @@ use super::{App, AppError, AppResult};
 use crate::domain::invite_rules::InviteFacts;
 use crate::domain::policy::StudentAccess;
 use crate::domain::{
-    Caller, DeliveryStatus, Email, IdempotencyRecord, Invitation, InvitationState, Role,
-    StudentRef, User, UserId,
+    Caller, DeliveryStatus, Email, IdempotencyRecord, Invitation, InvitationSource,
+    InvitationState, Role, StudentRef, User, UserId,
 };
 use crate::store::Transaction;
 use chrono::{DateTime, Utc};
@@ -136,8 +136,11 @@ impl App {
             key: row.key.as_ref(),
             encode,
         };
-        self.invite(tx, caller, &ctx, &row.email, reply, dry_run)
-            .await
+        let mode = InviteMode {
+            dry_run,
+            source: InvitationSource::Manual,
+        };
+        self.invite(tx, caller, &ctx, &row.email, reply, mode).await
     }
 
     /// Checks every row and writes the accepted ones, inside one transaction left open.
@@ -240,7 +243,8 @@ impl App {
                     *slot = expired;
                 }
             }
-            let (invitation, token) = new_invitation(caller, ctx, &row.email, now);
+            let (invitation, token) =
+                new_invitation(caller, ctx, &row.email, InvitationSource::Manual, now);
             list.push(invitation.clone());
             addressed.insert(student.clone());
             writes.events.push(audit_event(

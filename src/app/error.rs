@@ -76,6 +76,14 @@ pub enum AppError {
     /// `TOO_MANY_DECLINES`
     #[error("this address declined too many invitations for this student")]
     TooManyDeclines,
+    /// `SYNC_REMOVAL_LIMIT_EXCEEDED`
+    #[error("the sync would delete {planned} links; the safety limit is {limit}")]
+    SyncRemovalLimitExceeded {
+        /// The most deletions allowed.
+        limit: i64,
+        /// The deletions planned.
+        planned: i64,
+    },
     /// `INVITATION_NOT_PENDING`
     #[error("the invitation is not pending")]
     InvitationNotPending,
@@ -132,6 +140,15 @@ impl From<InviteRefusal> for AppError {
             InviteRefusal::StudentLimitReached { limit, current } => {
                 Self::StudentGuardianLimitReached { limit, current }
             }
+        }
+    }
+}
+
+impl From<crate::domain::sync_rules::RemovalLimitExceeded> for AppError {
+    fn from(e: crate::domain::sync_rules::RemovalLimitExceeded) -> Self {
+        Self::SyncRemovalLimitExceeded {
+            limit: e.limit,
+            planned: e.planned,
         }
     }
 }

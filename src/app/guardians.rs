@@ -16,7 +16,9 @@ use crate::domain::{
     StudentRef, UserId, paging,
 };
 use crate::mail::Template;
-use crate::store::{LinkFilter, LinkScope, Transaction};
+use crate::store::{
+    InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter, Transaction,
+};
 
 /// How a request names a guardian: an id, or `me` for a guardian caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +77,35 @@ pub(crate) enum RemovalTarget {
 
 /// How a link is removed.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Removal {
+pub struct Removal {
     /// A missing link is success, not GUARDIAN_NOT_FOUND.
     pub allow_missing: bool,
     /// Check and roll back.
     pub dry_run: bool,
+    /// The link, the pair's pending invitations, or both.
+    pub what: PairRemoval,
+}
+
+/// What a removal of a (student, guardian) pair ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PairRemoval {
+    /// The ACCEPTED link only (DeleteGuardian, and bulk removal unless asked for more).
+    #[default]
+    LinkOnly,
+    /// The PENDING invitations to the address only.
+    PendingOnly,
+    /// Both: nothing of the pair is left waiting (what an operator removing a guardian means).
+    LinkAndPending,
+}
+
+impl PairRemoval {
+    fn link(self) -> bool {
+        self != Self::PendingOnly
+    }
+
+    fn pending(self) -> bool {
+        self != Self::LinkOnly
+    }
 }
 
 impl App {
@@ -321,6 +347,7 @@ impl App {
         let how = Removal {
             allow_missing,
             dry_run: false,
+            what: PairRemoval::LinkOnly,
         };
         let target = RemovalTarget::Id(guardian_id);
         self.remove_link(tx, caller, &ctx, &target, how, Reply { key, encode })
@@ -341,6 +368,7 @@ impl App {
         let Removal {
             allow_missing,
             dry_run,
+            what,
         } = how;
         let student = &ctx.student.user_id;
         if let Some(bytes) = lock_for_write(tx.as_mut(), student, key).await? {
@@ -354,15 +382,48 @@ impl App {
             dry_run,
         };
         let found = match target {
+            _ if !what.link() => None,
             RemovalTarget::Id(guardian_id) => tx.find_link(student, guardian_id).await?,
             RemovalTarget::Email(email) => link_by_email(tx.as_mut(), student, email).await?,
         };
-        let Some(link) = found else {
+        // A pending invitation is known by its address only: an account id names no invitation.
+        let waiting = match target {
+            RemovalTarget::Email(email) if what.pending() => {
+                tx.list_invitations(&InvitationFilter {
+                    scope: InvitationScope::Student(student.clone()),
+                    invited_email: Some(email.clone()),
+                    states: StateFilter::pending_only(),
+                    now,
+                    after: None,
+                    limit: 100,
+                })
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        if found.is_none() && waiting.is_empty() {
             return if allow_missing {
                 end_write(self, tx, (), ending).await
+            } else if what == PairRemoval::PendingOnly {
+                Err(AppError::NotFound(Missing::Invitation))
             } else {
                 Err(AppError::NotFound(Missing::Guardian))
             };
+        }
+        let request_id = key.map(|k| k.request_id.as_str());
+        for invitation in waiting {
+            self.manage_in(
+                tx.as_mut(),
+                caller,
+                ctx,
+                invitation,
+                InvitationEvent::Cancel,
+                request_id,
+            )
+            .await?;
+        }
+        let Some(link) = found else {
+            return end_write(self, tx, (), ending).await;
         };
         let removed = apply(
             tx.as_mut(),
@@ -372,7 +433,6 @@ impl App {
             &|_| {},
         )
         .await?;
-        let request_id = key.map(|k| k.request_id.as_str());
         audit(
             tx.as_mut(),
             &removed,

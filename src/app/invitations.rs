@@ -11,7 +11,8 @@ use crate::auth::Authorized;
 use crate::domain::invite_rules::InviteFacts;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
-    Caller, Email, Invitation, InvitationEvent, InvitationId, InvitationState, StudentRef, UserId,
+    Caller, Email, Invitation, InvitationEvent, InvitationId, InvitationSource, InvitationState,
+    StudentRef, UserId,
 };
 use crate::mail::Template;
 use crate::store::{
@@ -42,6 +43,23 @@ pub(crate) struct Change {
     pub dry_run: bool,
 }
 
+/// How an invitation is made: for real or as a dry run, and by whom.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InviteMode {
+    /// Check and roll back.
+    pub dry_run: bool,
+    /// A person or a sync.
+    pub source: InvitationSource,
+}
+
+impl InviteMode {
+    /// A person's invitation, kept.
+    pub(crate) const MANUAL: Self = Self {
+        dry_run: false,
+        source: InvitationSource::Manual,
+    };
+}
+
 impl App {
     /// CreateGuardianInvitation.
     pub async fn create_invitation(
@@ -59,7 +77,8 @@ impl App {
             .authorize_in(tx.as_mut(), caller, student, StudentAccess::Manage)
             .await?;
         let reply = Reply { key, encode };
-        self.invite(tx, caller, &ctx, invited, reply, false).await
+        self.invite(tx, caller, &ctx, invited, reply, InviteMode::MANUAL)
+            .await
     }
 
     /// Creates one invitation for a student the caller may manage (single and bulk calls).
@@ -72,7 +91,7 @@ impl App {
         ctx: &StudentContext,
         invited: &Email,
         reply: Reply<'_, InvitationView>,
-        dry_run: bool,
+        mode: InviteMode,
     ) -> AppResult<Replay<InvitationView>> {
         let key = reply.key;
         let settings = &ctx.settings;
@@ -116,7 +135,7 @@ impl App {
                 current: address_current,
             });
         }
-        let (invitation, token) = new_invitation(caller, ctx, invited, now);
+        let (invitation, token) = new_invitation(caller, ctx, invited, mode.source, now);
         match tx.insert_invitation(&invitation).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists(UniqueKey::PendingInvitation)) => {
@@ -161,7 +180,7 @@ impl App {
             student: &ctx.student.user_id,
             reply,
             now,
-            dry_run,
+            dry_run: mode.dry_run,
         };
         end_write(self, tx, view, ending).await
     }
@@ -247,7 +266,6 @@ impl App {
         if event == InvitationEvent::Resend && !ctx.settings.guardian_access_enabled {
             return Err(AppError::GuardianAccessDisabled);
         }
-        let now = self.clock.now();
         let current = tx
             .get_invitation(target.invitation_id)
             .await?
@@ -260,59 +278,11 @@ impl App {
         {
             return Err(AppError::EtagMismatch);
         }
-        let (token, token_hash) = new_token();
-        let ttl = TimeDelta::days(i64::from(ctx.settings.invitation_ttl_days));
-        let stored = if event == InvitationEvent::Resend {
-            apply(tx.as_mut(), current, event, now, &|next| {
-                next.token_hash = token_hash.clone();
-                next.expire_time = now + ttl;
-            })
-            .await?
-        } else {
-            apply(tx.as_mut(), current, event, now, &|_| {}).await?
-        };
         let request_id = key.map(|k| k.request_id.as_str());
-        audit(
-            tx.as_mut(),
-            &stored,
-            event.audit_action(),
-            &caller.subject,
-            request_id,
-            now,
-        )
-        .await?;
-        if event == InvitationEvent::Resend {
-            let inviter = self.display_name_of(tx.as_mut(), caller).await?;
-            self.queue_invitation_mail(
-                tx.as_mut(),
-                &InvitationLetter {
-                    settings: &ctx.settings,
-                    invitation: &stored,
-                    token: &token,
-                    student_name: &ctx.student.display_name,
-                    inviter_name: &inviter,
-                },
-                now,
-            )
+        let stored = self
+            .manage_in(tx.as_mut(), caller, ctx, current, event, request_id)
             .await?;
-        } else {
-            let values = [
-                ("student_name", ctx.student.display_name.as_str()),
-                ("school", stored.domain.as_str()),
-            ];
-            self.queue_mail(
-                tx.as_mut(),
-                &Letter {
-                    settings: &ctx.settings,
-                    invitation: &stored,
-                    to: &stored.invited_email,
-                    template: Template::Cancellation,
-                    values: &values,
-                },
-                now,
-            )
-            .await?;
-        }
+        let now = self.clock.now();
         let view = InvitationView {
             observed_state: stored.observed_state(now),
             invitation: stored,
@@ -337,6 +307,7 @@ pub(crate) fn new_invitation(
     caller: &Caller,
     ctx: &StudentContext,
     invited: &Email,
+    source: InvitationSource,
     now: DateTime<Utc>,
 ) -> (Invitation, String) {
     let (token, token_hash) = new_token();
@@ -356,6 +327,77 @@ pub(crate) fn new_invitation(
         expire_time: now + ttl,
         accept_time: None,
         version: 1,
+        source,
     };
     (invitation, token)
+}
+
+impl App {
+    /// A manager's transition of one PENDING invitation (`Cancel` or `Resend`) inside a write
+    /// already holding the student's lock: the state change, its audit event, and the email
+    /// (the invitation again with a new token and expiry, or the cancellation notice).
+    pub(crate) async fn manage_in(
+        &self,
+        tx: &mut dyn Transaction,
+        caller: &Caller,
+        ctx: &StudentContext,
+        current: Invitation,
+        event: InvitationEvent,
+        request_id: Option<&str>,
+    ) -> AppResult<Invitation> {
+        let now = self.clock.now();
+        let (token, token_hash) = new_token();
+        let ttl = TimeDelta::days(i64::from(ctx.settings.invitation_ttl_days));
+        let stored = if event == InvitationEvent::Resend {
+            apply(tx, current, event, now, &|next| {
+                next.token_hash = token_hash.clone();
+                next.expire_time = now + ttl;
+            })
+            .await?
+        } else {
+            apply(tx, current, event, now, &|_| {}).await?
+        };
+        audit(
+            tx,
+            &stored,
+            event.audit_action(),
+            &caller.subject,
+            request_id,
+            now,
+        )
+        .await?;
+        if event == InvitationEvent::Resend {
+            let inviter = self.display_name_of(tx, caller).await?;
+            self.queue_invitation_mail(
+                tx,
+                &InvitationLetter {
+                    settings: &ctx.settings,
+                    invitation: &stored,
+                    token: &token,
+                    student_name: &ctx.student.display_name,
+                    inviter_name: &inviter,
+                },
+                now,
+            )
+            .await?;
+        } else {
+            let values = [
+                ("student_name", ctx.student.display_name.as_str()),
+                ("school", stored.domain.as_str()),
+            ];
+            self.queue_mail(
+                tx,
+                &Letter {
+                    settings: &ctx.settings,
+                    invitation: &stored,
+                    to: &stored.invited_email,
+                    template: Template::Cancellation,
+                    values: &values,
+                },
+                now,
+            )
+            .await?;
+        }
+        Ok(stored)
+    }
 }

@@ -30,12 +30,14 @@ mod upkeep;
 mod write;
 
 pub use audit::{EventPage, EventQuery, SYSTEM_ACTOR};
-pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind};
+pub use bulk::{
+    GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind, SyncOptions, SyncOutcome,
+};
 pub use check::{Answered, CheckSubject, Guardianship, MAX_CHECKS};
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};
 pub use feed::{FeedChange, FeedStep, OpenWatch, WatchQuery};
-pub use guardians::{GuardianQuery, GuardianRef};
+pub use guardians::{GuardianQuery, GuardianRef, PairRemoval, Removal};
 pub use idempotency::{Encoder, Replay, RequestKey};
 pub use invitation_reads::{InvitationQuery, StudentSelector};
 pub use invitations::InvitationRef;

@@ -205,6 +205,36 @@ pub struct GuardianProfile {
     pub display_name: String,
 }
 
+/// Who made an invitation: a person (one call, a CSV file) or a sync from the school's student
+/// information system. A sync removes only what a sync made, unless told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvitationSource {
+    /// A person invited (CreateGuardianInvitation, BulkCreateGuardianInvitations).
+    #[default]
+    Manual,
+    /// SyncGuardians invited.
+    Sync,
+}
+
+impl InvitationSource {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Manual => "MANUAL",
+            Self::Sync => "SYNC",
+        }
+    }
+
+    /// The source a stored name names.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "MANUAL" => Some(Self::Manual),
+            "SYNC" => Some(Self::Sync),
+            _ => None,
+        }
+    }
+}
+
 /// An invitation; once ACCEPTED it is the guardian link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
@@ -234,6 +264,8 @@ pub struct Invitation {
     pub accept_time: Option<DateTime<Utc>>,
     /// Incremented on every change; guards compare-and-set updates and makes the etag.
     pub version: i64,
+    /// Who made it: a person or a sync.
+    pub source: InvitationSource,
 }
 
 impl Invitation {

@@ -21,6 +21,7 @@ pub mod paging;
 pub mod policy;
 pub mod settings;
 pub mod summary;
+pub mod sync_rules;
 pub mod user;
 
 pub use audit::{AuditDetails, AuditEvent, SettingChange};
@@ -32,8 +33,8 @@ pub use error::{FieldViolation, ValidationError};
 pub use idempotency::IdempotencyRecord;
 pub use ids::{CourseId, DomainName, InvitationId, StudentRef, UserId};
 pub use invitation::{
-    GuardianProfile, Invitation, InvitationEvent, InvitationState, RemovalReason, TransitionError,
-    transition,
+    GuardianProfile, Invitation, InvitationEvent, InvitationSource, InvitationState, RemovalReason,
+    TransitionError, transition,
 };
 pub use outbox::{DeliveryStatus, OutboxMessage};
 pub use settings::{DomainSettings, InstitutionType, Locale, SettingsPatch, WhoCanManage};

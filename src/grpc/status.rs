@@ -187,6 +187,15 @@ pub fn to_status(err: AppError) -> Status {
             "GUARDIAN_ACCESS_DISABLED",
             "guardian access is disabled for the student's domain",
         ),
+        E::SyncRemovalLimitExceeded { limit, planned } => status(
+            Code::FailedPrecondition,
+            "SYNC_REMOVAL_LIMIT_EXCEEDED",
+            format!(
+                "the sync would delete {planned} links, more than the safety limit of {limit}; \
+                 check the list, or set force"
+            ),
+            limit_metadata(limit, planned),
+        ),
         E::TooManyDeclines => plain(
             Code::FailedPrecondition,
             "TOO_MANY_DECLINES",

@@ -115,6 +115,7 @@ fn pending(student: &str, address: &str) -> Invitation {
         expire_time: now + TimeDelta::days(120),
         accept_time: None,
         version: 1,
+        source: crate::domain::InvitationSource::Manual,
     }
 }
 

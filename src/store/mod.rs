@@ -144,6 +144,8 @@ pub trait InvitationRepo {
         email: &Email,
         now: DateTime<Utc>,
     ) -> StoreResult<i64>;
+    /// The ACCEPTED links of a domain's students (a sync's safety limit is a share of them).
+    async fn count_domain_links(&mut self, domain: &DomainName) -> StoreResult<i64>;
     /// How many invitations of `student` to `email` were declined.
     async fn count_declines(&mut self, student: &UserId, email: &Email) -> StoreResult<i64>;
     /// The ACCEPTED link of `student` and the guardian with this account id.

@@ -9,8 +9,8 @@ use crate::domain::summary::{
 };
 use crate::domain::{
     AuditDetails, AuditEvent, DeliveryStatus, DomainName, DomainSettings, Email, GuardianProfile,
-    IdempotencyRecord, InstitutionType, Invitation, InvitationId, InvitationState, Locale,
-    OutboxMessage, Role, SettingChange, User, UserId, WhoCanManage,
+    IdempotencyRecord, InstitutionType, Invitation, InvitationId, InvitationSource,
+    InvitationState, Locale, OutboxMessage, Role, SettingChange, User, UserId, WhoCanManage,
 };
 use chrono::{DateTime, Utc};
 
@@ -162,6 +162,7 @@ pub(crate) struct InvitationRow {
     expire_time: DateTime<Utc>,
     accept_time: Option<DateTime<Utc>>,
     version: i64,
+    source: String,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -191,6 +192,7 @@ impl TryFrom<InvitationRow> for Invitation {
             expire_time: row.expire_time,
             accept_time: row.accept_time,
             version: row.version,
+            source: InvitationSource::parse(&row.source).ok_or_else(|| corrupt("source"))?,
         })
     }
 }

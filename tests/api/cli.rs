@@ -151,7 +151,8 @@ async fn an_import_keeps_good_rows_and_reports_bad_ones_by_line() {
 async fn remove_and_sync_make_the_file_true() {
     let app = spawn_app().await;
     seed_school(&app, 3).await;
-    // s1: one guardian who accepted under another address, one pending, one to remove.
+    // s1: one guardian who accepted under another address, one pending, one to remove. People
+    // made them all, so only a sync told to remove ALL touches them.
     link(&app, "s1", "old@example.org", "g-moved", "new@example.org").await;
     link(&app, "s1", "gone@example.org", "g-gone", "gone@example.org").await;
     invite(&app, "s1", "stale@example.org").await;
@@ -164,7 +165,16 @@ async fn remove_and_sync_make_the_file_true() {
     let report = dir.path.join("sync.csv.report").display().to_string();
     let dry = guardianctl(
         &addr(&app),
-        &["sync", "--csv", &csv, "--dry-run", "--report", &report],
+        &[
+            "sync",
+            "--csv",
+            &csv,
+            "--remove-scope",
+            "all",
+            "--dry-run",
+            "--report",
+            &report,
+        ],
     );
     assert_eq!(
         dry.status.code(),
@@ -192,7 +202,16 @@ async fn remove_and_sync_make_the_file_true() {
     );
     assert_eq!(pending_of(&app, "s1").await, vec!["stale@example.org"]);
 
-    let out = guardianctl(&addr(&app), &["sync", "--csv", &csv, "--report", &report]);
+    let sync_all = [
+        "sync",
+        "--csv",
+        &csv,
+        "--remove-scope",
+        "all",
+        "--report",
+        &report,
+    ];
+    let out = guardianctl(&addr(&app), &sync_all);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -236,7 +255,7 @@ async fn remove_and_sync_make_the_file_true() {
     );
 
     // An unchanged file changes nothing more.
-    let again = guardianctl(&addr(&app), &["sync", "--csv", &csv, "--report", &report]);
+    let again = guardianctl(&addr(&app), &sync_all);
     assert_eq!(again.status.code(), Some(0));
     assert!(
         read_report(&report).iter().all(|r| r[3] == "KEEP OK"),
@@ -247,6 +266,7 @@ async fn remove_and_sync_make_the_file_true() {
     // An empty list removes nothing unless asked to.
     let empty = SyncGuardiansRequest {
         student_id: "s1".into(),
+        remove_scope: SyncRemoveScope::All as i32,
         ..Default::default()
     };
     let plan = app
@@ -284,6 +304,140 @@ async fn remove_and_sync_make_the_file_true() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("GUARDIAN_NOT_FOUND"));
     let _ = SCHOOL;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_ends_the_link_and_the_pending_invitations_of_the_pair() {
+    let app = spawn_app().await;
+    seed_school(&app, 3).await;
+    link(
+        &app,
+        "s1",
+        "linked@example.org",
+        "g-1",
+        "linked@example.org",
+    )
+    .await;
+    invite(&app, "s2", "waiting@example.org").await;
+    let dir = guardian_service::testing::TempDir::new();
+    let report = dir.path.join("report.csv").display().to_string();
+    let outcomes = |report: &str| -> Vec<String> {
+        read_report(report)
+            .into_iter()
+            .map(|r| {
+                let reason = r[4].split(':').next().unwrap_or_default();
+                format!("{} {} {reason}", r[1], r[3])
+            })
+            .collect()
+    };
+
+    // Each row's reach narrowed: a pending invitation is not a link, and the other way round.
+    let csv = write(
+        &dir,
+        "narrow.csv",
+        b"Student,Guardian\ns1,linked@example.org\ns2,waiting@example.org\n",
+    );
+    let accepted_only = guardianctl(
+        &addr(&app),
+        &[
+            "remove",
+            "--csv",
+            &csv,
+            "--accepted-only",
+            "--report",
+            &report,
+        ],
+    );
+    assert_eq!(accepted_only.status.code(), Some(1));
+    assert_eq!(
+        outcomes(&report),
+        vec!["s1 OK ", "s2 FAILED GUARDIAN_NOT_FOUND"]
+    );
+    assert_eq!(pending_of(&app, "s2").await, vec!["waiting@example.org"]);
+    link(
+        &app,
+        "s1",
+        "linked@example.org",
+        "g-1",
+        "linked@example.org",
+    )
+    .await;
+    let pending_only = guardianctl(
+        &addr(&app),
+        &[
+            "remove",
+            "--csv",
+            &csv,
+            "--pending-only",
+            "--report",
+            &report,
+        ],
+    );
+    assert_eq!(pending_only.status.code(), Some(1));
+    assert_eq!(
+        outcomes(&report),
+        vec!["s1 FAILED INVITATION_NOT_FOUND", "s2 OK "]
+    );
+    assert!(pending_of(&app, "s2").await.is_empty());
+    let s1_links = |app: &TestApp| {
+        let mut guardians = app.guardians();
+        async move {
+            guardians
+                .list_guardians(ListGuardiansRequest {
+                    student_id: "s1".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .guardians
+                .len()
+        }
+    };
+    assert_eq!(
+        s1_links(&app).await,
+        1,
+        "a pending-only removal leaves the link"
+    );
+
+    // By default a row ends whatever the pair has: the link, the pending invitations.
+    let waiting = invite(&app, "s2", "waiting@example.org").await;
+    let csv = write(
+        &dir,
+        "both.csv",
+        b"Student,Guardian\ns1,linked@example.org\ns2,waiting@example.org\ns3,nobody@example.org\n",
+    );
+    let both = guardianctl(&addr(&app), &["remove", "--csv", &csv, "--report", &report]);
+    assert_eq!(
+        both.status.code(),
+        Some(1),
+        "the third row has nothing to remove"
+    );
+    assert_eq!(
+        outcomes(&report),
+        vec!["s1 OK ", "s2 OK ", "s3 FAILED GUARDIAN_NOT_FOUND"]
+    );
+    assert_eq!(s1_links(&app).await, 0);
+    assert!(pending_of(&app, "s2").await.is_empty());
+    let cancelled = app
+        .guardians()
+        .get_guardian_invitation(GetGuardianInvitationRequest {
+            student_id: "s2".into(),
+            invitation_id: waiting.invitation_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    assert_eq!(
+        (cancelled.state, cancelled.removal_reason),
+        (
+            InvitationState::Removed as i32,
+            RemovalReason::Cancelled as i32
+        )
+    );
 }
 
 /// The real server binary, as a child process, returned once it reports SERVING.

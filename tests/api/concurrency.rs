@@ -276,6 +276,7 @@ async fn paging_a_thousand_invitations_by_seven_sees_each_once_while_others_are_
                     expire_time: now + TimeDelta::days(100),
                     accept_time: None,
                     version: 1,
+                    source: guardian_service::domain::InvitationSource::Manual,
                 };
                 existing.insert(inv.id.to_text());
                 tx.insert_invitation(&inv).await.unwrap();

@@ -22,5 +22,6 @@ mod replicas;
 mod server;
 mod settings;
 mod summaries;
+mod sync;
 mod transport;
 mod unsubscribe;

@@ -78,6 +78,7 @@ async fn seed(store: &Arc<dyn Store>, now: DateTime<Utc>) {
             expire_time: now + TimeDelta::days(90),
             accept_time: Some(now - TimeDelta::days(29)),
             version: 1,
+            source: crate::domain::InvitationSource::Manual,
         })
         .await
         .unwrap();

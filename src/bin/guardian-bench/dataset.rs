@@ -157,6 +157,7 @@ async fn write_range(
                         }),
                     accept_time: (state == InvitationState::Accepted).then_some(now),
                     version: 1,
+                    source: guardian_service::domain::InvitationSource::Manual,
                 }
             };
             let mut planned = Vec::new();

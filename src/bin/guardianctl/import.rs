@@ -6,12 +6,14 @@ use crate::client::{Client, describe};
 use crate::csv_input::{Input, Row};
 use crate::report::{Entry, Progress};
 use futures_util::StreamExt;
+use guardian_service::domain::sync_rules::check_removals;
 use guardian_service::proto::{
     BulkCreateGuardianInvitationsRequest, BulkCreateGuardianInvitationsRow,
-    BulkDeleteGuardiansRequest, BulkDeleteGuardiansRow, BulkRowResult, SyncGuardiansRequest,
-    bulk_delete_guardians_row, sync_action,
+    BulkDeleteGuardiansRequest, BulkDeleteGuardiansRow, BulkRowResult, PairRemoval,
+    SyncGuardiansRequest, SyncRemoveScope, bulk_delete_guardians_row, sync_action,
 };
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// Chunks in flight at once.
 const IN_FLIGHT: usize = 6;
@@ -218,12 +220,17 @@ pub(crate) async fn invite(
 }
 
 /// Removes every row's guardian (by email, or by account id when it has no `@`).
+/// Removes each row's guardian: by default the link and any pending invitation of the pair (so
+/// nothing is left waiting for a guardian the school removed), or only one of them.
 pub(crate) async fn remove(
     client: &Client,
     input: &Input,
     chunk: usize,
     dry_run: bool,
+    removal: PairRemoval,
 ) -> Vec<Entry> {
+    // The chunk's request id tells removals of different reach apart.
+    let command = format!("remove/{}", removal.as_str_name());
     chunked(input, "remove", chunk, dry_run, |n, rows| {
         let mut guardians = client.guardians();
         let request = BulkDeleteGuardiansRequest {
@@ -242,8 +249,9 @@ pub(crate) async fn remove(
             request_id: if dry_run {
                 String::new()
             } else {
-                request_id(input, "remove", &n.to_string())
+                request_id(input, &command, &n.to_string())
             },
+            removal: removal as i32,
         };
         async move {
             guardians
@@ -255,10 +263,28 @@ pub(crate) async fn remove(
     .await
 }
 
+/// How a sync run treats what the file does not list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SyncRun {
+    /// Plan only.
+    pub dry_run: bool,
+    /// What may be removed.
+    pub scope: SyncRemoveScope,
+    /// The safety limit, in percent of a domain's links.
+    pub max_removal_percent: u32,
+    /// Delete beyond the safety limit.
+    pub force: bool,
+}
+
 /// Makes each student's guardians those the file lists for them; students absent from the
-/// file are left alone.
-pub(crate) async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<Entry> {
-    let mut entries = refused(input);
+/// file are left alone. The whole file is planned first (dry runs) and its deletions are held,
+/// per domain, to the safety limit the server holds each call to: a broken export that would
+/// unlink many families is refused before anything changes, unless `force`.
+pub(crate) async fn sync(
+    client: &Client,
+    input: &Input,
+    run: SyncRun,
+) -> Result<Vec<Entry>, String> {
     let mut students: Vec<(String, Vec<&Row>)> = Vec::new();
     for row in &input.rows {
         match students
@@ -269,7 +295,49 @@ pub(crate) async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<E
             None => students.push((row.student.clone(), vec![row])),
         }
     }
-    let mut progress = Progress::new(input.rows.len() as u64, "sync");
+    let plan = sync_pass(client, input, &students, run, Pass::Plan).await;
+    if let Some(refusal) = over_limit(&plan, run) {
+        return Err(refusal);
+    }
+    if run.dry_run {
+        return Ok(plan.entries);
+    }
+    Ok(sync_pass(client, input, &students, run, Pass::Apply)
+        .await
+        .entries)
+}
+
+/// The planning pass (every student as a dry run, the limit left to the run as a whole) or the
+/// applying one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Plan,
+    Apply,
+}
+
+/// What one pass over the file produced.
+struct PassResult {
+    entries: Vec<Entry>,
+    /// Per domain: links before the run, and deletions planned or made.
+    deletions: BTreeMap<String, (i64, i64)>,
+}
+
+async fn sync_pass(
+    client: &Client,
+    input: &Input,
+    students: &[(String, Vec<&Row>)],
+    run: SyncRun,
+    pass: Pass,
+) -> PassResult {
+    let dry_run = pass == Pass::Plan;
+    let mut entries = refused(input);
+    let mut deletions = BTreeMap::new();
+    let label = if pass == Pass::Plan && !run.dry_run {
+        "sync (plan)"
+    } else {
+        "sync"
+    };
+    let mut progress = Progress::new(input.rows.len() as u64, label);
     let mut results = futures_util::stream::iter(students.iter())
         .map(|(student, rows)| {
             let mut guardians = client.guardians();
@@ -281,8 +349,19 @@ pub(crate) async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<E
                 request_id: if dry_run {
                     String::new()
                 } else {
-                    request_id(input, "sync", student)
+                    let part = format!(
+                        "{student}\u{0}{}\u{0}{}\u{0}{}",
+                        run.scope.as_str_name(),
+                        run.max_removal_percent,
+                        run.force
+                    );
+                    request_id(input, "sync", &part)
                 },
+                remove_scope: run.scope as i32,
+                max_removal_percent: i32::try_from(run.max_removal_percent).unwrap_or(i32::MAX),
+                // The plan is held to the limit as a whole, below; each applied call is held
+                // to it by the server as well.
+                force: dry_run || run.force,
             };
             async move { (student, rows, guardians.sync_guardians(request).await) }
         })
@@ -290,7 +369,18 @@ pub(crate) async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<E
     while let Some((student, rows, reply)) = results.next().await {
         match reply {
             Ok(reply) => {
-                for action in reply.into_inner().actions {
+                let reply = reply.into_inner();
+                let deleted = reply
+                    .actions
+                    .iter()
+                    .filter(|a| a.kind == sync_action::Kind::DeleteGuardian as i32)
+                    .count() as i64;
+                if deleted > 0 {
+                    let counted = deletions.entry(reply.domain.clone()).or_insert((0, 0));
+                    counted.0 = counted.0.max(reply.domain_link_count);
+                    counted.1 += deleted;
+                }
+                for action in reply.actions {
                     let kind = sync_action::Kind::try_from(action.kind)
                         .map(|k| k.as_str_name().to_owned())
                         .unwrap_or_default();
@@ -319,7 +409,33 @@ pub(crate) async fn sync(client: &Client, input: &Input, dry_run: bool) -> Vec<E
         progress.advance(rows.len() as u64);
     }
     progress.finish();
-    entries
+    PassResult { entries, deletions }
+}
+
+/// Why the planned run may not go ahead: the domains whose deletions exceed the safety limit.
+fn over_limit(plan: &PassResult, run: SyncRun) -> Option<String> {
+    let over: Vec<String> = plan
+        .deletions
+        .iter()
+        .filter_map(|(domain, &(links, planned))| {
+            check_removals(planned, links, run.max_removal_percent, run.force)
+                .err()
+                .map(|e| {
+                    format!(
+                        "{domain}: {planned} of {links} links (the limit is {}, {}%)",
+                        e.limit, run.max_removal_percent
+                    )
+                })
+        })
+        .collect();
+    (!over.is_empty()).then(|| {
+        format!(
+            "the sync would delete more links than its safety limit allows, so nothing was \
+             changed: {}. Check the file (a missing guardian column or a partial export looks \
+             like this); to go ahead anyway, pass --force",
+            over.join("; ")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ mod watch;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use client::Client;
+use guardian_service::domain::sync_rules::DEFAULT_MAX_REMOVAL_PERCENT;
+use guardian_service::proto::{PairRemoval, SyncRemoveScope};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,16 +52,53 @@ struct CsvArgs {
     chunk: usize,
 }
 
+#[derive(Debug, clap::Args)]
+struct RemoveArgs {
+    #[command(flatten)]
+    csv: CsvArgs,
+    /// Only cancel the pending invitations of each row (leave an accepted guardian linked).
+    #[arg(long, conflicts_with = "accepted_only")]
+    pending_only: bool,
+    /// Only remove each row's accepted guardian (leave pending invitations waiting).
+    #[arg(long)]
+    accepted_only: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    csv: CsvArgs,
+    /// What the sync may remove of what the file does not list: only what a sync made, or
+    /// also the guardians people invited.
+    #[arg(long, value_enum, default_value = "synced-only")]
+    remove_scope: RemoveScopeArg,
+    /// The safety limit: refuse a run that would delete more than this share of a domain's
+    /// links (percent; at least one link may always go).
+    #[arg(long, default_value_t = DEFAULT_MAX_REMOVAL_PERCENT,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_removal_percent: u32,
+    /// Go ahead beyond the safety limit.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RemoveScopeArg {
+    SyncedOnly,
+    All,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the server's health (SERVING or NOT_SERVING); exit non-zero unless SERVING.
     Health,
     /// Invite the guardian of each row.
     Invite(CsvArgs),
-    /// Remove the guardian of each row (by email, or account id).
-    Remove(CsvArgs),
+    /// Remove the guardian of each row (by email, or account id): the link and the pending
+    /// invitations of the pair.
+    Remove(RemoveArgs),
     /// Make each listed student's guardians exactly those the file lists for them.
-    Sync(CsvArgs),
+    Sync(SyncArgs),
     /// List guardians or invitations, paging through all of them.
     List {
         /// What to list.
@@ -136,9 +175,29 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     };
     match cli.command {
         Command::Health => views::health(&cli.server).await,
-        Command::Invite(args) => import_file(&connect().await?, "invite", args).await,
-        Command::Remove(args) => import_file(&connect().await?, "remove", args).await,
-        Command::Sync(args) => import_file(&connect().await?, "sync", args).await,
+        Command::Invite(args) => import_file(&connect().await?, Job::Invite, args).await,
+        Command::Remove(args) => {
+            let removal = if args.pending_only {
+                PairRemoval::PendingOnly
+            } else if args.accepted_only {
+                PairRemoval::LinkOnly
+            } else {
+                PairRemoval::LinkAndPending
+            };
+            import_file(&connect().await?, Job::Remove(removal), args.csv).await
+        }
+        Command::Sync(args) => {
+            let run = import::SyncRun {
+                dry_run: args.csv.dry_run,
+                scope: match args.remove_scope {
+                    RemoveScopeArg::SyncedOnly => SyncRemoveScope::SyncedOnly,
+                    RemoveScopeArg::All => SyncRemoveScope::All,
+                },
+                max_removal_percent: args.max_removal_percent,
+                force: args.force,
+            };
+            import_file(&connect().await?, Job::Sync(run), args.csv).await
+        }
         Command::List {
             what,
             student,
@@ -164,13 +223,26 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
-async fn import_file(client: &Client, command: &str, args: CsvArgs) -> Result<ExitCode, String> {
+/// What a CSV file is for.
+enum Job {
+    Invite,
+    Remove(PairRemoval),
+    Sync(import::SyncRun),
+}
+
+async fn import_file(client: &Client, job: Job, args: CsvArgs) -> Result<ExitCode, String> {
     let input = csv_input::read(&args.csv)?;
     let started = std::time::Instant::now();
-    let entries = match command {
-        "invite" => import::invite(client, &input, args.chunk, args.dry_run).await,
-        "remove" => import::remove(client, &input, args.chunk, args.dry_run).await,
-        _ => import::sync(client, &input, args.dry_run).await,
+    let (command, entries) = match job {
+        Job::Invite => (
+            "invite",
+            import::invite(client, &input, args.chunk, args.dry_run).await,
+        ),
+        Job::Remove(removal) => (
+            "remove",
+            import::remove(client, &input, args.chunk, args.dry_run, removal).await,
+        ),
+        Job::Sync(run) => ("sync", import::sync(client, &input, run).await?),
     };
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(path) = &args.report {

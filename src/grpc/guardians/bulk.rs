@@ -2,7 +2,10 @@
 //! Each answers per row; a row's failure is its own result, not the call's.
 
 use super::convert::{invitation_to_proto, request_key, student_ref};
-use crate::app::{App, AppError, GuardianSelector, Replay, SyncKind};
+use crate::app::{
+    App, AppError, GuardianSelector, PairRemoval, Removal, Replay, SyncKind, SyncOptions,
+};
+use crate::domain::sync_rules::{DEFAULT_MAX_REMOVAL_PERCENT, RemoveScope};
 use crate::domain::{Email, UserId, ValidationError};
 use crate::grpc::authorized;
 use crate::grpc::convert::{parse_field, stamped};
@@ -113,8 +116,14 @@ pub(super) async fn remove(
         rows,
         dry_run,
         request_id,
+        removal,
     } = &req;
     let key = request_key(&who, "BulkDeleteGuardians", request_id, &req)?;
+    let how = Removal {
+        allow_missing: false,
+        dry_run: *dry_run,
+        what: pair_removal_from_proto(*removal)?,
+    };
     let rows = rows
         .iter()
         .enumerate()
@@ -144,9 +153,7 @@ pub(super) async fn remove(
         })
         .collect();
     let outcomes = app
-        .bulk_remove(&who, rows, *dry_run, deadline, key.as_ref(), &|_| {
-            Vec::new()
-        })
+        .bulk_remove(&who, rows, how, deadline, key.as_ref(), &|_| Vec::new())
         .await?;
     let results = row_results(outcomes, |i, _| row_ok(i, None));
     let response = proto::BulkDeleteGuardiansResponse {
@@ -168,29 +175,39 @@ pub(super) async fn sync(
         dry_run,
         allow_remove_all,
         request_id,
+        remove_scope,
+        max_removal_percent,
+        force,
     } = &req;
     let key = request_key(&who, "SyncGuardians", request_id, &req)?;
     let student = student_ref(&who, student_id)?;
+    let how = SyncOptions {
+        dry_run: *dry_run,
+        allow_remove_all: *allow_remove_all,
+        scope: remove_scope_from_proto(*remove_scope)?,
+        max_removal_percent: match *max_removal_percent {
+            0 => DEFAULT_MAX_REMOVAL_PERCENT,
+            // Out of range (negative included) is refused by the use case.
+            other => u32::try_from(other).unwrap_or(0),
+        },
+        force: *force,
+    };
     let desired = guardian_email_addresses
         .iter()
         .enumerate()
         .map(|(i, e)| parse_field(&format!("guardian_email_addresses[{i}]"), e, Email::parse))
         .collect::<Result<Vec<_>, _>>()?;
-    let plan = app
-        .sync_guardians(
-            &who,
-            &student,
-            desired,
-            *dry_run,
-            *allow_remove_all,
-            key.as_ref(),
-        )
+    let outcome = app
+        .sync_guardians(&who, &student, desired, how, key.as_ref())
         .await?;
     log_server_errors(
-        plan.iter()
+        outcome
+            .actions
+            .iter()
             .filter_map(|a| a.outcome.as_ref()?.as_ref().err()),
     );
-    let actions = plan
+    let actions = outcome
+        .actions
         .into_iter()
         .map(|a| {
             let (code, reason) = match a.outcome {
@@ -218,7 +235,37 @@ pub(super) async fn sync(
     let response = proto::SyncGuardiansResponse {
         actions,
         applied: !*dry_run,
+        domain: outcome.domain.to_string(),
+        domain_link_count: outcome.domain_link_count,
         ..Default::default()
     };
     stamped(app, Response::new(response)).await
+}
+
+/// A sync's removal scope; unset is SYNCED_ONLY.
+fn remove_scope_from_proto(raw: i32) -> Result<RemoveScope, ValidationError> {
+    match proto::SyncRemoveScope::try_from(raw) {
+        Ok(proto::SyncRemoveScope::Unspecified | proto::SyncRemoveScope::SyncedOnly) => {
+            Ok(RemoveScope::SyncedOnly)
+        }
+        Ok(proto::SyncRemoveScope::All) => Ok(RemoveScope::All),
+        Err(_) => Err(ValidationError::invalid(
+            "remove_scope",
+            "remove_scope must be SYNCED_ONLY or ALL",
+        )),
+    }
+}
+
+/// What a bulk removal row ends; unset is LINK_ONLY.
+fn pair_removal_from_proto(raw: i32) -> Result<PairRemoval, ValidationError> {
+    use proto::PairRemoval as P;
+    match P::try_from(raw) {
+        Ok(P::Unspecified | P::LinkOnly) => Ok(PairRemoval::LinkOnly),
+        Ok(P::PendingOnly) => Ok(PairRemoval::PendingOnly),
+        Ok(P::LinkAndPending) => Ok(PairRemoval::LinkAndPending),
+        Err(_) => Err(ValidationError::invalid(
+            "removal",
+            "removal must be LINK_ONLY, PENDING_ONLY or LINK_AND_PENDING",
+        )),
+    }
 }

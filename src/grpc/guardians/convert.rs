@@ -5,8 +5,8 @@ use crate::app::{GuardianRef, GuardianView, InvitationView, Replay, RequestKey, 
 use crate::auth::Authorized;
 use crate::domain::error::ValidationReason;
 use crate::domain::{
-    CallerRole, DeliveryStatus, Email, InvitationState, RemovalReason, StudentRef, UserId,
-    ValidationError,
+    CallerRole, DeliveryStatus, Email, InvitationSource, InvitationState, RemovalReason,
+    StudentRef, UserId, ValidationError,
 };
 use crate::grpc::convert::{parse_field, timestamp};
 use crate::proto;
@@ -167,6 +167,14 @@ pub(super) fn invitation_to_proto(view: &InvitationView) -> proto::GuardianInvit
             Some(DeliveryStatus::Sent) => proto::DeliveryStatus::Sent,
             Some(DeliveryStatus::Failed) => proto::DeliveryStatus::Failed,
         } as i32,
+        source: source_to_proto(inv.source) as i32,
+    }
+}
+
+fn source_to_proto(source: InvitationSource) -> proto::InvitationSource {
+    match source {
+        InvitationSource::Manual => proto::InvitationSource::Manual,
+        InvitationSource::Sync => proto::InvitationSource::Sync,
     }
 }
 
@@ -190,6 +198,7 @@ pub(super) fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
         },
         invitation_id: link.id.to_text(),
         create_time: Some(timestamp(link.accept_time.unwrap_or(link.create_time))),
+        source: source_to_proto(link.source) as i32,
     }
 }
 

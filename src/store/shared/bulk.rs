@@ -119,7 +119,8 @@ macro_rules! impl_bulk_repo {
                         .push_bind(inv.update_time)
                         .push_bind(inv.expire_time)
                         .push_bind(inv.accept_time)
-                        .push_bind(inv.version);
+                        .push_bind(inv.version)
+                        .push_bind(inv.source.name());
                 });
                 query.build().execute(&mut *self.conn).await.map_err(|e| {
                     $crate::store::StoreError::unique_as(

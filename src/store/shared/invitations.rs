@@ -16,7 +16,7 @@ macro_rules! impl_invitation_repo {
                 sqlx::query(concat!(
                     "INSERT INTO invitations (",
                     invitation_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                 ))
                 .bind(inv.id.to_text())
                 .bind(inv.domain.as_str())
@@ -34,6 +34,7 @@ macro_rules! impl_invitation_repo {
                 .bind(inv.expire_time)
                 .bind(inv.accept_time)
                 .bind(inv.version)
+                .bind(inv.source.name())
                 .execute(&mut *self.conn)
                 .await
                 .map_err(|e| $crate::store::error::invitation_unique(e, inv))?;
@@ -290,6 +291,19 @@ macro_rules! impl_invitation_repo {
                 )
                 .bind(email.as_str())
                 .bind(now)
+                .fetch_one(&mut *self.conn)
+                .await?;
+                Ok(count)
+            }
+
+            async fn count_domain_links(
+                &mut self,
+                domain: &$crate::domain::DomainName,
+            ) -> $crate::store::StoreResult<i64> {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM invitations WHERE domain = $1 AND state = 'ACCEPTED'",
+                )
+                .bind(domain.as_str())
                 .fetch_one(&mut *self.conn)
                 .await?;
                 Ok(count)

@@ -34,7 +34,7 @@ macro_rules! invitation_columns {
     () => {
         "invitation_id, domain, student_id, invited_email, state, removal_reason, inviter_id, \
          guardian_id, guardian_email, guardian_display_name, token_hash, create_time, \
-         update_time, expire_time, accept_time, version"
+         update_time, expire_time, accept_time, version, source"
     };
 }
 

@@ -1,0 +1,9 @@
+-- Who made an invitation: a person ('MANUAL') or SyncGuardians ('SYNC'). A sync removes only
+-- what a sync made unless asked otherwise, so every row made before this migration (made by
+-- people or by syncs that could not say so) counts as MANUAL: nothing becomes removable by it.
+ALTER TABLE invitations
+    ADD COLUMN source TEXT NOT NULL DEFAULT 'MANUAL' CHECK (source IN ('MANUAL', 'SYNC'));
+
+-- A sync's safety limit counts the domain's links; only links are in this index, so the count
+-- reads the links and nothing else (bulk imports write PENDING rows, which it does not hold).
+CREATE INDEX invitations_domain_links ON invitations (domain) WHERE state = 'ACCEPTED';
