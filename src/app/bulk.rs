@@ -109,7 +109,7 @@ impl App {
     /// The moment, by the service's clock, after which no row is started: the transport's
     /// deadline less the margin. Measured by the injected clock (the system clock in
     /// production), so that a test can move past it without waiting.
-    fn cut_off(&self, deadline: Option<Instant>) -> Option<DateTime<Utc>> {
+    pub(super) fn cut_off(&self, deadline: Option<Instant>) -> Option<DateTime<Utc>> {
         deadline.map(|at| {
             let left = TimeDelta::from_std(at.saturating_duration_since(Instant::now()))
                 .unwrap_or(TimeDelta::MAX);
@@ -118,7 +118,7 @@ impl App {
     }
 
     /// Refuses to start a row past the cut-off.
-    fn before_cut_off(&self, cut_off: Option<DateTime<Utc>>) -> AppResult<()> {
+    pub(super) fn before_cut_off(&self, cut_off: Option<DateTime<Utc>>) -> AppResult<()> {
         match cut_off {
             Some(at) if self.clock.now() >= at => Err(AppError::NotAttempted),
             _ => Ok(()),
@@ -126,7 +126,7 @@ impl App {
     }
 }
 
-fn too_many(rows: usize) -> AppResult<()> {
+pub(super) fn too_many(rows: usize) -> AppResult<()> {
     if rows > MAX_BULK_ROWS {
         Err(
             ValidationError::invalid("rows", format!("at most {MAX_BULK_ROWS} rows per call"))
@@ -138,7 +138,7 @@ fn too_many(rows: usize) -> AppResult<()> {
 }
 
 /// The request key of one part of a bulk request: stable for the same request and part.
-fn part_key(key: Option<&RequestKey>, part: &str, content: &str) -> Option<RequestKey> {
+pub(super) fn part_key(key: Option<&RequestKey>, part: &str, content: &str) -> Option<RequestKey> {
     key.map(|k| {
         let digest = Sha256::digest(format!("{}\u{0}{part}", k.request_id).as_bytes());
         RequestKey {

@@ -8,6 +8,7 @@ mod access;
 mod audit;
 mod bulk;
 mod bulk_invite;
+mod bulk_resend;
 mod check;
 mod directory;
 mod error;
@@ -33,6 +34,7 @@ pub use audit::{EventPage, EventQuery, SYSTEM_ACTOR};
 pub use bulk::{
     GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind, SyncOptions, SyncOutcome,
 };
+pub use bulk_resend::{ResendOutcome, ResendSelection};
 pub use check::{Answered, CheckSubject, Guardianship, MAX_CHECKS};
 pub use directory::{UserPage, UserQuery};
 pub use error::{AppError, AppResult, Missing};

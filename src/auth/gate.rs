@@ -89,6 +89,10 @@ pub const METHOD_PERMISSIONS: &[(&str, Permission)] = &[
         Permission::ManageGuardians,
     ),
     (
+        "/guardians.v1.GuardianService/ResendGuardianInvitations",
+        Permission::ManageGuardians,
+    ),
+    (
         "/guardians.v1.GuardianService/ListGuardianEvents",
         Permission::ReadEvents,
     ),

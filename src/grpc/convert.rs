@@ -3,6 +3,17 @@
 use crate::domain::ValidationError;
 use chrono::{DateTime, Utc};
 
+/// A time from the wire, refused under `field` when out of range.
+pub(super) fn instant(
+    field: &str,
+    raw: prost_types::Timestamp,
+) -> Result<DateTime<Utc>, ValidationError> {
+    u32::try_from(raw.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(raw.seconds, nanos))
+        .ok_or_else(|| ValidationError::invalid(field, format!("{field} is not a valid time")))
+}
+
 /// A protobuf timestamp of an instant.
 pub(super) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -106,6 +117,7 @@ write_responses!(
     DeleteGuardianResponse,
     BulkCreateGuardianInvitationsResponse,
     BulkDeleteGuardiansResponse,
+    ResendGuardianInvitationsResponse,
     SyncGuardiansResponse,
     UpdateDomainSettingsResponse,
     UpsertUsersResponse,

@@ -289,6 +289,15 @@ pub trait BulkRepo {
         emails: &[Email],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(Email, UserId)>>;
+    /// A domain's live PENDING invitations (unexpired at `now`) last sent (created or resent)
+    /// before `before`, the longest-waiting first, at most `limit`.
+    async fn pending_sent_before(
+        &mut self,
+        domain: &DomainName,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Invitation>>;
     /// The stored responses of these request ids of one caller.
     async fn get_idempotency_many(
         &mut self,

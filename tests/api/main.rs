@@ -19,6 +19,7 @@ mod mail;
 mod matrix;
 mod properties;
 mod replicas;
+mod resend;
 mod server;
 mod settings;
 mod summaries;

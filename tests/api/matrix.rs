@@ -31,6 +31,7 @@ enum Rpc {
     BulkCreateGuardianInvitations,
     SyncGuardians,
     BulkDeleteGuardians,
+    ResendGuardianInvitations,
     ListGuardianEvents,
     WatchGuardianChanges,
     GetDomainSettings,
@@ -50,7 +51,7 @@ enum Rpc {
     UnsubscribeFromSummaries,
 }
 
-const RPCS: [Rpc; 32] = [
+const RPCS: [Rpc; 33] = [
     Rpc::CreateGuardianInvitation,
     Rpc::GetGuardianInvitation,
     Rpc::ListGuardianInvitations,
@@ -66,6 +67,7 @@ const RPCS: [Rpc; 32] = [
     Rpc::BulkCreateGuardianInvitations,
     Rpc::SyncGuardians,
     Rpc::BulkDeleteGuardians,
+    Rpc::ResendGuardianInvitations,
     Rpc::ListGuardianEvents,
     Rpc::WatchGuardianChanges,
     Rpc::GetDomainSettings,
@@ -273,7 +275,9 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
             _ => DENIED,
         },
         // Empty bulk calls: only the gate speaks (each row is authorized like the single call).
-        R::BulkCreateGuardianInvitations | R::BulkDeleteGuardians => match who {
+        R::BulkCreateGuardianInvitations
+        | R::BulkDeleteGuardians
+        | R::ResendGuardianInvitations => match who {
             W::Admin
             | W::VerifiedTeacher
             | W::UnverifiedTeacher
@@ -531,6 +535,9 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
             .await),
         Rpc::BulkDeleteGuardians => ok(g
             .bulk_delete_guardians(BulkDeleteGuardiansRequest::default())
+            .await),
+        Rpc::ResendGuardianInvitations => ok(g
+            .resend_guardian_invitations(ResendGuardianInvitationsRequest::default())
             .await),
         Rpc::ListGuardianEvents => ok(g
             .list_guardian_events(ListGuardianEventsRequest {

@@ -1,5 +1,5 @@
-//! `invite`, `remove` and `sync` from a CSV file: chunked into bulk requests sent a few at a
-//! time, each with a request id derived from the file's content and the chunk, so running the
+//! `invite`, `resend`, `remove` and `sync` from a CSV file (and `resend` by age): chunked into
+//! bulk requests sent a few at a time, each with a request id derived from the file's content and the chunk, so running the
 //! same file again is safe (finished rows replay, the rest are done).
 
 use crate::client::{Client, describe};
@@ -10,7 +10,8 @@ use guardian_service::domain::sync_rules::check_removals;
 use guardian_service::proto::{
     BulkCreateGuardianInvitationsRequest, BulkCreateGuardianInvitationsRow,
     BulkDeleteGuardiansRequest, BulkDeleteGuardiansRow, BulkRowResult, PairRemoval,
-    SyncGuardiansRequest, SyncRemoveScope, bulk_delete_guardians_row, sync_action,
+    ResendGuardianInvitationsRequest, ResendGuardianInvitationsRow, SyncGuardiansRequest,
+    SyncRemoveScope, bulk_delete_guardians_row, sync_action,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -217,6 +218,115 @@ pub(crate) async fn invite(
         }
     })
     .await
+}
+
+/// Sends the pending invitation of every row again.
+pub(crate) async fn resend(
+    client: &Client,
+    input: &Input,
+    chunk: usize,
+    dry_run: bool,
+) -> Vec<Entry> {
+    chunked(input, "resend", chunk, dry_run, |n, rows| {
+        let mut guardians = client.guardians();
+        let request = ResendGuardianInvitationsRequest {
+            rows: rows
+                .iter()
+                .map(|r| ResendGuardianInvitationsRow {
+                    student_id: r.student.clone(),
+                    invited_email_address: r.guardian.clone(),
+                })
+                .collect(),
+            dry_run,
+            request_id: if dry_run {
+                String::new()
+            } else {
+                request_id(input, "resend", &n.to_string())
+            },
+            ..Default::default()
+        };
+        async move {
+            guardians
+                .resend_guardian_invitations(request)
+                .await
+                .map(|reply| reply.into_inner().results)
+        }
+    })
+    .await
+}
+
+/// Sends again every pending invitation of a domain last sent before `before`, a call's worth
+/// at a time (each call's invitations are no longer "sent before" once resent, so the next
+/// call goes on with the rest). Stops when a call resends none: what is left keeps failing.
+pub(crate) async fn resend_sent_before(
+    client: &Client,
+    before: std::time::SystemTime,
+    domain: &str,
+    dry_run: bool,
+) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let at = prost_types::Timestamp::from(before);
+    let mut guardians = client.guardians();
+    for call in 0_u32.. {
+        let mut hasher = Sha256::new();
+        hasher.update(format!("resend-sent-before\u{0}{at}\u{0}{domain}\u{0}{call}").as_bytes());
+        let digest = hasher.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let request = ResendGuardianInvitationsRequest {
+            sent_before: Some(at),
+            domain: domain.to_owned(),
+            dry_run,
+            request_id: if dry_run {
+                String::new()
+            } else {
+                uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .to_string()
+            },
+            ..Default::default()
+        };
+        let reply = match guardians.resend_guardian_invitations(request).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) => {
+                let (outcome, reason) = whole_request_outcome(&status);
+                entries.push(Entry {
+                    line: None,
+                    student: String::new(),
+                    guardian: String::new(),
+                    outcome: outcome.into(),
+                    reason,
+                });
+                break;
+            }
+        };
+        let resent = reply.results.iter().filter(|r| r.code == 0).count();
+        for result in reply.results {
+            let invitation = result.invitation.clone().unwrap_or_default();
+            let row = Row {
+                line: 0,
+                student: invitation.student_id,
+                guardian: invitation.invited_email_address,
+            };
+            let mut entry = entry(&row, Some(&result), None, dry_run);
+            entry.line = None;
+            if entry.guardian.is_empty() {
+                entry.guardian = invitation.invitation_id;
+            }
+            entries.push(entry);
+        }
+        // A dry run changes nothing, so the next call would choose the same invitations.
+        if reply.more && dry_run {
+            eprintln!(
+                "more invitations match than one call takes: the dry run shows the first {}",
+                entries.len()
+            );
+        }
+        if !reply.more || dry_run || resent == 0 {
+            break;
+        }
+    }
+    entries
 }
 
 /// Removes every row's guardian (by email, or by account id when it has no `@`).

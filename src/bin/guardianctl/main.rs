@@ -53,6 +53,48 @@ struct CsvArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct ResendArgs {
+    /// The CSV file of (student, guardian address) pairs whose pending invitation to resend.
+    #[arg(long, required_unless_present = "pending_older_than")]
+    csv: Option<PathBuf>,
+    /// Instead of a file: every pending invitation last sent longer ago than this (e.g. 30d,
+    /// 12h).
+    #[arg(long, conflicts_with = "csv", value_parser = parse_age)]
+    pending_older_than: Option<std::time::Duration>,
+    /// The domain to choose in (default: the token's own).
+    #[arg(long, requires = "pending_older_than")]
+    domain: Option<String>,
+    /// Check every invitation but change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the per-row outcome here (CSV).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Rows per request (with --csv).
+    #[arg(long, default_value_t = 500)]
+    chunk: usize,
+}
+
+/// An age such as `30d`, `12h` or `90m`.
+fn parse_age(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or("give a unit: d (days), h (hours) or m (minutes), e.g. 30d")?;
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number followed by d, h or m"))?;
+    let seconds = match unit {
+        "d" => n * 86_400,
+        "h" => n * 3_600,
+        "m" => n * 60,
+        _ => return Err(format!("unknown unit {unit:?}: use d, h or m")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[derive(Debug, clap::Args)]
 struct RemoveArgs {
     #[command(flatten)]
     csv: CsvArgs,
@@ -99,6 +141,9 @@ enum Command {
     Remove(RemoveArgs),
     /// Make each listed student's guardians exactly those the file lists for them.
     Sync(SyncArgs),
+    /// Send pending invitations again (a new link and 120 more days): those of a file's rows,
+    /// or every one waiting longer than an age.
+    Resend(ResendArgs),
     /// List guardians or invitations, paging through all of them.
     List {
         /// What to list.
@@ -186,6 +231,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             import_file(&connect().await?, Job::Remove(removal), args.csv).await
         }
+        Command::Resend(args) => resend(&connect().await?, args).await,
         Command::Sync(args) => {
             let run = import::SyncRun {
                 dry_run: args.csv.dry_run,
@@ -223,9 +269,42 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+async fn resend(client: &Client, args: ResendArgs) -> Result<ExitCode, String> {
+    match (args.csv, args.pending_older_than) {
+        (Some(csv), _) => {
+            let csv = CsvArgs {
+                csv,
+                dry_run: args.dry_run,
+                report: args.report,
+                chunk: args.chunk,
+            };
+            import_file(client, Job::Resend, csv).await
+        }
+        (None, Some(age)) => {
+            let before = std::time::SystemTime::now()
+                .checked_sub(age)
+                .ok_or("the age reaches before 1970")?;
+            let domain = args.domain.unwrap_or_default();
+            let started = std::time::Instant::now();
+            let entries = import::resend_sent_before(client, before, &domain, args.dry_run).await;
+            let chosen = entries.len();
+            finish(
+                "resend",
+                args.dry_run,
+                chosen,
+                &entries,
+                started,
+                args.report.as_deref(),
+            )
+        }
+        (None, None) => Err("give --csv FILE or --pending-older-than AGE".into()),
+    }
+}
+
 /// What a CSV file is for.
 enum Job {
     Invite,
+    Resend,
     Remove(PairRemoval),
     Sync(import::SyncRun),
 }
@@ -238,26 +317,50 @@ async fn import_file(client: &Client, job: Job, args: CsvArgs) -> Result<ExitCod
             "invite",
             import::invite(client, &input, args.chunk, args.dry_run).await,
         ),
+        Job::Resend => (
+            "resend",
+            import::resend(client, &input, args.chunk, args.dry_run).await,
+        ),
         Job::Remove(removal) => (
             "remove",
             import::remove(client, &input, args.chunk, args.dry_run, removal).await,
         ),
         Job::Sync(run) => ("sync", import::sync(client, &input, run).await?),
     };
+    let rows = input.rows.len() + input.bad.len();
+    finish(
+        command,
+        args.dry_run,
+        rows,
+        &entries,
+        started,
+        args.report.as_deref(),
+    )
+}
+
+/// Writes the report, prints the summary and the first failures, and gives the exit code:
+/// non-zero when any row failed or is unsettled.
+fn finish(
+    command: &str,
+    dry_run: bool,
+    rows: usize,
+    entries: &[report::Entry],
+    started: std::time::Instant,
+    report_path: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
     let elapsed = started.elapsed().as_secs_f64();
-    if let Some(path) = &args.report {
-        report::write(path, &entries)?;
+    if let Some(path) = report_path {
+        report::write(path, entries)?;
     }
     let failed = entries.iter().filter(|e| e.failed()).count();
     let unsettled = entries.iter().filter(|e| e.unsettled()).count();
-    let rows = input.rows.len() + input.bad.len();
     let counts = Counts {
         rows,
         entries: entries.len(),
         failed,
         unsettled,
     };
-    println!("{}", summary(command, args.dry_run, &counts, elapsed));
+    println!("{}", summary(command, dry_run, &counts, elapsed));
     for e in entries
         .iter()
         .filter(|e| e.failed() || e.unsettled())

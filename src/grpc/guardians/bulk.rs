@@ -3,12 +3,14 @@
 
 use super::convert::{invitation_to_proto, request_key, student_ref};
 use crate::app::{
-    App, AppError, GuardianSelector, PairRemoval, Removal, Replay, SyncKind, SyncOptions,
+    App, AppError, GuardianSelector, InvitationView, PairRemoval, Removal, Replay, ResendSelection,
+    RowOutcome, SyncKind, SyncOptions,
 };
+use crate::auth::Authorized;
 use crate::domain::sync_rules::{DEFAULT_MAX_REMOVAL_PERCENT, RemoveScope};
-use crate::domain::{Email, UserId, ValidationError};
+use crate::domain::{DomainName, Email, StudentRef, UserId, ValidationError};
 use crate::grpc::authorized;
-use crate::grpc::convert::{parse_field, stamped};
+use crate::grpc::convert::{instant, parse_field, stamped};
 use crate::grpc::status::{error_fields, log_server_errors};
 use crate::proto;
 use crate::proto::bulk_delete_guardians_row::Guardian as RowGuardian;
@@ -60,6 +62,30 @@ fn row_results<T>(
         .collect()
 }
 
+/// One (student, address) row, parsed; a bad field is the row's error, named by its index.
+fn pair_row(
+    who: &Authorized,
+    index: usize,
+    student_id: &str,
+    email: &str,
+) -> Result<(StudentRef, Email), ValidationError> {
+    let student = student_ref(who, student_id)
+        .map_err(|e| e.for_field(&format!("rows[{index}].student_id")))?;
+    let field = format!("rows[{index}].invited_email_address");
+    let email = parse_field(&field, email, Email::parse)?;
+    Ok((student, email))
+}
+
+/// Row results of rows that each answer with an invitation (fresh, or the first answer again).
+fn invitation_results(outcomes: Vec<RowOutcome<InvitationView>>) -> Vec<proto::BulkRowResult> {
+    row_results(outcomes, |i, outcome| match outcome {
+        Replay::Fresh(view) => row_ok(i, Some(invitation_to_proto(&view))),
+        Replay::Replayed(bytes) => {
+            row_ok(i, proto::GuardianInvitation::decode(bytes.as_slice()).ok())
+        }
+    })
+}
+
 pub(super) async fn invite(
     app: &App,
     request: Request<proto::BulkCreateGuardianInvitationsRequest>,
@@ -81,25 +107,84 @@ pub(super) async fn invite(
                 student_id,
                 invited_email_address,
             } = row;
-            let student = student_ref(&who, student_id)
-                .map_err(|e| e.for_field(&format!("rows[{i}].student_id")))?;
-            let field = format!("rows[{i}].invited_email_address");
-            let email = parse_field(&field, invited_email_address, Email::parse)?;
-            Ok((student, email))
+            pair_row(&who, i, student_id, invited_email_address)
         })
         .collect();
-    let encode = |v: &crate::app::InvitationView| invitation_to_proto(v).encode_to_vec();
+    let encode = |v: &InvitationView| invitation_to_proto(v).encode_to_vec();
     let outcomes = app
         .bulk_invite(&who, rows, *dry_run, deadline, key.as_ref(), &encode)
         .await?;
-    let results = row_results(outcomes, |i, outcome| match outcome {
-        Replay::Fresh(view) => row_ok(i, Some(invitation_to_proto(&view))),
-        Replay::Replayed(bytes) => {
-            row_ok(i, proto::GuardianInvitation::decode(bytes.as_slice()).ok())
-        }
-    });
+    let results = invitation_results(outcomes);
     let response = proto::BulkCreateGuardianInvitationsResponse {
         results,
+        ..Default::default()
+    };
+    stamped(app, Response::new(response)).await
+}
+
+pub(super) async fn resend(
+    app: &App,
+    request: Request<proto::ResendGuardianInvitationsRequest>,
+) -> Result<Response<proto::ResendGuardianInvitationsResponse>, Status> {
+    let who = authorized(&request)?;
+    let deadline = request_deadline(&request);
+    let req = request.into_inner();
+    let proto::ResendGuardianInvitationsRequest {
+        rows,
+        sent_before,
+        domain,
+        dry_run,
+        request_id,
+    } = &req;
+    let key = request_key(&who, "ResendGuardianInvitations", request_id, &req)?;
+    let selection = match sent_before {
+        Some(_) if !rows.is_empty() => {
+            return Err(
+                ValidationError::invalid("rows", "give rows or sent_before, not both").into(),
+            );
+        }
+        Some(at) => {
+            let before = instant("sent_before", *at)?;
+            let domain = if domain.is_empty() {
+                who.caller().home_domain().cloned().ok_or_else(|| {
+                    ValidationError::invalid("domain", "name the domain to choose in")
+                })?
+            } else {
+                parse_field("domain", domain, DomainName::parse)?
+            };
+            ResendSelection::SentBefore(domain, before)
+        }
+        None => ResendSelection::Pairs(
+            rows.iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    let proto::ResendGuardianInvitationsRow {
+                        student_id,
+                        invited_email_address,
+                    } = row;
+                    pair_row(&who, i, student_id, invited_email_address)
+                })
+                .collect(),
+        ),
+    };
+    let encode = |v: &InvitationView| invitation_to_proto(v).encode_to_vec();
+    let outcome = app
+        .bulk_resend(&who, selection, *dry_run, deadline, key.as_ref(), &encode)
+        .await?;
+    let mut results = invitation_results(outcome.rows);
+    // A chosen invitation that failed is still named, by its ids.
+    for (result, (student, id)) in results.iter_mut().zip(&outcome.chosen) {
+        if result.invitation.is_none() {
+            result.invitation = Some(proto::GuardianInvitation {
+                invitation_id: id.to_text(),
+                student_id: student.to_string(),
+                ..Default::default()
+            });
+        }
+    }
+    let response = proto::ResendGuardianInvitationsResponse {
+        results,
+        more: outcome.more,
         ..Default::default()
     };
     stamped(app, Response::new(response)).await

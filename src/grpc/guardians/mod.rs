@@ -80,5 +80,7 @@ route! {
         -> BulkCreateGuardianInvitationsResponse => bulk::invite;
     bulk_delete_guardians(BulkDeleteGuardiansRequest)
         -> BulkDeleteGuardiansResponse => bulk::remove;
+    resend_guardian_invitations(ResendGuardianInvitationsRequest)
+        -> ResendGuardianInvitationsResponse => bulk::resend;
     sync_guardians(SyncGuardiansRequest) -> SyncGuardiansResponse => bulk::sync;
 }

@@ -9,7 +9,7 @@ use crate::domain::summary::{
 };
 use crate::domain::{CourseId, Locale, UserId, ValidationError};
 use crate::grpc::convert::{
-    frequency_from_proto, frequency_to_proto, missing, parse_field, timestamp,
+    frequency_from_proto, frequency_to_proto, instant, missing, parse_field, timestamp,
 };
 use crate::grpc::status::error_fields;
 use crate::proto;
@@ -86,13 +86,6 @@ fn required_instant(
     raw: Option<prost_types::Timestamp>,
 ) -> Result<DateTime<Utc>, ValidationError> {
     instant(field, raw.ok_or_else(|| missing(field))?)
-}
-
-fn instant(field: &str, raw: prost_types::Timestamp) -> Result<DateTime<Utc>, ValidationError> {
-    u32::try_from(raw.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(raw.seconds, nanos))
-        .ok_or_else(|| ValidationError::invalid(field, format!("{field} is not a valid time")))
 }
 
 /// The result of one published item.

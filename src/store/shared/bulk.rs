@@ -46,6 +46,31 @@ macro_rules! impl_bulk_repo {
                 $crate::store::rows::convert_all(rows)
             }
 
+            async fn pending_sent_before(
+                &mut self,
+                domain: &$crate::domain::DomainName,
+                before: chrono::DateTime<chrono::Utc>,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
+                // The PENDING partial index on expire_time narrows to live invitations; a
+                // domain's waiting invitations are few next to its links.
+                let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    invitation_columns!(),
+                    " FROM invitations WHERE state = 'PENDING' AND expire_time > $1 \
+                     AND domain = $2 AND update_time < $3 \
+                     ORDER BY update_time, invitation_id LIMIT $4"
+                ))
+                .bind(now)
+                .bind(domain.as_str())
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.conn)
+                .await?;
+                $crate::store::rows::convert_all(rows)
+            }
+
             async fn students_of_addresses(
                 &mut self,
                 emails: &[$crate::domain::Email],
