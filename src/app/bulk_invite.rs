@@ -13,7 +13,7 @@ use super::bulk::RowOutcome;
 use super::idempotency::{Encoder, Replay, RequestKey, first_response};
 use super::invitations::{InviteMode, new_invitation};
 use super::lifecycle::{InvitationLetter, audit_event, expire};
-use super::read_models::InvitationView;
+use super::read_models::{InvitationView, StudentLabel};
 use super::students::StudentContext;
 use super::write::Reply;
 use super::{App, AppError, AppResult};
@@ -273,6 +273,7 @@ impl App {
                     .settings
                     .guardian_access_enabled
                     .then_some(DeliveryStatus::Queued),
+                student: Some(StudentLabel::of(&ctx.student)),
             };
             if let Some(key) = &row.key {
                 writes

@@ -135,6 +135,8 @@ impl App {
                         // Admins of the domain and services: those who may list addresses.
                         show_invited_email: true,
                         delivery: None,
+                        // The feed carries ids: a follower keeps its own directory.
+                        student: None,
                     });
                 Some(FeedChange {
                     position: c.position,

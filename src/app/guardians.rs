@@ -6,7 +6,7 @@ use super::freshness::Consistency;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitation_reads::StudentSelector;
 use super::lifecycle::{Letter, apply, audit};
-use super::read_models::{GuardianView, Page};
+use super::read_models::{GuardianView, Page, StudentLabel, student_labels};
 use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
@@ -134,6 +134,7 @@ impl App {
         Ok(GuardianView {
             link,
             show_invited_email: ctx.grant.may_manage,
+            student: Some(StudentLabel::of(&ctx.student)),
         })
     }
 
@@ -228,8 +229,11 @@ impl App {
             StudentSelector::One(_) => self.primary_route().await?,
             StudentSelector::All => self.read_route(query.consistency).await?,
         };
-        let (links, route) = read_on!(self, route, |s| s.list_links(&filter));
+        let (links, mut route) = read_on!(self, route, |s| s.list_links(&filter));
+        let labels =
+            student_labels(route.session.as_mut(), links.iter().map(|l| &l.student_id)).await?;
         let page = self.page_of_links(links, size, &filters, guardian.as_ref(), show_email);
+        let page = labelled(page, |student| labels.get(student).cloned());
         Ok(Answered {
             answer: page,
             at: route.at,
@@ -258,6 +262,8 @@ impl App {
             .decide_for(route.session.as_mut(), caller, record, StudentAccess::Read)
             .await?;
         let page = self.page_of_links(links, size, &filters, guardian, ctx.grant.may_manage);
+        let label = StudentLabel::of(&ctx.student);
+        let page = labelled(page, |_| Some(label.clone()));
         Ok(Answered {
             answer: page,
             at: route.at,
@@ -319,6 +325,7 @@ impl App {
             .map(|link| GuardianView {
                 link,
                 show_invited_email: show_email,
+                student: None,
             })
             .collect();
         Page {
@@ -510,4 +517,15 @@ fn single_domain(caller: &Caller) -> AppResult<Option<crate::domain::DomainName>
         )
         .into()),
     }
+}
+
+/// The page with each link's student label, as `label` gives it.
+fn labelled(
+    mut page: Page<GuardianView>,
+    label: impl Fn(&UserId) -> Option<StudentLabel>,
+) -> Page<GuardianView> {
+    for view in &mut page.items {
+        view.student = label(&view.link.student_id);
+    }
+    page
 }

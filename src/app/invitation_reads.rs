@@ -2,7 +2,7 @@
 //! of everything the caller may see (`student_id = "-"`).
 
 use super::access::require;
-use super::read_models::{InvitationView, Page};
+use super::read_models::{InvitationView, Page, StudentLabel, student_labels};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
@@ -62,6 +62,7 @@ impl App {
             invitation,
             show_invited_email: ctx.grant.may_manage,
             delivery,
+            student: Some(StudentLabel::of(&ctx.student)),
         })
     }
 
@@ -128,11 +129,13 @@ impl App {
         found.retain(|i| !guardian_only || is_own(caller, i));
         let ids: Vec<InvitationId> = found.iter().map(|i| i.id).collect();
         let delivery = session.latest_delivery_statuses(&ids).await?;
+        let labels = student_labels(session.as_mut(), found.iter().map(|i| &i.student_id)).await?;
         let items = found
             .into_iter()
             .map(|invitation| InvitationView {
                 observed_state: invitation.observed_state(now),
                 delivery: delivery.get(&invitation.id).copied(),
+                student: labels.get(&invitation.student_id).cloned(),
                 invitation,
                 show_invited_email: show_email,
             })

@@ -3,7 +3,7 @@
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::lifecycle::{InvitationLetter, Letter, apply, audit, expire, new_token};
-use super::read_models::InvitationView;
+use super::read_models::{InvitationView, StudentLabel};
 use super::students::StudentContext;
 use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
@@ -175,6 +175,7 @@ impl App {
             delivery: settings
                 .guardian_access_enabled
                 .then_some(crate::domain::DeliveryStatus::Queued),
+            student: Some(StudentLabel::of(&ctx.student)),
         };
         let ending = Ending {
             student: &ctx.student.user_id,
@@ -291,6 +292,7 @@ impl App {
                 .settings
                 .guardian_access_enabled
                 .then_some(crate::domain::DeliveryStatus::Queued),
+            student: Some(StudentLabel::of(&ctx.student)),
         };
         let ending = Ending {
             student: &ctx.student.user_id,

@@ -3,7 +3,7 @@
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with};
 use super::lifecycle::{Letter, apply, audit, hash_token};
-use super::read_models::{GuardianView, InvitationView};
+use super::read_models::{GuardianView, InvitationView, StudentLabel};
 use super::write::lock_for_write;
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
@@ -176,6 +176,7 @@ impl App {
         let view = GuardianView {
             link,
             show_invited_email: caller.role == CallerRole::Service,
+            student: student.as_ref().map(StudentLabel::of),
         };
         let student = view.link.student_id.clone();
         commit_with(self, tx, &student, key, now, view, encode).await
@@ -214,11 +215,13 @@ impl App {
             now,
         )
         .await?;
+        let student = tx.get_user(&declined.student_id).await?;
         let view = InvitationView {
             observed_state: declined.state,
             invitation: declined,
             show_invited_email: caller.role == CallerRole::Service,
             delivery: None,
+            student: student.as_ref().map(StudentLabel::of),
         };
         let student = view.invitation.student_id.clone();
         commit_with(self, tx, &student, key, now, view, encode).await

@@ -45,7 +45,7 @@ pub use invitation_reads::{InvitationQuery, StudentSelector};
 pub use invitations::InvitationRef;
 pub use invitee::Answer;
 pub use page_token::PageTokens;
-pub use read_models::{GuardianView, InvitationView, Page};
+pub use read_models::{GuardianView, InvitationView, Page, StudentLabel};
 pub use settings::SettingsUpdate;
 pub use settings_cache::SettingsCache;
 pub use summaries::{

@@ -327,3 +327,144 @@ async fn guardianctl_holds_the_whole_run_to_the_limit() {
         );
     }
 }
+
+/// `guardianctl list ... --format csv` as rows of named columns.
+fn listed(app: &TestApp, what: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let out = guardianctl(
+        &app.channel_uri,
+        &[
+            "list",
+            what,
+            "--student",
+            "-",
+            "--state",
+            "pending,accepted",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .zip(r.unwrap().iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_name_their_student_and_say_who_made_them() {
+    let app = spawn_app().await;
+    seed_school(&app, 2).await;
+    link(&app, "s1", "mum@example.org", "g-mum", "mum@example.org").await;
+    sync(
+        &app,
+        request("s2", &["dad@example.org"], SyncRemoveScope::SyncedOnly),
+    )
+    .await;
+
+    // The API: every read path, the admin's one-round-trip list and the teacher's alike.
+    let for_teacher = app
+        .guardians_as(&crate::helpers::teacher(
+            "t-verified",
+            crate::fixtures::SCHOOL,
+        ))
+        .list_guardians(ListGuardiansRequest {
+            student_id: "s1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .guardians;
+    let for_admin = app
+        .guardians_as(&crate::helpers::admin(crate::fixtures::SCHOOL))
+        .list_guardians(ListGuardiansRequest {
+            student_id: "s1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .guardians;
+    for guardians in [&for_teacher, &for_admin] {
+        assert_eq!(
+            guardians
+                .iter()
+                .map(|g| (
+                    g.student_email_address.as_str(),
+                    g.student_display_name.as_str()
+                ))
+                .collect::<Vec<_>>(),
+            vec![("s1@school.example", "Name of s1")]
+        );
+    }
+    let pending = app
+        .guardians()
+        .list_guardian_invitations(ListGuardianInvitationsRequest {
+            student_id: "s2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitations;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].student_display_name, "Name of s2");
+    let one = app
+        .guardians()
+        .get_guardian_invitation(GetGuardianInvitationRequest {
+            student_id: "s2".into(),
+            invitation_id: pending[0].invitation_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    assert_eq!(one.student_email_address, "s2@school.example");
+
+    // guardianctl lists every student's rows with names and provenance.
+    let guardians = listed(&app, "guardians");
+    assert_eq!(guardians.len(), 1);
+    assert_eq!(guardians[0]["student_email"], "s1@school.example");
+    assert_eq!(guardians[0]["student_name"], "Name of s1");
+    assert_eq!(guardians[0]["source"], "MANUAL");
+    let mut invitations: Vec<(String, String, String)> = listed(&app, "invitations")
+        .into_iter()
+        .map(|row| {
+            (
+                row["student_name"].clone(),
+                row["invited_email"].clone(),
+                row["source"].clone(),
+            )
+        })
+        .collect();
+    invitations.sort();
+    assert_eq!(
+        invitations,
+        vec![
+            (
+                "Name of s1".to_owned(),
+                "mum@example.org".to_owned(),
+                "MANUAL".to_owned()
+            ),
+            (
+                "Name of s2".to_owned(),
+                "dad@example.org".to_owned(),
+                "SYNC".to_owned()
+            ),
+        ]
+    );
+}

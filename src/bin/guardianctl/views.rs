@@ -4,7 +4,7 @@
 use crate::client::{Client, describe};
 use clap::{Subcommand, ValueEnum};
 use guardian_service::proto::{
-    DomainSettings, GetDomainSettingsRequest, InstitutionType, InvitationState,
+    DomainSettings, GetDomainSettingsRequest, InstitutionType, InvitationSource, InvitationState,
     ListGuardianInvitationsRequest, ListGuardiansRequest, UpdateDomainSettingsRequest,
     WhoCanManage,
 };
@@ -69,6 +69,14 @@ pub(crate) fn print(format: Format, header: &[&str], rows: &[Vec<String>]) -> Re
     Ok(())
 }
 
+/// MANUAL or SYNC; empty from a server that does not say.
+fn source_name(raw: i32) -> String {
+    match InvitationSource::try_from(raw) {
+        Ok(InvitationSource::Unspecified) | Err(_) => String::new(),
+        Ok(source) => source.as_str_name().to_owned(),
+    }
+}
+
 pub(crate) async fn list_guardians(
     client: &Client,
     student: &str,
@@ -92,10 +100,13 @@ pub(crate) async fn list_guardians(
             let profile = g.guardian_profile.unwrap_or_default();
             rows.push(vec![
                 g.student_id,
+                g.student_email_address,
+                g.student_display_name,
                 g.guardian_id,
                 profile.email_address,
                 profile.display_name,
                 g.invited_email_address,
+                source_name(g.source),
             ]);
         }
         if page.next_page_token.is_empty() {
@@ -105,7 +116,16 @@ pub(crate) async fn list_guardians(
     }
     print(
         format,
-        &["student", "guardian_id", "email", "name", "invited_email"],
+        &[
+            "student",
+            "student_email",
+            "student_name",
+            "guardian_id",
+            "email",
+            "name",
+            "invited_email",
+            "source",
+        ],
         &rows,
     )?;
     Ok(ExitCode::SUCCESS)
@@ -148,8 +168,11 @@ pub(crate) async fn list_invitations(
             rows.push(vec![
                 i.invitation_id,
                 i.student_id,
+                i.student_email_address,
+                i.student_display_name,
                 i.invited_email_address,
                 state,
+                source_name(i.source),
             ]);
         }
         if page.next_page_token.is_empty() {
@@ -159,7 +182,15 @@ pub(crate) async fn list_invitations(
     }
     print(
         format,
-        &["invitation_id", "student", "invited_email", "state"],
+        &[
+            "invitation_id",
+            "student",
+            "student_email",
+            "student_name",
+            "invited_email",
+            "state",
+            "source",
+        ],
         &rows,
     )?;
     Ok(ExitCode::SUCCESS)

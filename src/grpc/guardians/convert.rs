@@ -1,7 +1,9 @@
 //! GuardianService's proto <-> domain conversion: request fields parsed once, views turned
 //! into messages with the caller's visibility applied, request ids and replayed responses.
 
-use crate::app::{GuardianRef, GuardianView, InvitationView, Replay, RequestKey, StudentSelector};
+use crate::app::{
+    GuardianRef, GuardianView, InvitationView, Replay, RequestKey, StudentLabel, StudentSelector,
+};
 use crate::auth::Authorized;
 use crate::domain::error::ValidationReason;
 use crate::domain::{
@@ -168,7 +170,17 @@ pub(super) fn invitation_to_proto(view: &InvitationView) -> proto::GuardianInvit
             Some(DeliveryStatus::Failed) => proto::DeliveryStatus::Failed,
         } as i32,
         source: source_to_proto(inv.source) as i32,
+        student_email_address: student_email(view.student.as_ref()),
+        student_display_name: student_name(view.student.as_ref()),
     }
+}
+
+fn student_email(label: Option<&StudentLabel>) -> String {
+    label.map(|l| l.email.to_string()).unwrap_or_default()
+}
+
+fn student_name(label: Option<&StudentLabel>) -> String {
+    label.map(|l| l.display_name.clone()).unwrap_or_default()
 }
 
 fn source_to_proto(source: InvitationSource) -> proto::InvitationSource {
@@ -199,6 +211,8 @@ pub(super) fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
         invitation_id: link.id.to_text(),
         create_time: Some(timestamp(link.accept_time.unwrap_or(link.create_time))),
         source: source_to_proto(link.source) as i32,
+        student_email_address: student_email(view.student.as_ref()),
+        student_display_name: student_name(view.student.as_ref()),
     }
 }
 
