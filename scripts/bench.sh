@@ -174,17 +174,42 @@ for round in $(seq 1 "$rounds"); do
     add_exit_trap 'kill "${WATCHERS[@]}" 2>/dev/null'
   fi
   tps=$(pgbench_tps "$CONCURRENCY")
+  # The second of three rounds runs beside a check load (16 callers of fully_consistent
+  # CheckGuardianship, the database path an import competes with), measured alone first.
+  checking=""
+  if [ "$round" -eq 2 ] && [ "$rounds" -gt 2 ]; then
+    checking=", checks beside"
+    check_alone=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run \
+      --server "http://127.0.0.1:$PORT" --scale "$SCALE" --scenario check-consistent \
+      --concurrency 16 --channels 2 --duration 8s --warmup 500 --json)
+    GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run \
+      --server "http://127.0.0.1:$PORT" --scale "$SCALE" --scenario check-consistent \
+      --concurrency 16 --channels 2 --duration 8s --warmup 500 --json >"$OUT/p4-checks.json" &
+    CHECKS=$!
+  fi
   events_before=$(psql "$URL" -Atc "SELECT count(*) FROM guardian_events")
   started=$(date +%s%N)
   GUARDIANS_TOKEN=$IMPORT_TOKEN ./target/release/guardianctl --server "http://127.0.0.1:$PORT" \
     invite --csv "$OUT/p4.csv" --report "$OUT/p4-report.csv" >"$OUT/p4.log" 2>&1 || true
   ended=$(date +%s%N)
+  if [ -n "$checking" ]; then
+    wait "$CHECKS" || true
+    check_beside=$(cat "$OUT/p4-checks.json")
+    for which in alone beside; do
+      json=$check_alone
+      [ "$which" = beside ] && json=$check_beside
+      printf 'P4 checks %-7s %8.0f RPS  p50 %6.2f ms  p99 %6.2f ms  errors %d\n' "$which" \
+        "$(sed -E 's/.*"rps":([0-9.]+).*/\1/' <<<"$json")" "$(sed -E 's/.*"p50_ms":([0-9.]+).*/\1/' <<<"$json")" \
+        "$(sed -E 's/.*"p99_ms":([0-9.]+).*/\1/' <<<"$json")" "$(sed -E 's/.*"errors":([0-9]+).*/\1/' <<<"$json")"
+      echo "{\"label\":\"P4 checks $which\",\"result\":$json}" >> "$OUT/results.jsonl"
+    done
+  fi
   ms=$(( (ended - started) / 1000000 ))
   ok=$(psql "$URL" -Atc "SELECT count(*) FROM invitations WHERE invited_email LIKE 'p4-$round-%'")
   printf '%-28s %8.0f rows/s  %d of 100000 invited in %d ms  pgbench -S %6d TPS  ratio %.2f\n' \
-    "P4 round $round$watching" "$(awk -v r="$ok" -v ms="$ms" 'BEGIN { print r * 1000 / ms }')" "$ok" "$ms" "$tps" \
+    "P4 round $round$watching$checking" "$(awk -v r="$ok" -v ms="$ms" 'BEGIN { print r * 1000 / ms }')" "$ok" "$ms" "$tps" \
     "$(awk -v r="$ok" -v ms="$ms" -v b="$tps" 'BEGIN { print (b > 0 ? r * 1000 / ms / b : 0) }')"
-  echo "{\"label\":\"P4 round $round$watching\",\"rows\":$ok,\"ms\":$ms,\"pgbench_tps\":$tps}" >> "$OUT/results.jsonl"
+  echo "{\"label\":\"P4 round $round$watching$checking\",\"rows\":$ok,\"ms\":$ms,\"pgbench_tps\":$tps}" >> "$OUT/results.jsonl"
   if [ -n "$watching" ]; then
     expected=$(( $(psql "$URL" -Atc "SELECT count(*) FROM guardian_events") - events_before ))
     for w in 1 2 3; do
