@@ -17,6 +17,8 @@ mod helpers;
 mod invitations;
 mod mail;
 mod matrix;
+mod oneroster;
+mod oneroster_export;
 mod properties;
 mod replicas;
 mod resend;

@@ -1,6 +1,7 @@
 //! The connection to the server: one channel, every call carrying the operator's token.
 
 use guardian_service::proto::{
+    directory_service_client::DirectoryServiceClient,
     guardian_service_client::GuardianServiceClient, settings_service_client::SettingsServiceClient,
     summary_service_client::SummaryServiceClient,
 };
@@ -53,6 +54,11 @@ impl Client {
     /// SummaryService.
     pub(crate) fn summaries(&self) -> SummaryServiceClient<Authed> {
         SummaryServiceClient::new(self.channel.clone())
+    }
+
+    /// DirectoryService.
+    pub(crate) fn directory(&self) -> DirectoryServiceClient<Authed> {
+        DirectoryServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
     }
 
     /// SettingsService.

@@ -384,6 +384,9 @@ pub(crate) struct SyncRun {
     pub max_removal_percent: u32,
     /// Delete beyond the safety limit.
     pub force: bool,
+    /// A student listed with no guardian loses (within `scope`) those they have: right for an
+    /// export that lists every student, wrong for a file that lists only some rows.
+    pub allow_remove_all: bool,
 }
 
 /// Makes each student's guardians those the file lists for them; students absent from the
@@ -417,25 +420,28 @@ pub(crate) async fn sync(
         .entries)
 }
 
+/// Students and the rows that list their guardians (none: the student has none).
+pub(crate) type Groups<'a> = [(String, Vec<&'a Row>)];
+
 /// The planning pass (every student as a dry run, the limit left to the run as a whole) or the
 /// applying one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pass {
+pub(crate) enum Pass {
     Plan,
     Apply,
 }
 
 /// What one pass over the file produced.
-struct PassResult {
-    entries: Vec<Entry>,
+pub(crate) struct PassResult {
+    pub(crate) entries: Vec<Entry>,
     /// Per domain: links before the run, and deletions planned or made.
     deletions: BTreeMap<String, (i64, i64)>,
 }
 
-async fn sync_pass(
+pub(crate) async fn sync_pass(
     client: &Client,
     input: &Input,
-    students: &[(String, Vec<&Row>)],
+    students: &Groups<'_>,
     run: SyncRun,
     pass: Pass,
 ) -> PassResult {
@@ -455,7 +461,7 @@ async fn sync_pass(
                 student_id: student.clone(),
                 guardian_email_addresses: rows.iter().map(|r| r.guardian.clone()).collect(),
                 dry_run,
-                allow_remove_all: false,
+                allow_remove_all: run.allow_remove_all,
                 request_id: if dry_run {
                     String::new()
                 } else {
@@ -523,7 +529,7 @@ async fn sync_pass(
 }
 
 /// Why the planned run may not go ahead: the domains whose deletions exceed the safety limit.
-fn over_limit(plan: &PassResult, run: SyncRun) -> Option<String> {
+pub(crate) fn over_limit(plan: &PassResult, run: SyncRun) -> Option<String> {
     let over: Vec<String> = plan
         .deletions
         .iter()

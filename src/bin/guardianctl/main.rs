@@ -5,6 +5,7 @@
 mod client;
 mod csv_input;
 mod import;
+mod oneroster;
 mod report;
 mod summaries;
 mod views;
@@ -125,7 +126,7 @@ struct SyncArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum RemoveScopeArg {
+pub(crate) enum RemoveScopeArg {
     SyncedOnly,
     All,
 }
@@ -144,6 +145,12 @@ enum Command {
     /// Send pending invitations again (a new link and 120 more days): those of a file's rows,
     /// or every one waiting longer than an age.
     Resend(ResendArgs),
+    /// Mirror a student information system's export into the service (a dry run unless
+    /// --apply).
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// List guardians or invitations, paging through all of them.
     List {
         /// What to list.
@@ -184,6 +191,13 @@ enum Command {
         #[command(subcommand)]
         action: summaries::SummariesAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// A OneRoster 1.1 or 1.2 CSV export (a folder or a .zip): the directory, then each
+    /// student's guardians (parents, guardians, relatives with an address).
+    Oneroster(oneroster::OneRosterArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -232,6 +246,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             import_file(&connect().await?, Job::Remove(removal), args.csv).await
         }
         Command::Resend(args) => resend(&connect().await?, args).await,
+        Command::Import {
+            source: ImportSource::Oneroster(args),
+        } => oneroster::import(&connect().await?, args).await,
         Command::Sync(args) => {
             let run = import::SyncRun {
                 dry_run: args.csv.dry_run,
@@ -241,6 +258,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 },
                 max_removal_percent: args.max_removal_percent,
                 force: args.force,
+                allow_remove_all: false,
             };
             import_file(&connect().await?, Job::Sync(run), args.csv).await
         }
