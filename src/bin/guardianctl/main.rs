@@ -1,6 +1,6 @@
-//! `guardianctl`: the operator command line over the gRPC API: CSV invite, remove and sync
-//! (with dry runs, progress and a per-row report), listings, domain settings, summary previews
-//! and deliveries, and health.
+//! `guardianctl`: the operator command line over the gRPC API: CSV invite, resend, remove and
+//! sync, and OneRoster imports (with dry runs, progress and a per-row report), listings, domain
+//! settings, summary previews and deliveries, and health.
 
 mod client;
 mod csv_input;

@@ -96,16 +96,16 @@ pub(crate) async fn import(client: &Client, args: OneRosterArgs) -> Result<ExitC
         bad: Vec::new(),
         digest: export.digest,
     };
+    let mut listed: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for row in &input.rows {
+        listed.entry(row.student.as_str()).or_default().push(row);
+    }
     let groups: Vec<(String, Vec<&Row>)> = roster
         .guardians
         .keys()
         .map(|student| {
-            let listed = input
-                .rows
-                .iter()
-                .filter(|r| &r.student == student)
-                .collect();
-            (student.clone(), listed)
+            let rows = listed.remove(student.as_str()).unwrap_or_default();
+            (student.clone(), rows)
         })
         .collect();
     let run = SyncRun {
