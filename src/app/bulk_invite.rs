@@ -207,6 +207,9 @@ impl App {
             address_students.entry(email).or_default().insert(student);
         }
         let inviter = self.display_name_of(tx.as_mut(), caller).await?;
+        // Addresses of guardians who chose a language get their invitation in it.
+        let languages: HashMap<Email, crate::domain::Locale> =
+            tx.guardian_locales(&addresses).await?.into_iter().collect();
         let mut writes = Writes::default();
         for ((row, student), outcome) in rows.iter().zip(&row_students).zip(&mut outcomes) {
             let Some(student) = student else { continue };
@@ -260,6 +263,7 @@ impl App {
                 token: &token,
                 student_name: &ctx.student.display_name,
                 inviter_name: &inviter,
+                locale: languages.get(&row.email).copied(),
             };
             writes
                 .messages

@@ -5,7 +5,7 @@ use super::check::Answered;
 use super::freshness::Consistency;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitation_reads::StudentSelector;
-use super::lifecycle::{Letter, apply, audit};
+use super::lifecycle::{Letter, apply, audit, language_of_guardian};
 use super::read_models::{GuardianView, Page, StudentLabel, student_labels};
 use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
@@ -460,6 +460,7 @@ impl App {
                 ("guardian_name", guardian_name.as_str()),
                 ("school", removed.domain.as_str()),
             ];
+            let locale = language_of_guardian(tx.as_mut(), &profile.guardian_id).await?;
             self.queue_mail(
                 tx.as_mut(),
                 &Letter {
@@ -468,6 +469,7 @@ impl App {
                     to: &profile.email,
                     template: Template::Removed,
                     values: &values,
+                    locale,
                 },
                 now,
             )

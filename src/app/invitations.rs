@@ -2,7 +2,9 @@
 
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey};
-use super::lifecycle::{InvitationLetter, Letter, apply, audit, expire, new_token};
+use super::lifecycle::{
+    InvitationLetter, Letter, apply, audit, expire, language_of_address, new_token,
+};
 use super::read_models::{InvitationView, StudentLabel};
 use super::students::StudentContext;
 use super::write::{Ending, Reply, end_write, lock_for_write};
@@ -156,6 +158,7 @@ impl App {
         )
         .await?;
         let inviter = self.display_name_of(tx.as_mut(), caller).await?;
+        let locale = language_of_address(tx.as_mut(), invited).await?;
         self.queue_invitation_mail(
             tx.as_mut(),
             &InvitationLetter {
@@ -164,6 +167,7 @@ impl App {
                 token: &token,
                 student_name: &student.display_name,
                 inviter_name: &inviter,
+                locale,
             },
             now,
         )
@@ -368,6 +372,7 @@ impl App {
             now,
         )
         .await?;
+        let locale = language_of_address(tx, &stored.invited_email).await?;
         if event == InvitationEvent::Resend {
             let inviter = self.display_name_of(tx, caller).await?;
             self.queue_invitation_mail(
@@ -378,6 +383,7 @@ impl App {
                     token: &token,
                     student_name: &ctx.student.display_name,
                     inviter_name: &inviter,
+                    locale,
                 },
                 now,
             )
@@ -395,6 +401,7 @@ impl App {
                     to: &stored.invited_email,
                     template: Template::Cancellation,
                     values: &values,
+                    locale,
                 },
                 now,
             )

@@ -2,7 +2,7 @@
 
 use super::access::require;
 use super::idempotency::{Encoder, Replay, RequestKey, commit_with};
-use super::lifecycle::{Letter, apply, audit, hash_token};
+use super::lifecycle::{Letter, apply, audit, hash_token, language_of_guardian};
 use super::read_models::{GuardianView, InvitationView, StudentLabel};
 use super::write::lock_for_write;
 use super::{App, AppError, AppResult, Missing};
@@ -140,39 +140,44 @@ impl App {
         } else {
             person.display_name.clone()
         };
-        let schedule = schedule_phrase(&settings, settings.default_locale);
-        let values = [
-            ("student_name", student_name.as_str()),
-            ("guardian_name", guardian_name.as_str()),
-            ("school", link.domain.as_str()),
-            ("schedule", schedule.as_str()),
-        ];
-        if let Some(student) = &student {
+        // Each in their own language: the student's from the directory, the guardian's from
+        // their summary preferences; else the domain's.
+        let student_locale = student.as_ref().and_then(|s| s.locale);
+        let guardian_locale = language_of_guardian(tx.as_mut(), &person.guardian_id).await?;
+        for (to, template, locale) in [
+            (
+                student.as_ref().map(|s| &s.email),
+                Template::AcceptedToStudent,
+                student_locale,
+            ),
+            (
+                Some(&person.email),
+                Template::WelcomeGuardian,
+                guardian_locale,
+            ),
+        ] {
+            let Some(to) = to else { continue };
+            let schedule = schedule_phrase(&settings, locale.unwrap_or(settings.default_locale));
+            let values = [
+                ("student_name", student_name.as_str()),
+                ("guardian_name", guardian_name.as_str()),
+                ("school", link.domain.as_str()),
+                ("schedule", schedule.as_str()),
+            ];
             self.queue_mail(
                 tx.as_mut(),
                 &Letter {
                     settings: &settings,
                     invitation: &link,
-                    to: &student.email,
-                    template: Template::AcceptedToStudent,
+                    to,
+                    template,
                     values: &values,
+                    locale,
                 },
                 now,
             )
             .await?;
         }
-        self.queue_mail(
-            tx.as_mut(),
-            &Letter {
-                settings: &settings,
-                invitation: &link,
-                to: &person.email,
-                template: Template::WelcomeGuardian,
-                values: &values,
-            },
-            now,
-        )
-        .await?;
         let view = GuardianView {
             link,
             show_invited_email: caller.role == CallerRole::Service,

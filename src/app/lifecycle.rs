@@ -4,7 +4,7 @@
 use super::{App, AppError, AppResult, Missing};
 use crate::domain::{
     AuditDetails, AuditEvent, DeliveryStatus, DomainSettings, Email, Invitation, InvitationEvent,
-    OutboxMessage, transition,
+    Locale, OutboxMessage, transition,
 };
 use crate::mail::{Rendered, Template, format_date, render};
 use crate::store::{StoreError, Transaction, UniqueKey};
@@ -140,6 +140,8 @@ pub(crate) struct Letter<'a> {
     pub template: Template,
     /// The template's values.
     pub values: &'a [(&'a str, &'a str)],
+    /// The recipient's own language, where known (else the domain's).
+    pub locale: Option<Locale>,
 }
 
 /// The invitation email itself.
@@ -154,6 +156,8 @@ pub(crate) struct InvitationLetter<'a> {
     pub student_name: &'a str,
     /// The inviter's name.
     pub inviter_name: &'a str,
+    /// The invitee's own language, where they are already a guardian who chose one.
+    pub locale: Option<Locale>,
 }
 
 impl App {
@@ -195,7 +199,8 @@ impl App {
         let accept = format!("{base}/accept?token={token}");
         let decline = format!("{base}/decline?token={token}");
         let invitation = letter.invitation;
-        let expires = format_date(invitation.expire_time, letter.settings.default_locale);
+        let locale = letter.locale.unwrap_or(letter.settings.default_locale);
+        let expires = format_date(invitation.expire_time, locale);
         let values = [
             ("student_name", letter.student_name),
             ("school", invitation.domain.as_str()),
@@ -210,6 +215,7 @@ impl App {
             to: &invitation.invited_email,
             template: Template::Invitation,
             values: &values,
+            locale: Some(locale),
         };
         message_of(&mail, now)
     }
@@ -227,7 +233,7 @@ fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<Outbo
         html,
     } = render(
         letter.template,
-        letter.settings.default_locale,
+        letter.locale.unwrap_or(letter.settings.default_locale),
         letter.values,
     )
     .map_err(AppError::Internal)?;
@@ -246,4 +252,29 @@ fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<Outbo
         sent_time: None,
         list_unsubscribe: None,
     }))
+}
+
+/// The language the guardian with this address chose (as a guardian of any student), if any:
+/// mail to them is in it rather than the domain's.
+pub(crate) async fn language_of_address(
+    tx: &mut dyn Transaction,
+    email: &Email,
+) -> AppResult<Option<Locale>> {
+    Ok(tx
+        .guardian_locales(std::slice::from_ref(email))
+        .await?
+        .into_iter()
+        .next()
+        .map(|(_, locale)| locale))
+}
+
+/// The language a guardian chose for their summaries, if any: every mail to them is in it.
+pub(crate) async fn language_of_guardian(
+    tx: &mut dyn Transaction,
+    guardian: &crate::domain::UserId,
+) -> AppResult<Option<Locale>> {
+    Ok(tx
+        .get_summary_preferences(guardian)
+        .await?
+        .and_then(|p| p.locale))
 }

@@ -33,7 +33,8 @@ use crate::domain::summary::{
 };
 use crate::domain::{
     AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
-    IdempotencyRecord, Invitation, InvitationId, OutboxMessage, Position, Role, User, UserId,
+    IdempotencyRecord, Invitation, InvitationId, Locale, OutboxMessage, Position, Role, User,
+    UserId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -298,6 +299,10 @@ pub trait BulkRepo {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Invitation>>;
+    /// The language chosen by the guardian (summary preferences) who has each of these
+    /// addresses, as invited or as their own, on an ACCEPTED link; addresses of nobody who
+    /// chose are left out.
+    async fn guardian_locales(&mut self, emails: &[Email]) -> StoreResult<Vec<(Email, Locale)>>;
     /// The stored responses of these request ids of one caller.
     async fn get_idempotency_many(
         &mut self,

@@ -15,6 +15,7 @@ mod fixtures;
 mod hardening;
 mod helpers;
 mod invitations;
+mod language;
 mod mail;
 mod matrix;
 mod oneroster;

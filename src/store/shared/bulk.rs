@@ -71,6 +71,43 @@ macro_rules! impl_bulk_repo {
                 $crate::store::rows::convert_all(rows)
             }
 
+            async fn guardian_locales(
+                &mut self,
+                emails: &[$crate::domain::Email],
+            ) -> $crate::store::StoreResult<Vec<($crate::domain::Email, $crate::domain::Locale)>>
+            {
+                if emails.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One index per address column (as count_students_for_address), no OR.
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT i.guardian_email AS email, p.locale FROM invitations i \
+                     JOIN summary_preferences p ON p.guardian_id = i.guardian_id \
+                     WHERE i.state = 'ACCEPTED' AND p.locale IS NOT NULL \
+                     AND i.guardian_email IN (",
+                );
+                in_list!(query, emails);
+                query.push(
+                    " UNION SELECT i.invited_email AS email, p.locale FROM invitations i \
+                     JOIN summary_preferences p ON p.guardian_id = i.guardian_id \
+                     WHERE i.state = 'ACCEPTED' AND p.locale IS NOT NULL \
+                     AND i.invited_email IN (",
+                );
+                in_list!(query, emails);
+                let rows: Vec<(String, String)> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                rows.into_iter()
+                    .map(|(email, locale)| {
+                        Ok((
+                            $crate::store::rows::email(&email)?,
+                            $crate::domain::Locale::parse(&locale).map_err(|_| {
+                                $crate::store::StoreError::Corrupt("unreadable locale".into())
+                            })?,
+                        ))
+                    })
+                    .collect()
+            }
+
             async fn students_of_addresses(
                 &mut self,
                 emails: &[$crate::domain::Email],
