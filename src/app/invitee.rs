@@ -9,7 +9,7 @@ use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::Permission;
 use crate::domain::{
-    CallerRole, Email, GuardianProfile, InvitationEvent, UserId, ValidationError,
+    CallerRole, Email, GuardianProfile, InvitationEvent, Role, UserId, ValidationError,
     user::MAX_DISPLAY_NAME_CHARS,
 };
 use crate::mail::{Template, schedule_phrase};
@@ -221,6 +221,8 @@ impl App {
         )
         .await?;
         let student = tx.get_user(&declined.student_id).await?;
+        self.tell_inviter(tx.as_mut(), &declined, student.as_ref(), now)
+            .await?;
         let view = InvitationView {
             observed_state: declined.state,
             invitation: declined,
@@ -230,6 +232,49 @@ impl App {
         };
         let student = view.invitation.student_id.clone();
         commit_with(self, tx, &student, key, now, view, encode).await
+    }
+}
+
+impl App {
+    /// Tells the inviter, when a person in the directory with an address, that the invitee
+    /// said they are not the guardian: the student's name and the fact, never the address
+    /// (the invitee may be a stranger to the family).
+    async fn tell_inviter(
+        &self,
+        tx: &mut dyn Transaction,
+        declined: &crate::domain::Invitation,
+        student: Option<&crate::domain::User>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<()> {
+        let Ok(inviter_id) = UserId::parse(&declined.inviter_id) else {
+            return Ok(());
+        };
+        let Some(inviter) = tx.get_user(&inviter_id).await? else {
+            return Ok(());
+        };
+        if !matches!(inviter.role, Role::Teacher | Role::Admin) {
+            return Ok(());
+        }
+        let settings = self.settings_via(tx, &declined.domain).await?;
+        let student_name = student.map(|s| s.display_name.as_str()).unwrap_or_default();
+        let values = [
+            ("student_name", student_name),
+            ("inviter_name", inviter.display_name.as_str()),
+            ("school", declined.domain.as_str()),
+        ];
+        self.queue_mail(
+            tx,
+            &Letter {
+                settings: &settings,
+                invitation: declined,
+                to: &inviter.email,
+                template: Template::DeclinedToInviter,
+                values: &values,
+                locale: inviter.locale,
+            },
+            now,
+        )
+        .await
     }
 }
 

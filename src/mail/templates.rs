@@ -22,16 +22,19 @@ pub enum Template {
     WelcomeGuardian,
     /// To the guardian: the link was removed.
     Removed,
+    /// To the inviter: the invitee said they are not the guardian (never naming the address).
+    DeclinedToInviter,
 }
 
 impl Template {
     /// Every kind, for building the environment and for tests.
-    pub const ALL: [Template; 5] = [
+    pub const ALL: [Template; 6] = [
         Template::Invitation,
         Template::Cancellation,
         Template::AcceptedToStudent,
         Template::WelcomeGuardian,
         Template::Removed,
+        Template::DeclinedToInviter,
     ];
 
     fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Template {
             Self::AcceptedToStudent => "accepted_student",
             Self::WelcomeGuardian => "welcome_guardian",
             Self::Removed => "removed",
+            Self::DeclinedToInviter => "declined_inviter",
         }
     }
 }
@@ -54,11 +58,13 @@ fn source(template: Template, locale: Locale) -> &'static str {
         (Locale::En, T::AcceptedToStudent) => include_str!("templates/en/accepted_student.txt"),
         (Locale::En, T::WelcomeGuardian) => include_str!("templates/en/welcome_guardian.txt"),
         (Locale::En, T::Removed) => include_str!("templates/en/removed.txt"),
+        (Locale::En, T::DeclinedToInviter) => include_str!("templates/en/declined_inviter.txt"),
         (Locale::Nl, T::Invitation) => include_str!("templates/nl/invitation.txt"),
         (Locale::Nl, T::Cancellation) => include_str!("templates/nl/cancellation.txt"),
         (Locale::Nl, T::AcceptedToStudent) => include_str!("templates/nl/accepted_student.txt"),
         (Locale::Nl, T::WelcomeGuardian) => include_str!("templates/nl/welcome_guardian.txt"),
         (Locale::Nl, T::Removed) => include_str!("templates/nl/removed.txt"),
+        (Locale::Nl, T::DeclinedToInviter) => include_str!("templates/nl/declined_inviter.txt"),
     }
 }
 

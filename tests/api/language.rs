@@ -142,3 +142,55 @@ async fn everyone_is_written_to_in_their_own_language() {
         "{removal}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inviter_learns_of_a_decline_without_the_address() {
+    let app = spawn_app().await;
+    seed_school(&app, 2).await;
+    // A teacher in the directory invites for s1; the platform service (nobody's inbox) for s2.
+    let by_teacher = app
+        .guardians_as(&crate::helpers::teacher("t-verified", SCHOOL))
+        .create_guardian_invitation(CreateGuardianInvitationRequest {
+            student_id: "s1".into(),
+            invited_email_address: "stranger@example.org".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    let by_service = invite(&app, "s2", "other@example.org").await;
+    for (invitation, address) in [
+        (&by_teacher, "stranger@example.org"),
+        (&by_service, "other@example.org"),
+    ] {
+        let token = crate::fixtures::token_of(&app, &invitation.invitation_id).await;
+        app.guardians_as(&guardian("g-x", address))
+            .decline_guardian_invitation(DeclineGuardianInvitationRequest {
+                token,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let notices: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT recipient, subject, body_text FROM outbox \
+         WHERE recipient NOT IN ('stranger@example.org', 'other@example.org')",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(notices.len(), 1, "only the teacher is told: {notices:?}");
+    let (to, subject, body) = &notices[0];
+    assert_eq!(to, "t-verified@school.example");
+    assert!(subject.contains("Name of s1"), "{subject}");
+    assert!(body.contains("Hello Name of t-verified,"), "{body}");
+    assert!(
+        !body.contains("stranger"),
+        "the address is never repeated: {body}"
+    );
+}
