@@ -29,7 +29,7 @@ use std::time::Instant;
 /// Most rows one bulk call takes.
 pub const MAX_BULK_ROWS: usize = 10_000;
 /// Rows of one request in flight at once.
-const ROW_PARALLELISM: usize = 16;
+pub(super) const ROW_PARALLELISM: usize = 16;
 
 /// The outcome of one row.
 pub type RowOutcome<T> = Result<Replay<T>, AppError>;

@@ -4,7 +4,7 @@
 //! the single ResendGuardianInvitation would be.
 
 use super::access::require;
-use super::bulk::{RowOutcome, part_key, too_many};
+use super::bulk::{MAX_BULK_ROWS, ROW_PARALLELISM, RowOutcome, part_key, too_many};
 use super::idempotency::{Encoder, RequestKey};
 use super::invitations::{Change, InvitationRef};
 use super::read_models::InvitationView;
@@ -20,9 +20,6 @@ use crate::store::{InvitationFilter, InvitationScope, StateFilter};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::time::Instant;
-
-/// Rows of one request in flight at once (as for bulk removals).
-const ROW_PARALLELISM: usize = 16;
 
 /// Which invitations a bulk resend sends again.
 #[derive(Debug)]
@@ -65,7 +62,7 @@ impl App {
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<ResendOutcome> {
         let caller = require(who, Permission::ManageGuardians)?;
-        let limit = super::bulk::MAX_BULK_ROWS;
+        let limit = MAX_BULK_ROWS;
         let mut chosen_ids = Vec::new();
         let (targets, more): (Vec<Result<Target, ValidationError>>, bool) = match selection {
             ResendSelection::Pairs(rows) => {

@@ -21,8 +21,14 @@ const IN_FLIGHT: usize = 6;
 
 /// A request id for one part of one file's import.
 fn request_id(input: &Input, command: &str, part: &str) -> String {
+    stable_id(&input.digest, command, part)
+}
+
+/// A UUID derived from `seed`, `command` and `part`: the same run of the same work gets the
+/// same ids, so the server replays what it already did.
+fn stable_id(seed: &[u8], command: &str, part: &str) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(input.digest);
+    hasher.update(seed);
     hasher.update(command.as_bytes());
     hasher.update([0]);
     hasher.update(part.as_bytes());
@@ -268,11 +274,6 @@ pub(crate) async fn resend_sent_before(
     let at = prost_types::Timestamp::from(before);
     let mut guardians = client.guardians();
     for call in 0_u32.. {
-        let mut hasher = Sha256::new();
-        hasher.update(format!("resend-sent-before\u{0}{at}\u{0}{domain}\u{0}{call}").as_bytes());
-        let digest = hasher.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
         let request = ResendGuardianInvitationsRequest {
             sent_before: Some(at),
             domain: domain.to_owned(),
@@ -280,9 +281,8 @@ pub(crate) async fn resend_sent_before(
             request_id: if dry_run {
                 String::new()
             } else {
-                uuid::Builder::from_random_bytes(bytes)
-                    .into_uuid()
-                    .to_string()
+                let seed = format!("{at}\u{0}{domain}");
+                stable_id(seed.as_bytes(), "resend-sent-before", &call.to_string())
             },
             ..Default::default()
         };
