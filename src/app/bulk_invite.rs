@@ -23,6 +23,7 @@ use crate::domain::{
     Caller, DeliveryStatus, Email, IdempotencyRecord, Invitation, InvitationSource,
     InvitationState, Role, StudentRef, User, UserId,
 };
+use crate::mail::Template;
 use crate::store::Transaction;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -258,6 +259,7 @@ impl App {
                 now,
             ));
             let letter = InvitationLetter {
+                template: Template::Invitation,
                 settings: &ctx.settings,
                 invitation: &invitation,
                 token: &token,

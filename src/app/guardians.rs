@@ -458,7 +458,6 @@ impl App {
             let values = [
                 ("student_name", ctx.student.display_name.as_str()),
                 ("guardian_name", guardian_name.as_str()),
-                ("school", removed.domain.as_str()),
             ];
             let locale = language_of_guardian(tx.as_mut(), &profile.guardian_id).await?;
             self.queue_mail(

@@ -162,6 +162,7 @@ impl App {
         self.queue_invitation_mail(
             tx.as_mut(),
             &InvitationLetter {
+                template: Template::Invitation,
                 settings,
                 invitation: &invitation,
                 token: &token,
@@ -190,7 +191,9 @@ impl App {
         end_write(self, tx, view, ending).await
     }
 
-    /// The name emails give the caller: their directory name, else their domain.
+    /// The name emails give the inviter: their directory name; empty for a caller who is not
+    /// a named person there (an administrator's account, a service), whom the email names by
+    /// role ("the school administration"), never by a domain name.
     pub(crate) async fn display_name_of(
         &self,
         tx: &mut dyn Transaction,
@@ -198,14 +201,10 @@ impl App {
     ) -> AppResult<String> {
         if let Ok(id) = UserId::parse(&caller.subject)
             && let Some(user) = tx.get_user(&id).await?
-            && !user.display_name.is_empty()
         {
             return Ok(user.display_name);
         }
-        Ok(caller
-            .home_domain()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "your school".to_owned()))
+        Ok(String::new())
     }
 
     /// CancelGuardianInvitation: PENDING -> REMOVED(CANCELLED); the invitee is told.
@@ -334,6 +333,8 @@ pub(crate) fn new_invitation(
         accept_time: None,
         version: 1,
         source,
+        remind_time: ctx.settings.reminder_time(now, now + ttl),
+        reminder_token_hash: None,
     };
     (invitation, token)
 }
@@ -358,6 +359,10 @@ impl App {
             apply(tx, current, event, now, &|next| {
                 next.token_hash = token_hash.clone();
                 next.expire_time = now + ttl;
+                // A new invitation in all but id: its reminder is due anew, and an earlier
+                // reminder's link stops working with the first email's.
+                next.remind_time = ctx.settings.reminder_time(now, now + ttl);
+                next.reminder_token_hash = None;
             })
             .await?
         } else {
@@ -378,6 +383,7 @@ impl App {
             self.queue_invitation_mail(
                 tx,
                 &InvitationLetter {
+                    template: Template::Invitation,
                     settings: &ctx.settings,
                     invitation: &stored,
                     token: &token,
@@ -389,10 +395,7 @@ impl App {
             )
             .await?;
         } else {
-            let values = [
-                ("student_name", ctx.student.display_name.as_str()),
-                ("school", stored.domain.as_str()),
-            ];
+            let values = [("student_name", ctx.student.display_name.as_str())];
             self.queue_mail(
                 tx,
                 &Letter {

@@ -161,7 +161,6 @@ impl App {
             let values = [
                 ("student_name", student_name.as_str()),
                 ("guardian_name", guardian_name.as_str()),
-                ("school", link.domain.as_str()),
                 ("schedule", schedule.as_str()),
             ];
             self.queue_mail(
@@ -260,7 +259,6 @@ impl App {
         let values = [
             ("student_name", student_name),
             ("inviter_name", inviter.display_name.as_str()),
-            ("school", declined.domain.as_str()),
         ];
         self.queue_mail(
             tx,

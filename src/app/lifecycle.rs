@@ -144,8 +144,10 @@ pub(crate) struct Letter<'a> {
     pub locale: Option<Locale>,
 }
 
-/// The invitation email itself.
+/// An email with the invitation's accept and decline links: the invitation, or its reminder.
 pub(crate) struct InvitationLetter<'a> {
+    /// [`Template::Invitation`] or [`Template::Reminder`].
+    pub template: Template,
     /// Settings of the student's domain.
     pub settings: &'a DomainSettings,
     /// The invitation.
@@ -154,7 +156,8 @@ pub(crate) struct InvitationLetter<'a> {
     pub token: &'a str,
     /// The student's name.
     pub student_name: &'a str,
-    /// The inviter's name.
+    /// The inviter's name; empty when the inviter is not a person in the directory (an
+    /// administrator's account, a service), whom the email names by role.
     pub inviter_name: &'a str,
     /// The invitee's own language, where they are already a guardian who chose one.
     pub locale: Option<Locale>,
@@ -203,7 +206,6 @@ impl App {
         let expires = format_date(invitation.expire_time, locale);
         let values = [
             ("student_name", letter.student_name),
-            ("school", invitation.domain.as_str()),
             ("inviter_name", letter.inviter_name),
             ("expire_date", expires.as_str()),
             ("accept_url", accept.as_str()),
@@ -213,7 +215,7 @@ impl App {
             settings: letter.settings,
             invitation,
             to: &invitation.invited_email,
-            template: Template::Invitation,
+            template: letter.template,
             values: &values,
             locale: Some(locale),
         };
@@ -222,19 +224,23 @@ impl App {
 }
 
 /// One email rendered for the outbox, `None` when guardian access is off for the student's
-/// domain (turning access off blocks emails too).
+/// domain (turning access off blocks emails too). Every email names the school as its settings
+/// do and comes from the school's sender name, with replies to its office when it set one.
 fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<OutboxMessage>> {
-    if !letter.settings.guardian_access_enabled {
+    let settings = letter.settings;
+    if !settings.guardian_access_enabled {
         return Ok(None);
     }
+    let mut values = letter.values.to_vec();
+    values.push(("school", settings.school_display_name()));
     let Rendered {
         subject,
         text,
         html,
     } = render(
         letter.template,
-        letter.locale.unwrap_or(letter.settings.default_locale),
-        letter.values,
+        letter.locale.unwrap_or(settings.default_locale),
+        &values,
     )
     .map_err(AppError::Internal)?;
     Ok(Some(OutboxMessage {
@@ -251,6 +257,8 @@ fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<Outbo
         create_time: now,
         sent_time: None,
         list_unsubscribe: None,
+        from_name: settings.sender_name().map(str::to_owned),
+        reply_to: settings.reply_to_address.clone(),
     }))
 }
 

@@ -22,6 +22,7 @@ mod invitee;
 mod lifecycle;
 pub mod page_token;
 mod read_models;
+mod reminders;
 mod settings;
 mod settings_cache;
 mod students;

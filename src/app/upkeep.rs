@@ -1,5 +1,5 @@
-//! Background upkeep: expiring invitations, forgetting old request ids and purging class
-//! activity past the summaries' look-back. Safe with any number of replicas running it at once.
+//! Background upkeep: reminding and expiring invitations, forgetting old request ids and
+//! purging class activity past the summaries' look-back. Safe with any number of replicas running it at once.
 
 use super::App;
 use super::AppResult;
@@ -13,6 +13,8 @@ use chrono::TimeDelta;
 pub struct Upkeep {
     /// Invitations moved to EXPIRED.
     pub expired: usize,
+    /// Reminders sent.
+    pub reminded: usize,
     /// Request ids forgotten.
     pub purged: u64,
     /// Rows of class activity older than the summaries' look-back, deleted.
@@ -20,11 +22,14 @@ pub struct Upkeep {
 }
 
 impl App {
-    /// One round of upkeep: expires due invitations in batches of `batch` (each batch one
-    /// transaction, claimed with SKIP LOCKED so replicas share the work) and purges request ids
-    /// older than the retention.
+    /// One round of upkeep: expires due invitations and sends due reminders in batches of
+    /// `batch` (each batch one transaction, claimed with SKIP LOCKED so replicas share the
+    /// work) and purges request ids older than the retention.
     pub async fn run_upkeep(&self, batch: u32) -> AppResult<Upkeep> {
-        let mut done = Upkeep::default();
+        let mut done = Upkeep {
+            reminded: self.send_due_reminders(batch).await?,
+            ..Upkeep::default()
+        };
         loop {
             let now = self.clock.now();
             let mut tx = self.store.begin().await?;

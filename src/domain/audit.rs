@@ -79,4 +79,7 @@ pub mod actions {
     pub const COURSE_DELETED: &str = "directory.course_deleted";
     /// A class was left out of summaries, or put back.
     pub const COURSE_SUMMARIES_UPDATED: &str = "summaries.course_settings_updated";
+    /// The invitee of a PENDING invitation was reminded before it expires (no change to the
+    /// link or the invitation a client sees, so the change feed does not carry it).
+    pub const INVITATION_REMINDED: &str = "invitation.reminded";
 }

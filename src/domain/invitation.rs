@@ -266,6 +266,10 @@ pub struct Invitation {
     pub version: i64,
     /// Who made it: a person or a sync.
     pub source: InvitationSource,
+    /// When its one reminder is due, while PENDING; `None` once sent, or when none is due.
+    pub remind_time: Option<DateTime<Utc>>,
+    /// SHA-256 of the reminder's token, which works beside the first one.
+    pub reminder_token_hash: Option<String>,
 }
 
 impl Invitation {

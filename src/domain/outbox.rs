@@ -63,4 +63,8 @@ pub struct OutboxMessage {
     pub sent_time: Option<DateTime<Utc>>,
     /// The one-click unsubscribe URL of a summary (`List-Unsubscribe`, RFC 8058).
     pub list_unsubscribe: Option<String>,
+    /// The From display name (the school's), else the service's own.
+    pub from_name: Option<String>,
+    /// Where replies go (the school's office), else nowhere but the From address.
+    pub reply_to: Option<Email>,
 }

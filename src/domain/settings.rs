@@ -1,6 +1,7 @@
 //! A domain's guardian settings, their defaults and the rules for changing them.
 
 use super::audit::SettingChange;
+use super::email::Email;
 use super::error::ValidationError;
 use super::ids::DomainName;
 use super::summary::schedule::{DEFAULT_SEND_HOUR, Frequency};
@@ -108,6 +109,12 @@ pub const STUDENTS_PER_GUARDIAN: (i32, i32) = (1, 100);
 pub const SEND_HOURS: (i32, i32) = (0, 23);
 /// How many partner domains a domain may allowlist.
 pub const MAX_ALLOWLISTED_DOMAINS: usize = 100;
+/// Bounds of `invitation_reminder_days` (0 turns reminders off).
+pub const REMINDER_DAYS: (i32, i32) = (0, 60);
+/// Days before expiry a PENDING invitation is reminded of, for domains that never chose.
+pub const DEFAULT_REMINDER_DAYS: i32 = 7;
+/// Longest school name and From name, in characters: both go into headers and subjects.
+pub const MAX_NAME_CHARS: usize = 100;
 
 /// The guardian settings of one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +143,14 @@ pub struct DomainSettings {
     pub summary_send_hour: i32,
     /// How often guardians who chose nothing get a summary.
     pub default_summary_frequency: Frequency,
+    /// The school's name as families know it, used in every email (else the domain name).
+    pub school_name: Option<String>,
+    /// The display name the emails come from (else the school's name, else the service's).
+    pub mail_from_name: Option<String>,
+    /// Where replies to the emails go (else to the service's From address).
+    pub reply_to_address: Option<Email>,
+    /// Days before expiry a PENDING invitation gets one reminder; 0 sends none.
+    pub invitation_reminder_days: i32,
     /// Incremented by every stored change; 0 for defaults never stored. The etag is derived from it.
     pub version: i64,
     /// When last stored; `None` for defaults never stored.
@@ -158,6 +173,10 @@ impl DomainSettings {
             summary_time_zone: Tz::UTC,
             summary_send_hour: DEFAULT_SEND_HOUR as i32,
             default_summary_frequency: Frequency::Weekly,
+            school_name: None,
+            mail_from_name: None,
+            reply_to_address: None,
+            invitation_reminder_days: DEFAULT_REMINDER_DAYS,
             version: 0,
             update_time: None,
         }
@@ -166,6 +185,32 @@ impl DomainSettings {
     /// The opaque etag clients send back: the version in quotes, as HTTP does.
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.version)
+    }
+
+    /// How the emails name the school: its chosen name, else the domain.
+    pub fn school_display_name(&self) -> &str {
+        self.school_name.as_deref().unwrap_or(self.domain.as_str())
+    }
+
+    /// The From display name of the emails, when the domain set one (or a school name).
+    pub fn sender_name(&self) -> Option<&str> {
+        self.mail_from_name
+            .as_deref()
+            .or(self.school_name.as_deref())
+    }
+
+    /// When an invitation sent at `sent` and acceptable until `expires` is reminded: that many
+    /// days before it expires, if reminders are on and that moment comes after the sending.
+    pub fn reminder_time(
+        &self,
+        sent: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if self.invitation_reminder_days == 0 {
+            return None;
+        }
+        let at = expires - chrono::TimeDelta::days(i64::from(self.invitation_reminder_days));
+        (at > sent).then_some(at)
     }
 
     /// Applies a patch and returns the settings to store, enforcing the institution-type rule:
@@ -210,6 +255,27 @@ impl DomainSettings {
         }
         if let Some(frequency) = patch.default_summary_frequency {
             next.default_summary_frequency = frequency;
+        }
+        if let Some(name) = patch.school_name {
+            next.school_name = display_name("school_name", &name)?;
+        }
+        if let Some(name) = patch.mail_from_name {
+            next.mail_from_name = display_name("mail_from_name", &name)?;
+        }
+        if let Some(raw) = patch.reply_to_address {
+            next.reply_to_address = match raw.trim() {
+                "" => None,
+                address => Some(Email::parse(address).map_err(|_| {
+                    ValidationError::invalid(
+                        "reply_to_address",
+                        "reply_to_address must be an email address (or empty for none)",
+                    )
+                })?),
+            };
+        }
+        if let Some(days) = patch.invitation_reminder_days {
+            next.invitation_reminder_days =
+                in_range("invitation_reminder_days", days, REMINDER_DAYS)?;
         }
         Ok(next)
     }
@@ -273,6 +339,27 @@ impl DomainSettings {
                 before.default_summary_frequency.as_str().to_owned(),
                 self.default_summary_frequency.as_str().to_owned(),
             ),
+            (
+                "school_name",
+                before.school_name.clone().unwrap_or_default(),
+                self.school_name.clone().unwrap_or_default(),
+            ),
+            (
+                "mail_from_name",
+                before.mail_from_name.clone().unwrap_or_default(),
+                self.mail_from_name.clone().unwrap_or_default(),
+            ),
+            (
+                // The audit trail keeps that it changed, not the address.
+                "reply_to_address",
+                presence(before.reply_to_address.is_some()),
+                presence(self.reply_to_address.is_some()),
+            ),
+            (
+                "invitation_reminder_days",
+                before.invitation_reminder_days.to_string(),
+                self.invitation_reminder_days.to_string(),
+            ),
         ];
         fields
             .into_iter()
@@ -284,6 +371,32 @@ impl DomainSettings {
             })
             .collect()
     }
+}
+
+/// Whether an address is set, for the audit trail (which keeps no address).
+fn presence(set: bool) -> String {
+    if set { "set" } else { "" }.to_owned()
+}
+
+/// A name shown in emails: trimmed, empty for none, one line, at most [`MAX_NAME_CHARS`].
+fn display_name(field: &str, raw: &str) -> Result<Option<String>, ValidationError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError::invalid(
+            field,
+            format!("{field} must be one line without control characters"),
+        ));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ValidationError::invalid(
+            field,
+            format!("{field} must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(Some(name.to_owned()))
 }
 
 /// An allowlist as one comma-separated value (empty for none).
@@ -320,6 +433,14 @@ pub struct SettingsPatch {
     pub summary_send_hour: Option<i32>,
     /// New default frequency.
     pub default_summary_frequency: Option<Frequency>,
+    /// New school name (empty clears it).
+    pub school_name: Option<String>,
+    /// New From display name (empty clears it).
+    pub mail_from_name: Option<String>,
+    /// New Reply-To address (empty clears it).
+    pub reply_to_address: Option<String>,
+    /// New reminder lead time in days (0 turns reminders off).
+    pub invitation_reminder_days: Option<i32>,
 }
 
 fn in_range(field: &str, value: i32, (min, max): (i32, i32)) -> Result<i32, ValidationError> {
@@ -484,6 +605,101 @@ mod tests {
             assert!(defaults().apply(patch(min - 1)).is_err());
             assert!(defaults().apply(patch(max + 1)).is_err());
         }
+    }
+
+    #[test]
+    fn school_identity_is_trimmed_bounded_and_clearable() {
+        let s = defaults()
+            .apply(SettingsPatch {
+                school_name: Some("  Lincoln High  ".into()),
+                reply_to_address: Some("Office@Lincoln.k12.example".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(s.school_name.as_deref(), Some("Lincoln High"));
+        assert_eq!(s.school_display_name(), "Lincoln High");
+        assert_eq!(
+            s.sender_name(),
+            Some("Lincoln High"),
+            "the From name follows the school"
+        );
+        assert_eq!(
+            s.reply_to_address.as_ref().map(Email::as_str),
+            Some("office@lincoln.k12.example")
+        );
+        let named = s
+            .apply(SettingsPatch {
+                mail_from_name: Some("Lincoln High office".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(named.sender_name(), Some("Lincoln High office"));
+        let cleared = named
+            .apply(SettingsPatch {
+                school_name: Some(String::new()),
+                mail_from_name: Some(" ".into()),
+                reply_to_address: Some(String::new()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(cleared.school_display_name(), "school.example");
+        assert_eq!(cleared.sender_name(), None);
+        assert_eq!(cleared.reply_to_address, None);
+        let audit = cleared.changes_from(&named);
+        assert!(
+            audit.iter().all(|c| !c.old_value.contains('@')),
+            "the audit keeps no address: {audit:?}"
+        );
+
+        for bad in [
+            SettingsPatch {
+                school_name: Some("Lincoln\r\nBcc: x@y.example".into()),
+                ..Default::default()
+            },
+            SettingsPatch {
+                mail_from_name: Some("x".repeat(MAX_NAME_CHARS + 1)),
+                ..Default::default()
+            },
+            SettingsPatch {
+                reply_to_address: Some("not an address".into()),
+                ..Default::default()
+            },
+            SettingsPatch {
+                invitation_reminder_days: Some(REMINDER_DAYS.1 + 1),
+                ..Default::default()
+            },
+            SettingsPatch {
+                invitation_reminder_days: Some(-1),
+                ..Default::default()
+            },
+        ] {
+            assert!(defaults().apply(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_reminder_comes_that_many_days_before_expiry_and_only_after_sending() {
+        use chrono::TimeZone;
+        let sent = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let s = defaults();
+        let expires = sent + chrono::TimeDelta::days(120);
+        assert_eq!(
+            s.reminder_time(sent, expires),
+            Some(expires - chrono::TimeDelta::days(DEFAULT_REMINDER_DAYS.into()))
+        );
+        let short = sent + chrono::TimeDelta::days(7);
+        assert_eq!(
+            s.reminder_time(sent, short),
+            None,
+            "it would come at the sending"
+        );
+        let off = s
+            .apply(SettingsPatch {
+                invitation_reminder_days: Some(0),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(off.reminder_time(sent, expires), None);
     }
 
     #[test]

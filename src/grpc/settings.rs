@@ -84,11 +84,19 @@ pub(super) fn to_proto(s: &DomainSettings) -> proto::DomainSettings {
         summary_time_zone: s.summary_time_zone.name().to_owned(),
         summary_send_hour: Some(s.summary_send_hour),
         default_summary_frequency: frequency_to_proto(s.default_summary_frequency) as i32,
+        school_name: s.school_name.clone().unwrap_or_default(),
+        mail_from_name: s.mail_from_name.clone().unwrap_or_default(),
+        reply_to_address: s
+            .reply_to_address
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        invitation_reminder_days: Some(s.invitation_reminder_days),
     }
 }
 
 /// The fields a mask may name.
-const WRITABLE: [&str; 11] = [
+const WRITABLE: [&str; 15] = [
     "institution_type",
     "guardian_access_enabled",
     "who_can_manage",
@@ -100,6 +108,10 @@ const WRITABLE: [&str; 11] = [
     "summary_time_zone",
     "summary_send_hour",
     "default_summary_frequency",
+    "school_name",
+    "mail_from_name",
+    "reply_to_address",
+    "invitation_reminder_days",
 ];
 
 fn parse_update(
@@ -126,6 +138,10 @@ fn parse_update(
         summary_time_zone,
         summary_send_hour,
         default_summary_frequency,
+        school_name,
+        mail_from_name,
+        reply_to_address,
+        invitation_reminder_days,
     } = settings;
     let domain = parse_field("settings.domain", &domain, DomainName::parse)?;
     let paths: Vec<String> = match update_mask {
@@ -147,6 +163,10 @@ fn parse_update(
                 !summary_time_zone.is_empty(),
                 summary_send_hour.is_some(),
                 default_summary_frequency != 0,
+                !school_name.is_empty(),
+                !mail_from_name.is_empty(),
+                !reply_to_address.is_empty(),
+                invitation_reminder_days.is_some(),
             ];
             WRITABLE
                 .iter()
@@ -221,6 +241,18 @@ fn parse_update(
             "default_summary_frequency" => {
                 patch.default_summary_frequency =
                     Some(frequency_from_proto(&field, default_summary_frequency)?);
+            }
+            "school_name" => patch.school_name = Some(school_name.clone()),
+            "mail_from_name" => patch.mail_from_name = Some(mail_from_name.clone()),
+            "reply_to_address" => patch.reply_to_address = Some(reply_to_address.clone()),
+            "invitation_reminder_days" => {
+                patch.invitation_reminder_days =
+                    Some(invitation_reminder_days.ok_or_else(|| {
+                        ValidationError::invalid(
+                            &field,
+                            "invitation_reminder_days is required (0-60)",
+                        )
+                    })?);
             }
             other => {
                 return Err(ValidationError::invalid(

@@ -24,17 +24,20 @@ pub enum Template {
     Removed,
     /// To the inviter: the invitee said they are not the guardian (never naming the address).
     DeclinedToInviter,
+    /// To the invitee, days before a PENDING invitation expires: accept and decline links.
+    Reminder,
 }
 
 impl Template {
     /// Every kind, for building the environment and for tests.
-    pub const ALL: [Template; 6] = [
+    pub const ALL: [Template; 7] = [
         Template::Invitation,
         Template::Cancellation,
         Template::AcceptedToStudent,
         Template::WelcomeGuardian,
         Template::Removed,
         Template::DeclinedToInviter,
+        Template::Reminder,
     ];
 
     fn name(self) -> &'static str {
@@ -45,6 +48,7 @@ impl Template {
             Self::WelcomeGuardian => "welcome_guardian",
             Self::Removed => "removed",
             Self::DeclinedToInviter => "declined_inviter",
+            Self::Reminder => "reminder",
         }
     }
 }
@@ -59,12 +63,14 @@ fn source(template: Template, locale: Locale) -> &'static str {
         (Locale::En, T::WelcomeGuardian) => include_str!("templates/en/welcome_guardian.txt"),
         (Locale::En, T::Removed) => include_str!("templates/en/removed.txt"),
         (Locale::En, T::DeclinedToInviter) => include_str!("templates/en/declined_inviter.txt"),
+        (Locale::En, T::Reminder) => include_str!("templates/en/reminder.txt"),
         (Locale::Nl, T::Invitation) => include_str!("templates/nl/invitation.txt"),
         (Locale::Nl, T::Cancellation) => include_str!("templates/nl/cancellation.txt"),
         (Locale::Nl, T::AcceptedToStudent) => include_str!("templates/nl/accepted_student.txt"),
         (Locale::Nl, T::WelcomeGuardian) => include_str!("templates/nl/welcome_guardian.txt"),
         (Locale::Nl, T::Removed) => include_str!("templates/nl/removed.txt"),
         (Locale::Nl, T::DeclinedToInviter) => include_str!("templates/nl/declined_inviter.txt"),
+        (Locale::Nl, T::Reminder) => include_str!("templates/nl/reminder.txt"),
     }
 }
 

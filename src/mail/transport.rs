@@ -35,11 +35,24 @@ pub fn build(message: &OutboxMessage, from: &Mailbox) -> Result<Message, SendErr
         .as_str()
         .parse()
         .map_err(|_| SendError::Permanent("unusable recipient address".into()))?;
+    // The school's name on the service's own address: the address is what SPF and DKIM
+    // vouch for, so only the display name changes.
+    let from = match &message.from_name {
+        Some(name) => Mailbox::new(Some(name.clone()), from.email.clone()),
+        None => from.clone(),
+    };
     let mut builder = Message::builder()
         .message_id(Some(format!("<{}@guardian-service>", message.message_id)))
-        .from(from.clone())
+        .from(from)
         .to(to)
         .subject(message.subject.clone());
+    if let Some(office) = &message.reply_to {
+        let office: Mailbox = office
+            .as_str()
+            .parse()
+            .map_err(|_| SendError::Permanent("unusable Reply-To address".into()))?;
+        builder = builder.reply_to(office);
+    }
     if let Some(url) = &message.list_unsubscribe {
         // RFC 8058: the URL, and that a POST to it unsubscribes with one click.
         let header = |name: &'static str, value: String| {

@@ -191,8 +191,15 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                 metrics::counter!("guardians_upkeep_runs_total").increment(1);
                 metrics::counter!("guardians_invitations_expired_total")
                     .increment(done.expired as u64);
-                if done.expired > 0 || done.purged > 0 {
-                    tracing::info!(expired = done.expired, purged = done.purged, "upkeep");
+                metrics::counter!("guardians_invitation_reminders_total")
+                    .increment(done.reminded as u64);
+                if done.expired > 0 || done.purged > 0 || done.reminded > 0 {
+                    tracing::info!(
+                        expired = done.expired,
+                        reminded = done.reminded,
+                        purged = done.purged,
+                        "upkeep"
+                    );
                 }
             }
             Err(err) => tracing::warn!(error = %err, "upkeep failed; will retry"),

@@ -116,6 +116,8 @@ fn pending(student: &str, address: &str) -> Invitation {
         accept_time: None,
         version: 1,
         source: crate::domain::InvitationSource::Manual,
+        remind_time: None,
+        reminder_token_hash: None,
     }
 }
 
@@ -963,6 +965,9 @@ fn message(n: usize) -> OutboxMessage {
         create_time: t0(),
         sent_time: None,
         list_unsubscribe: None,
+        // Half carry a school's sender, so the claims read both kinds back.
+        from_name: (n % 2 == 1).then(|| "Lincoln High".to_owned()),
+        reply_to: (n % 2 == 1).then(|| email("office@school.example")),
     }
 }
 

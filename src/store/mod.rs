@@ -174,6 +174,24 @@ pub trait InvitationRepo {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Invitation>>;
+    /// PENDING, unexpired invitations whose reminder is due at `now`, soonest first, up to
+    /// `limit`, locked for this transaction and skipped by other sweepers (as expiry's).
+    async fn claim_due_reminders(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// Records that the reminder of invitation `id` went out with a token hashed as
+    /// `token_hash` (`None`: none went out, as when reminders were turned off), if it is still
+    /// PENDING and still due at `now`; `None` when not (another replica reminded it, or a resend
+    /// moved its reminder on). The version stays: a reminder changes nothing a client sees, so
+    /// an etag a client holds stays good.
+    async fn mark_reminded(
+        &mut self,
+        id: InvitationId,
+        now: DateTime<Utc>,
+        token_hash: Option<&str>,
+    ) -> StoreResult<Option<Invitation>>;
 }
 
 /// The audit trail.

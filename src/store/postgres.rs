@@ -61,6 +61,12 @@ impl_session_repos!(
         " FROM invitations WHERE state = 'PENDING' AND expire_time <= $1 \
          ORDER BY expire_time LIMIT $2 FOR UPDATE SKIP LOCKED"
     ),
+    reminders_sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE state = 'PENDING' AND remind_time <= $1 AND expire_time > $1 \
+         ORDER BY remind_time LIMIT $2 FOR UPDATE SKIP LOCKED"
+    ),
     // Every transaction id below the snapshot's xmin has finished; xmax is the first id not
     // yet handed out, so every commit so far is below it.
     watermark_sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS w",

@@ -43,6 +43,10 @@ pub(crate) struct SettingsRow {
     summary_time_zone: String,
     summary_send_hour: i32,
     default_summary_frequency: String,
+    school_name: Option<String>,
+    mail_from_name: Option<String>,
+    reply_to_address: Option<String>,
+    invitation_reminder_days: i32,
 }
 
 impl TryFrom<SettingsRow> for DomainSettings {
@@ -71,6 +75,10 @@ impl TryFrom<SettingsRow> for DomainSettings {
             summary_send_hour: row.summary_send_hour,
             default_summary_frequency: Frequency::from_name(&row.default_summary_frequency)
                 .ok_or_else(|| corrupt("summary frequency"))?,
+            school_name: row.school_name,
+            mail_from_name: row.mail_from_name,
+            reply_to_address: row.reply_to_address.as_deref().map(email).transpose()?,
+            invitation_reminder_days: row.invitation_reminder_days,
             version: row.version,
             update_time: Some(row.update_time),
         })
@@ -163,6 +171,8 @@ pub(crate) struct InvitationRow {
     accept_time: Option<DateTime<Utc>>,
     version: i64,
     source: String,
+    remind_time: Option<DateTime<Utc>>,
+    reminder_token_hash: Option<String>,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -193,6 +203,8 @@ impl TryFrom<InvitationRow> for Invitation {
             accept_time: row.accept_time,
             version: row.version,
             source: InvitationSource::parse(&row.source).ok_or_else(|| corrupt("source"))?,
+            remind_time: row.remind_time,
+            reminder_token_hash: row.reminder_token_hash,
         })
     }
 }
@@ -328,6 +340,8 @@ pub(crate) struct OutboxRow {
     create_time: DateTime<Utc>,
     sent_time: Option<DateTime<Utc>>,
     list_unsubscribe: Option<String>,
+    from_name: Option<String>,
+    reply_to: Option<String>,
 }
 
 impl TryFrom<OutboxRow> for OutboxMessage {
@@ -352,6 +366,8 @@ impl TryFrom<OutboxRow> for OutboxMessage {
             create_time: row.create_time,
             sent_time: row.sent_time,
             list_unsubscribe: row.list_unsubscribe,
+            from_name: row.from_name,
+            reply_to: row.reply_to.as_deref().map(email).transpose()?,
         })
     }
 }

@@ -53,6 +53,12 @@ impl_session_repos!(
         " FROM invitations WHERE state = 'PENDING' AND expire_time <= $1 \
          ORDER BY expire_time LIMIT $2"
     ),
+    reminders_sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE state = 'PENDING' AND remind_time <= $1 AND expire_time > $1 \
+         ORDER BY remind_time LIMIT $2"
+    ),
     // One writer at a time: whatever a statement sees is complete.
     watermark_sql = "SELECT COALESCE(MAX(revision), 0) + 1 AS w FROM guardian_events",
     head_sql = "SELECT COALESCE(MAX(revision), 0) FROM guardian_events"

@@ -277,6 +277,8 @@ async fn paging_a_thousand_invitations_by_seven_sees_each_once_while_others_are_
                     accept_time: None,
                     version: 1,
                     source: guardian_service::domain::InvitationSource::Manual,
+                    remind_time: None,
+                    reminder_token_hash: None,
                 };
                 existing.insert(inv.id.to_text());
                 tx.insert_invitation(&inv).await.unwrap();

@@ -198,3 +198,17 @@ pub(crate) fn assert_status(
     assert_eq!((err.code(), reason(&err).as_str()), (code, why), "{err:?}");
     err
 }
+
+/// Subjects of the messages queued to `recipient` (Postgres), oldest first.
+pub(crate) async fn subjects_to(app: &TestApp, recipient: &str) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let subjects = sqlx::query_scalar(
+        "SELECT subject FROM outbox WHERE recipient = $1 ORDER BY create_time, message_id",
+    )
+    .bind(recipient)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    subjects
+}

@@ -201,6 +201,9 @@ pub(crate) fn test_config(database_url: &str) -> ServeConfig {
         // Summary tests build them with `summaries run-once` at a chosen instant; a scheduler
         // ticking on its own would race them.
         summary_scheduler: false,
+        // Upkeep tests run rounds of their own at chosen instants; the server's own round
+        // would race them (a reminder or an expiry counted by neither).
+        upkeep_interval: std::time::Duration::from_secs(24 * 3600),
         ..ServeConfig::for_database(database_url)
     }
 }

@@ -2,23 +2,9 @@
 //! for their summaries, on every path (single and bulk invitation, removal notice, welcome);
 //! mail to a student is in their directory language; anyone else gets the domain's.
 
-use crate::fixtures::{SCHOOL, accept_as, invite, link, seed_school, set_settings};
-use crate::helpers::{TestApp, guardian, spawn_app};
+use crate::fixtures::{SCHOOL, accept_as, invite, link, seed_school, set_settings, subjects_to};
+use crate::helpers::{guardian, spawn_app};
 use guardian_service::proto::*;
-
-/// Subjects of the messages queued to `recipient`, oldest first.
-async fn subjects_to(app: &TestApp, recipient: &str) -> Vec<String> {
-    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
-    let subjects = sqlx::query_scalar(
-        "SELECT subject FROM outbox WHERE recipient = $1 ORDER BY create_time, message_id",
-    )
-    .bind(recipient)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    subjects
-}
 
 fn last(subjects: Vec<String>) -> String {
     subjects.last().cloned().expect("a message")

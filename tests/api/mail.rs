@@ -226,6 +226,116 @@ async fn the_invitation_arrives_by_smtp_in_dutch_and_its_link_accepts() {
     assert_eq!(link.guardian.unwrap().student_id, "s1");
 }
 
+/// The header `name` of a raw message, unfolded, or "" when absent.
+fn header(mail: &str, name: &str) -> String {
+    let head = mail
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or(mail)
+        .replace("\r\n ", " ");
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_school_is_named_in_its_emails_which_reply_to_its_office() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 2).await;
+    set_settings(
+        &app,
+        DomainSettings {
+            school_name: "Lincoln High".into(),
+            reply_to_address: "Office@School.example".into(),
+            ..Default::default()
+        },
+        &["school_name", "reply_to_address"],
+    )
+    .await;
+    let port = free_port();
+    let sink = SmtpSink::start(port);
+    // A service invites (no person): the email names the school's administration.
+    invite(&app, "s1", "ouder@example.org").await;
+    // A teacher in the directory invites: the email names them.
+    app.guardians_as(&crate::helpers::teacher("t-verified", SCHOOL))
+        .create_guardian_invitation(CreateGuardianInvitationRequest {
+            student_id: "s2".into(),
+            invited_email_address: "ouder2@example.org".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("the teacher invites");
+    let mailer = dispatcher(&app, smtp(port), clock.clone(), DispatchPolicy::default()).await;
+    assert_eq!(mailer.dispatch_due().await.unwrap().sent, 2);
+    let mails = sink.received();
+    let to = |address: &str| -> String {
+        let mail = mails
+            .iter()
+            .find(|m| m.starts_with(&format!("X-Envelope-To: {address}")))
+            .unwrap_or_else(|| panic!("no mail to {address}"));
+        mail.clone()
+    };
+    for mail in [to("ouder@example.org"), to("ouder2@example.org")] {
+        assert_eq!(
+            header(&mail, "From"),
+            "\"Lincoln High\" <no-reply@school.example>",
+            "the school's name on the service's address"
+        );
+        assert_eq!(header(&mail, "Reply-To"), "office@school.example");
+        assert!(
+            header(&mail, "Subject").ends_with("at Lincoln High"),
+            "{mail}"
+        );
+        let body = unfold(&mail);
+        assert!(
+            !body.contains(&format!("of {SCHOOL}")),
+            "no domain name where the school's is due: {body}"
+        );
+    }
+    let body = unfold(&to("ouder@example.org"));
+    assert!(
+        body.contains("The administration of Lincoln High invites you"),
+        "{body}"
+    );
+    let body = unfold(&to("ouder2@example.org"));
+    assert!(
+        body.contains("Name of t-verified of Lincoln High invites you"),
+        "{body}"
+    );
+
+    // A From name of its own, and the school's name cleared: the domain's name comes back in
+    // the body, the From name stays the chosen one, and without a Reply-To there is none.
+    set_settings(
+        &app,
+        DomainSettings {
+            mail_from_name: "Lincoln office".into(),
+            school_name: String::new(),
+            reply_to_address: String::new(),
+            ..Default::default()
+        },
+        &["mail_from_name", "school_name", "reply_to_address"],
+    )
+    .await;
+    invite(&app, "s1", "ouder3@example.org").await;
+    assert_eq!(mailer.dispatch_due().await.unwrap().sent, 1);
+    let mails = sink.received();
+    let mail = mails
+        .iter()
+        .find(|m| m.starts_with("X-Envelope-To: ouder3@example.org"))
+        .expect("the third mail");
+    assert_eq!(
+        header(mail, "From"),
+        "\"Lincoln office\" <no-reply@school.example>"
+    );
+    assert_eq!(header(mail, "Reply-To"), "");
+    assert!(
+        unfold(mail).contains(&format!("The administration of {SCHOOL} invites you")),
+        "{mail}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_waits_while_smtp_is_down_and_is_delivered_once_when_it_is_back() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));

@@ -21,6 +21,7 @@ mod matrix;
 mod oneroster;
 mod oneroster_export;
 mod properties;
+mod reminders;
 mod replicas;
 mod resend;
 mod server;

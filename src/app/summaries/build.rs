@@ -41,6 +41,19 @@ impl GuardianContext {
         self.links.iter().map(|l| l.student_id.clone()).collect()
     }
 
+    /// The school's sender name and Reply-To, when all their children are in one domain (a
+    /// summary about children of two schools comes from the service itself).
+    pub(crate) fn sender(&self) -> (Option<String>, Option<crate::domain::Email>) {
+        let one_school = self.links.iter().all(|l| l.domain == self.defaults.domain);
+        if !one_school {
+            return (None, None);
+        }
+        (
+            self.defaults.sender_name().map(str::to_owned),
+            self.defaults.reply_to_address.clone(),
+        )
+    }
+
     /// How the email greets them: the name they gave when accepting.
     pub(crate) fn name(&self) -> &str {
         self.links

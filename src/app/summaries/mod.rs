@@ -224,6 +224,7 @@ impl App {
         delivery.message_id = Some(message_id.clone());
         delivery.outcome = SummaryOutcome::Queued;
         delivery.unsubscribe_token_hash = Some(hash);
+        let (from_name, reply_to) = context.sender();
         let message = OutboxMessage {
             message_id,
             invitation_id: None,
@@ -239,6 +240,8 @@ impl App {
             create_time: now,
             sent_time: None,
             list_unsubscribe: Some(unsubscribe_url),
+            from_name,
+            reply_to,
         };
         Ok((delivery, Some(message)))
     }

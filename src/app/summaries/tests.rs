@@ -79,6 +79,8 @@ async fn seed(store: &Arc<dyn Store>, now: DateTime<Utc>) {
             accept_time: Some(now - TimeDelta::days(29)),
             version: 1,
             source: crate::domain::InvitationSource::Manual,
+            remind_time: None,
+            reminder_token_hash: None,
         })
         .await
         .unwrap();

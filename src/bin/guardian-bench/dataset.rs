@@ -158,6 +158,8 @@ async fn write_range(
                     accept_time: (state == InvitationState::Accepted).then_some(now),
                     version: 1,
                     source: guardian_service::domain::InvitationSource::Manual,
+                    remind_time: None,
+                    reminder_token_hash: None,
                 }
             };
             let mut planned = Vec::new();

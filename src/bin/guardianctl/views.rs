@@ -231,6 +231,18 @@ pub(crate) enum SettingsAction {
         /// Students per guardian (1-100).
         #[arg(long)]
         max_students_per_guardian: Option<i32>,
+        /// The school's name in every email ("" for the domain name).
+        #[arg(long)]
+        school_name: Option<String>,
+        /// The From display name of the emails ("" for the school's name).
+        #[arg(long)]
+        mail_from_name: Option<String>,
+        /// Where replies to the emails go ("" for none).
+        #[arg(long)]
+        reply_to: Option<String>,
+        /// Days before expiry a pending invitation is reminded of (0 for no reminders).
+        #[arg(long)]
+        reminder_days: Option<i32>,
     },
 }
 
@@ -257,6 +269,13 @@ fn show(s: &DomainSettings) {
     println!("max_guardians_per_student  {}", s.max_guardians_per_student);
     println!("max_students_per_guardian  {}", s.max_students_per_guardian);
     println!("default_locale             {}", s.default_locale);
+    println!("school_name                {}", s.school_name);
+    println!("mail_from_name             {}", s.mail_from_name);
+    println!("reply_to_address           {}", s.reply_to_address);
+    println!(
+        "invitation_reminder_days   {}",
+        s.invitation_reminder_days.unwrap_or_default()
+    );
     println!("etag                       {}", s.etag);
 }
 
@@ -282,6 +301,10 @@ pub(crate) async fn settings(client: &Client, action: SettingsAction) -> Result<
             invitation_ttl_days,
             max_guardians_per_student,
             max_students_per_guardian,
+            school_name,
+            mail_from_name,
+            reply_to,
+            reminder_days,
         } => {
             let mut s = DomainSettings {
                 domain,
@@ -335,6 +358,22 @@ pub(crate) async fn settings(client: &Client, action: SettingsAction) -> Result<
             if let Some(v) = max_students_per_guardian {
                 s.max_students_per_guardian = v;
                 paths.push("max_students_per_guardian");
+            }
+            if let Some(v) = school_name {
+                s.school_name = v;
+                paths.push("school_name");
+            }
+            if let Some(v) = mail_from_name {
+                s.mail_from_name = v;
+                paths.push("mail_from_name");
+            }
+            if let Some(v) = reply_to {
+                s.reply_to_address = v;
+                paths.push("reply_to_address");
+            }
+            if let Some(v) = reminder_days {
+                s.invitation_reminder_days = Some(v);
+                paths.push("invitation_reminder_days");
             }
             if paths.is_empty() {
                 return Err("name at least one setting to change".into());

@@ -123,3 +123,27 @@ fn dates_are_written_in_the_locale() {
     assert_eq!(format_date(t, Locale::En), "1 March 2027");
     assert_eq!(format_date(t, Locale::Nl), "1 maart 2027");
 }
+
+#[test]
+fn an_inviter_who_is_not_a_person_is_named_by_role_not_by_domain() {
+    for (locale, role) in [
+        (
+            Locale::En,
+            "The administration of lincoln.k12.example invites you",
+        ),
+        (
+            Locale::Nl,
+            "De schoolleiding van lincoln.k12.example nodigt u",
+        ),
+    ] {
+        let mut values = values(locale);
+        for (k, v) in &mut values {
+            if *k == "inviter_name" {
+                v.clear();
+            }
+        }
+        let r = render_with(Template::Invitation, locale, &values);
+        assert!(r.text.contains(role), "{}", r.text);
+        assert!(r.html.contains(role), "{}", r.html);
+    }
+}

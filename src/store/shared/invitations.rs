@@ -2,7 +2,7 @@
 //! so that no read shows PENDING past `expire_time`, whether or not the sweeper ran.
 
 macro_rules! impl_invitation_repo {
-    ($session:ident, $conn:ty, $expired_sql:expr) => {
+    ($session:ident, $conn:ty, $expired_sql:expr, $reminders_sql:expr) => {
         #[async_trait::async_trait]
         impl<C> $crate::store::InvitationRepo for $session<C>
         where
@@ -16,7 +16,7 @@ macro_rules! impl_invitation_repo {
                 sqlx::query(concat!(
                     "INSERT INTO invitations (",
                     invitation_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                 ))
                 .bind(inv.id.to_text())
                 .bind(inv.domain.as_str())
@@ -35,6 +35,8 @@ macro_rules! impl_invitation_repo {
                 .bind(inv.accept_time)
                 .bind(inv.version)
                 .bind(inv.source.name())
+                .bind(inv.remind_time)
+                .bind(inv.reminder_token_hash.as_deref())
                 .execute(&mut *self.conn)
                 .await
                 .map_err(|e| $crate::store::error::invitation_unique(e, inv))?;
@@ -63,7 +65,7 @@ macro_rules! impl_invitation_repo {
                 let row: Option<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     invitation_columns!(),
-                    " FROM invitations WHERE token_hash = $1"
+                    " FROM invitations WHERE token_hash = $1 OR reminder_token_hash = $1"
                 ))
                 .bind(token_hash)
                 .fetch_optional(&mut *self.conn)
@@ -81,6 +83,7 @@ macro_rules! impl_invitation_repo {
                     "UPDATE invitations SET state = $2, removal_reason = $3, guardian_id = $4, \
                      guardian_email = $5, guardian_display_name = $6, token_hash = $7, \
                      update_time = $8, expire_time = $9, accept_time = $10, \
+                     remind_time = $12, reminder_token_hash = $13, \
                      version = version + 1 WHERE invitation_id = $1 AND version = $11 RETURNING ",
                     invitation_columns!()
                 ))
@@ -95,6 +98,8 @@ macro_rules! impl_invitation_repo {
                 .bind(next.expire_time)
                 .bind(next.accept_time)
                 .bind(expected_version)
+                .bind(next.remind_time)
+                .bind(next.reminder_token_hash.as_deref())
                 .fetch_optional(&mut *self.conn)
                 .await
                 .map_err(|e| $crate::store::error::invitation_unique(e, next))?;
@@ -444,6 +449,41 @@ macro_rules! impl_invitation_repo {
                     .fetch_all(&mut *self.conn)
                     .await?;
                 $crate::store::rows::convert_all(rows)
+            }
+
+            async fn claim_due_reminders(
+                &mut self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
+                let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as($reminders_sql)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *self.conn)
+                    .await?;
+                $crate::store::rows::convert_all(rows)
+            }
+
+            async fn mark_reminded(
+                &mut self,
+                id: $crate::domain::InvitationId,
+                now: chrono::DateTime<chrono::Utc>,
+                token_hash: Option<&str>,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::Invitation>> {
+                // The due condition again, under the row's lock: of two replicas (or a sweep
+                // and a resend) exactly one finds it still due.
+                let row: Option<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
+                    "UPDATE invitations SET remind_time = NULL, reminder_token_hash = $3 \
+                     WHERE invitation_id = $1 AND state = 'PENDING' AND remind_time <= $2 \
+                     AND expire_time > $2 RETURNING ",
+                    invitation_columns!()
+                ))
+                .bind(id.to_text())
+                .bind(now)
+                .bind(token_hash)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+                row.map(TryInto::try_into).transpose()
             }
         }
     };

@@ -57,7 +57,7 @@ macro_rules! impl_journal_repos {
                 let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
                     "INSERT INTO outbox (message_id, invitation_id, recipient, subject, \
                      body_text, body_html, status, attempts, next_attempt_time, last_error, \
-                     create_time, sent_time, list_unsubscribe) ",
+                     create_time, sent_time, list_unsubscribe, from_name, reply_to) ",
                 );
                 query.push_values(messages, |mut row, m| {
                     row.push_bind(&m.message_id)
@@ -72,7 +72,9 @@ macro_rules! impl_journal_repos {
                         .push_bind(m.last_error.as_deref())
                         .push_bind(m.create_time)
                         .push_bind(m.sent_time)
-                        .push_bind(m.list_unsubscribe.as_deref());
+                        .push_bind(m.list_unsubscribe.as_deref())
+                        .push_bind(m.from_name.as_deref())
+                        .push_bind(m.reply_to.as_ref().map(|e| e.as_str()));
                 });
                 query.build().execute(&mut *self.conn).await.map_err(|e| {
                     $crate::store::StoreError::unique_as(e, $crate::store::UniqueKey::OutboxMessage)

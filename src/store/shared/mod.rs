@@ -34,14 +34,15 @@ macro_rules! invitation_columns {
     () => {
         "invitation_id, domain, student_id, invited_email, state, removal_reason, inviter_id, \
          guardian_id, guardian_email, guardian_display_name, token_hash, create_time, \
-         update_time, expire_time, accept_time, version, source"
+         update_time, expire_time, accept_time, version, source, remind_time, reminder_token_hash"
     };
 }
 
 /// Implements every repository trait and [`crate::store::Session`] for `$session<C>`, where `C`
 /// derefs to the backend's connection (a pooled connection or an open transaction).
 /// `$claim_sql` claims due outbox messages (binds: now, lease_until, limit); `$expired_sql`
-/// selects and locks expired PENDING invitations (binds: now, limit); `$watermark_sql` selects
+/// selects and locks expired PENDING invitations (binds: now, limit), `$reminders_sql` those
+/// whose reminder is due (binds: now, limit); `$watermark_sql` selects
 /// the feed's watermark as `w`, `$head_sql` the revision that includes every commit so far.
 macro_rules! impl_session_repos {
     (
@@ -49,13 +50,14 @@ macro_rules! impl_session_repos {
         $conn:ty,
         claim_sql = $claim_sql:expr,
         expired_sql = $expired_sql:expr,
+        reminders_sql = $reminders_sql:expr,
         watermark_sql = $watermark_sql:literal,
         head_sql = $head_sql:expr
     ) => {
         impl_settings_repo!($session, $conn);
         impl_bulk_repo!($session, $conn);
         impl_directory_repo!($session, $conn);
-        impl_invitation_repo!($session, $conn, $expired_sql);
+        impl_invitation_repo!($session, $conn, $expired_sql, $reminders_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
         impl_feed_repo!($session, $conn, $watermark_sql, $head_sql);
         impl_summary_repo!($session, $conn);

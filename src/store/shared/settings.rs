@@ -32,8 +32,11 @@ macro_rules! impl_settings_repo {
                          guardian_access_enabled, who_can_manage, allowlisted_domains, \
                          invitation_ttl_days, max_guardians_per_student, \
                          max_students_per_guardian, default_locale, version, update_time, \
-                         summary_time_zone, summary_send_hour, default_summary_frequency) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10 + 1, $11, $12, $13, $14) \
+                         summary_time_zone, summary_send_hour, default_summary_frequency, \
+                         school_name, mail_from_name, reply_to_address, \
+                         invitation_reminder_days) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10 + 1, $11, $12, $13, $14, \
+                         $15, $16, $17, $18) \
                          RETURNING *",
                     )
                 } else {
@@ -44,7 +47,9 @@ macro_rules! impl_settings_repo {
                          max_guardians_per_student = $7, max_students_per_guardian = $8, \
                          default_locale = $9, version = $10 + 1, update_time = $11, \
                          summary_time_zone = $12, summary_send_hour = $13, \
-                         default_summary_frequency = $14 \
+                         default_summary_frequency = $14, school_name = $15, \
+                         mail_from_name = $16, reply_to_address = $17, \
+                         invitation_reminder_days = $18 \
                          WHERE domain = $1 AND version = $10 RETURNING *",
                     )
                 };
@@ -63,6 +68,10 @@ macro_rules! impl_settings_repo {
                     .bind(s.summary_time_zone.name())
                     .bind(s.summary_send_hour)
                     .bind(s.default_summary_frequency.as_str())
+                    .bind(s.school_name.as_deref())
+                    .bind(s.mail_from_name.as_deref())
+                    .bind(s.reply_to_address.as_ref().map(|e| e.as_str()))
+                    .bind(s.invitation_reminder_days)
                     .fetch_optional(&mut *self.conn)
                     .await
                     // Two first writers of one domain: the loser's expectation is stale.
