@@ -54,6 +54,7 @@ conformance!(
     the_hot_path_check_reads_the_student_domain_and_the_link_at_once,
     counts_for_limits_cover_addresses_and_declines,
     expired_pending_invitations_are_claimed_once_by_concurrent_sweepers,
+    due_reminders_are_claimed_and_marked_once,
     activity_ends_in_the_newest_state_whatever_the_order,
     class_activity_is_purged_by_age_and_goes_with_its_course,
     one_summary_per_guardian_and_period_and_tokens_work_once,
@@ -846,6 +847,67 @@ async fn expired_pending_invitations_are_claimed_once_by_concurrent_sweepers(
     let unique: BTreeSet<_> = all.iter().copied().collect();
     assert_eq!(unique.len(), all.len(), "an invitation was expired twice");
     assert_eq!(unique, expired);
+}
+
+async fn due_reminders_are_claimed_and_marked_once(store: Arc<dyn Store>) {
+    let now = t0() + TimeDelta::days(113);
+    let mut due = pending("s1", "due@example.org");
+    due.remind_time = Some(now - TimeDelta::minutes(1));
+    let mut later = pending("s1", "later@example.org");
+    later.remind_time = Some(now + TimeDelta::minutes(1));
+    let mut expired = pending("s1", "gone@example.org");
+    expired.remind_time = Some(now - TimeDelta::days(2));
+    expired.expire_time = now - TimeDelta::days(1);
+    let none = pending("s1", "none@example.org");
+    for inv in [&due, &later, &expired, &none] {
+        insert(&store, inv).await.unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    let claimed: Vec<_> = tx
+        .claim_due_reminders(now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(claimed, [due.id], "only the due, unexpired, PENDING one");
+    let marked = tx
+        .mark_reminded(due.id, now, Some("reminder-hash"))
+        .await
+        .unwrap()
+        .expect("still due");
+    assert_eq!(marked.remind_time, None);
+    assert_eq!(marked.reminder_token_hash.as_deref(), Some("reminder-hash"));
+    assert_eq!(marked.version, due.version, "a reminder keeps the etag");
+    assert_eq!(
+        tx.mark_reminded(due.id, now, Some("again")).await.unwrap(),
+        None,
+        "a second sweeper finds it reminded"
+    );
+    assert_eq!(
+        tx.mark_reminded(later.id, now, Some("early"))
+            .await
+            .unwrap(),
+        None,
+        "not yet due (as after a resend moved it on)"
+    );
+    tx.commit().await.unwrap();
+    let mut s = store.session().await.unwrap();
+    assert!(s.claim_due_reminders(now, 10).await.unwrap().is_empty());
+    // The reminder's token finds the invitation, as the first one does.
+    let by_reminder = s
+        .get_invitation_by_token_hash("reminder-hash")
+        .await
+        .unwrap()
+        .expect("found by the reminder's token");
+    assert_eq!(by_reminder.id, due.id);
+    assert_eq!(
+        s.get_invitation_by_token_hash(&due.token_hash)
+            .await
+            .unwrap()
+            .map(|i| i.id),
+        Some(due.id)
+    );
 }
 
 async fn events_append_in_order_and_read_back_by_scope(store: Arc<dyn Store>) {

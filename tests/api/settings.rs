@@ -458,3 +458,89 @@ async fn summary_defaults_are_settable_and_an_unknown_zone_is_refused_by_field()
         "Europe/Amsterdam"
     );
 }
+
+#[tokio::test]
+async fn the_school_identity_and_reminders_are_settable_and_bad_values_refused_by_field() {
+    let app = spawn_app().await;
+    let defaults = get(&app, "school.example").await;
+    assert_eq!(defaults.invitation_reminder_days, Some(7));
+    assert_eq!(
+        (
+            defaults.school_name.as_str(),
+            defaults.reply_to_address.as_str()
+        ),
+        ("", "")
+    );
+    let s = app
+        .settings()
+        .update_domain_settings(update(
+            DomainSettings {
+                school_name: " Lincoln High ".into(),
+                mail_from_name: "Lincoln office".into(),
+                reply_to_address: "Office@School.example".into(),
+                invitation_reminder_days: Some(0),
+                ..for_domain("school.example")
+            },
+            &[
+                "school_name",
+                "mail_from_name",
+                "reply_to_address",
+                "invitation_reminder_days",
+            ],
+        ))
+        .await
+        .expect("update")
+        .into_inner()
+        .settings
+        .expect("settings");
+    assert_eq!(s.school_name, "Lincoln High");
+    assert_eq!(s.mail_from_name, "Lincoln office");
+    assert_eq!(s.reply_to_address, "office@school.example");
+    assert_eq!(s.invitation_reminder_days, Some(0));
+    for (path, settings) in [
+        (
+            "school_name",
+            DomainSettings {
+                school_name: "Lincoln\r\nBcc: x@example.org".into(),
+                ..for_domain("school.example")
+            },
+        ),
+        (
+            "mail_from_name",
+            DomainSettings {
+                mail_from_name: "x".repeat(101),
+                ..for_domain("school.example")
+            },
+        ),
+        (
+            "reply_to_address",
+            DomainSettings {
+                reply_to_address: "office at school".into(),
+                ..for_domain("school.example")
+            },
+        ),
+        (
+            "invitation_reminder_days",
+            DomainSettings {
+                invitation_reminder_days: Some(61),
+                ..for_domain("school.example")
+            },
+        ),
+        ("invitation_reminder_days", for_domain("school.example")),
+    ] {
+        let err = app
+            .settings()
+            .update_domain_settings(update(settings, &[path]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{path}");
+        assert_eq!(reason(&err), "INVALID_ARGUMENT");
+        assert!(err.message().contains(path), "{}", err.message());
+    }
+    let kept = get(&app, "school.example").await;
+    assert_eq!(
+        (kept.school_name.as_str(), kept.invitation_reminder_days),
+        ("Lincoln High", Some(0)),
+        "a refused update changes nothing"
+    );
+}
