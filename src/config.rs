@@ -177,6 +177,11 @@ pub struct ServeConfig {
     )]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Invitations to one address within this window go out as one family email (0s: each
+    /// invitation's email at once, on its own).
+    #[arg(long, env = "GUARDIANS_FAMILY_WINDOW", default_value = "60s", value_parser = parse_duration, hide_env_values = true)]
+    pub family_window: Duration,
+
     /// How often this replica expires due invitations and purges old request ids.
     #[arg(long, env = "GUARDIANS_UPKEEP_INTERVAL", default_value = "30s", value_parser = parse_duration, hide_env_values = true)]
     pub upkeep_interval: Duration,
@@ -288,6 +293,7 @@ impl ServeConfig {
             accept_url: "http://localhost:8080/guardian-invitations".into(),
             public_url: "http://localhost:8080".into(),
             upkeep_interval: Duration::from_secs(30),
+            family_window: crate::app::DEFAULT_FAMILY_WINDOW,
             http_listen: None,
             metrics_listen: None,
             smtp_url: None,

@@ -95,6 +95,7 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
             student_id: "s2".into(),
             invited_email_address: "broken address@example.org".into(),
             request_id: String::new(),
+            student_ids: Vec::new(),
         })
         .await;
     let _ = app
@@ -119,6 +120,7 @@ async fn logs_at_trace_level_hold_no_address_token_or_jwt_and_metrics_are_served
             student_id: "s2".into(),
             invited_email_address: "bulk.parent@example.org".into(),
             request_id: String::new(),
+            student_ids: Vec::new(),
         })
         .await;
 

@@ -10,6 +10,7 @@
 //! back and its rows take the single-invitation path one by one, so each gets its own answer.
 
 use super::bulk::RowOutcome;
+use super::families::Families;
 use super::idempotency::{Encoder, Replay, RequestKey, first_response};
 use super::invitations::{InviteMode, new_invitation};
 use super::lifecycle::{InvitationLetter, audit_event, expire};
@@ -211,6 +212,7 @@ impl App {
         // Addresses of guardians who chose a language get their invitation in it.
         let languages: HashMap<Email, crate::domain::Locale> =
             tx.guardian_locales(&addresses).await?.into_iter().collect();
+        let mut families = Families::load(self, tx.as_mut(), &addresses, now).await?;
         let mut writes = Writes::default();
         for ((row, student), outcome) in rows.iter().zip(&row_students).zip(&mut outcomes) {
             let Some(student) = student else { continue };
@@ -247,8 +249,11 @@ impl App {
                     *slot = expired;
                 }
             }
-            let (invitation, token) =
+            let (mut invitation, token) =
                 new_invitation(caller, ctx, &row.email, InvitationSource::Manual, now);
+            if let Some(families) = &mut families {
+                families.join(&mut invitation, now);
+            }
             list.push(invitation.clone());
             addressed.insert(student.clone());
             writes.events.push(audit_event(
@@ -267,9 +272,11 @@ impl App {
                 inviter_name: &inviter,
                 locale: languages.get(&row.email).copied(),
             };
-            writes
-                .messages
-                .extend(self.invitation_message(&letter, now)?);
+            if invitation.family_id.is_none() {
+                writes
+                    .messages
+                    .extend(self.invitation_message(&letter, now)?);
+            }
             writes.invitations.push(invitation.clone());
             let view = InvitationView {
                 observed_state: InvitationState::Pending,
@@ -287,6 +294,9 @@ impl App {
                     .push(first_response(key, encode(&view), now));
             }
             *outcome = Some(Ok(Replay::Fresh(view)));
+        }
+        if let Some(families) = families {
+            families.store(tx.as_mut()).await?;
         }
         tx.insert_invitations(&writes.invitations).await?;
         tx.append_events(&writes.events).await?;

@@ -1,6 +1,7 @@
 //! Inviting guardians: create (under the rules of `domain::invite_rules`), resend, cancel.
 
 use super::access::require;
+use super::families::Families;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::lifecycle::{
     InvitationLetter, Letter, apply, audit, expire, language_of_address, new_token,
@@ -137,7 +138,14 @@ impl App {
                 current: address_current,
             });
         }
-        let (invitation, token) = new_invitation(caller, ctx, invited, mode.source, now);
+        let (mut invitation, token) = new_invitation(caller, ctx, invited, mode.source, now);
+        let families =
+            Families::load(self, tx.as_mut(), std::slice::from_ref(invited), now).await?;
+        if let Some(mut families) = families {
+            // Its email goes with its family's, when the family's window closes.
+            families.join(&mut invitation, now);
+            families.store(tx.as_mut()).await?;
+        }
         match tx.insert_invitation(&invitation).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists(UniqueKey::PendingInvitation)) => {
@@ -157,22 +165,24 @@ impl App {
             now,
         )
         .await?;
-        let inviter = self.display_name_of(tx.as_mut(), caller).await?;
-        let locale = language_of_address(tx.as_mut(), invited).await?;
-        self.queue_invitation_mail(
-            tx.as_mut(),
-            &InvitationLetter {
-                template: Template::Invitation,
-                settings,
-                invitation: &invitation,
-                token: &token,
-                student_name: &student.display_name,
-                inviter_name: &inviter,
-                locale,
-            },
-            now,
-        )
-        .await?;
+        if invitation.family_id.is_none() {
+            let inviter = self.display_name_of(tx.as_mut(), caller).await?;
+            let locale = language_of_address(tx.as_mut(), invited).await?;
+            self.queue_invitation_mail(
+                tx.as_mut(),
+                &InvitationLetter {
+                    template: Template::Invitation,
+                    settings,
+                    invitation: &invitation,
+                    token: &token,
+                    student_name: &student.display_name,
+                    inviter_name: &inviter,
+                    locale,
+                },
+                now,
+            )
+            .await?;
+        }
         let view = InvitationView {
             observed_state: invitation.state,
             invitation,
@@ -335,6 +345,7 @@ pub(crate) fn new_invitation(
         source,
         remind_time: ctx.settings.reminder_time(now, now + ttl),
         reminder_token_hash: None,
+        family_id: None,
     };
     (invitation, token)
 }

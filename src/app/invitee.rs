@@ -28,6 +28,16 @@ pub struct Answer {
     pub display_name: String,
 }
 
+/// What an accept did: the link the token named (the first, for a family's token), and for a
+/// family's token every link of the family the guardian now has.
+#[derive(Debug)]
+pub struct Acceptance {
+    /// The link, as a retry replays it.
+    pub first: Replay<GuardianView>,
+    /// Every link of the family (a family token only; empty for one invitation's token).
+    pub family: Vec<GuardianView>,
+}
+
 /// Who answers: taken from a guardian's token, or given by a service.
 struct Answerer {
     guardian_id: UserId,
@@ -71,18 +81,101 @@ fn answerer(who: &Authorized, answer: &Answer) -> AppResult<Answerer> {
 }
 
 impl App {
-    /// AcceptGuardianInvitation: PENDING -> ACCEPTED; the student is told and the guardian welcomed.
+    /// AcceptGuardianInvitation: PENDING -> ACCEPTED; the student is told and the guardian
+    /// welcomed. A family's token accepts every invitation of the family still PENDING, each
+    /// its own transition with its own event and confirmation; `family` then holds every link
+    /// of the family this guardian has (so a retry answers as the first call did).
     pub async fn accept_invitation(
         &self,
         who: &Authorized,
         answer: &Answer,
         key: Option<&RequestKey>,
         encode: Encoder<'_, GuardianView>,
-    ) -> AppResult<Replay<GuardianView>> {
-        let caller = require(who, Permission::AnswerInvitation)?;
+    ) -> AppResult<Acceptance> {
+        require(who, Permission::AnswerInvitation)?;
         let person = answerer(who, answer)?;
+        let mut session = self.store.session().await?;
+        let hash = token_hash_of(&answer.token)?;
+        if let Some(found) = session.get_invitation_by_token_hash(&hash).await? {
+            drop(session);
+            let first = self.accept_one(who, &person, &found, key, encode).await?;
+            return Ok(Acceptance {
+                first,
+                family: Vec::new(),
+            });
+        }
+        let family = session
+            .family_by_token_hash(&hash)
+            .await?
+            .ok_or(AppError::NotFound(Missing::Invitation))?;
+        let members = session.family_invitations(&family.id).await?;
+        drop(session);
+        let now = self.clock.now();
+        let mut links = Vec::new();
+        let mut refused = None;
+        for member in &members {
+            let linked_to_them = member.state == crate::domain::InvitationState::Accepted
+                && member
+                    .guardian
+                    .as_ref()
+                    .is_some_and(|g| g.guardian_id == person.guardian_id);
+            if linked_to_them {
+                links.push(self.link_view(who, member.clone()).await?);
+                continue;
+            }
+            match self.accept_one(who, &person, member, None, encode).await {
+                Ok(Replay::Fresh(view)) => links.push(view),
+                Ok(Replay::Replayed(_)) => {}
+                Err(error) => {
+                    refused.get_or_insert(error);
+                }
+            }
+        }
+        let Some(first) = links.first().cloned() else {
+            // Nothing accepted: the first reason, or the family's state as one invitation's.
+            return Err(refused.unwrap_or_else(|| {
+                let expired = members
+                    .iter()
+                    .all(|m| m.observed_state(now) == crate::domain::InvitationState::Expired);
+                if expired {
+                    AppError::from(crate::domain::TransitionError::Expired)
+                } else {
+                    AppError::from(crate::domain::TransitionError::NotPending)
+                }
+            }));
+        };
+        Ok(Acceptance {
+            first: Replay::Fresh(first),
+            family: links,
+        })
+    }
+
+    /// A link as an answerer sees it.
+    async fn link_view(
+        &self,
+        who: &Authorized,
+        link: crate::domain::Invitation,
+    ) -> AppResult<GuardianView> {
+        let mut session = self.store.session().await?;
+        let student = session.get_user(&link.student_id).await?;
+        Ok(GuardianView {
+            link,
+            show_invited_email: who.caller().role == CallerRole::Service,
+            student: student.as_ref().map(StudentLabel::of),
+        })
+    }
+
+    /// Accepts one invitation found by its token (or its family's).
+    async fn accept_one(
+        &self,
+        who: &Authorized,
+        person: &Answerer,
+        found: &crate::domain::Invitation,
+        key: Option<&RequestKey>,
+        encode: Encoder<'_, GuardianView>,
+    ) -> AppResult<Replay<GuardianView>> {
+        let caller = who.caller();
         let mut tx = self.store.begin().await?;
-        let found = invitation_by_token(tx.as_mut(), &answer.token).await?;
         if let Some(bytes) = lock_for_write(tx.as_mut(), &found.student_id, key).await? {
             return Ok(Replay::Replayed(bytes));
         }
@@ -276,16 +369,21 @@ impl App {
     }
 }
 
+/// The stored form of a token from an email, once it looks like one.
+fn token_hash_of(token: &str) -> AppResult<String> {
+    let token = token.trim();
+    if token.is_empty() || token.len() > 256 {
+        return Err(ValidationError::invalid("token", "token is empty or malformed").into());
+    }
+    Ok(hash_token(token))
+}
+
 /// The invitation a token from an email belongs to.
 async fn invitation_by_token(
     tx: &mut dyn Transaction,
     token: &str,
 ) -> AppResult<crate::domain::Invitation> {
-    let token = token.trim();
-    if token.is_empty() || token.len() > 256 {
-        return Err(ValidationError::invalid("token", "token is empty or malformed").into());
-    }
-    tx.get_invitation_by_token_hash(&hash_token(token))
+    tx.get_invitation_by_token_hash(&token_hash_of(token)?)
         .await?
         .ok_or(AppError::NotFound(Missing::Invitation))
 }

@@ -3,10 +3,10 @@
 
 use super::{App, AppError, AppResult, Missing};
 use crate::domain::{
-    AuditDetails, AuditEvent, DeliveryStatus, DomainSettings, Email, Invitation, InvitationEvent,
-    Locale, OutboxMessage, transition,
+    AuditDetails, AuditEvent, DeliveryStatus, DomainSettings, Email, Family, Invitation,
+    InvitationEvent, Locale, OutboxMessage, transition,
 };
-use crate::mail::{Rendered, Template, format_date, render};
+use crate::mail::{FamilyChild, Rendered, Template, format_date, render, render_family};
 use crate::store::{StoreError, Transaction, UniqueKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -224,8 +224,7 @@ impl App {
 }
 
 /// One email rendered for the outbox, `None` when guardian access is off for the student's
-/// domain (turning access off blocks emails too). Every email names the school as its settings
-/// do and comes from the school's sender name, with replies to its office when it set one.
+/// domain (turning access off blocks emails too).
 fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<OutboxMessage>> {
     let settings = letter.settings;
     if !settings.guardian_access_enabled {
@@ -233,20 +232,90 @@ fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<Outbo
     }
     let mut values = letter.values.to_vec();
     values.push(("school", settings.school_display_name()));
-    let Rendered {
-        subject,
-        text,
-        html,
-    } = render(
+    let rendered = render(
         letter.template,
         letter.locale.unwrap_or(settings.default_locale),
         &values,
     )
     .map_err(AppError::Internal)?;
-    Ok(Some(OutboxMessage {
+    let mut message = school_message(settings, letter.to, rendered, now);
+    message.invitation_id = Some(letter.invitation.id);
+    Ok(Some(message))
+}
+
+/// A family's one email: every child by name with a decline link each, and one link that
+/// accepts them all. `children` are (name, decline link, expiry); `None` when access is off.
+pub(crate) fn family_message(
+    settings: &DomainSettings,
+    family: &Family,
+    inviter_name: &str,
+    accept_url: &str,
+    children: &[(String, String, DateTime<Utc>)],
+    locale: Option<Locale>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<OutboxMessage>> {
+    if !settings.guardian_access_enabled {
+        return Ok(None);
+    }
+    let locale = locale.unwrap_or(settings.default_locale);
+    let names: Vec<&str> = children.iter().map(|(name, _, _)| name.as_str()).collect();
+    let names = list_phrase(&names, locale);
+    // The first expiry: after it, not every child can be accepted any more.
+    let expires = children
+        .iter()
+        .map(|(_, _, at)| *at)
+        .min()
+        .map(|at| format_date(at, locale))
+        .unwrap_or_default();
+    let values = [
+        ("school", settings.school_display_name()),
+        ("inviter_name", inviter_name),
+        ("children_names", names.as_str()),
+        ("expire_date", expires.as_str()),
+        ("accept_url", accept_url),
+    ];
+    let listed: Vec<FamilyChild> = children
+        .iter()
+        .map(|(name, decline_url, _)| FamilyChild {
+            name: name.clone(),
+            decline_url: decline_url.clone(),
+        })
+        .collect();
+    let rendered = render_family(locale, &values, &listed).map_err(AppError::Internal)?;
+    let mut message = school_message(settings, &family.invited_email, rendered, now);
+    message.family_id = Some(family.id.clone());
+    Ok(Some(message))
+}
+
+/// "Emma", "Emma and Liam", "Emma, Liam and Noah" (Dutch: "en").
+fn list_phrase(names: &[&str], locale: Locale) -> String {
+    let and = match locale {
+        Locale::En => "and",
+        Locale::Nl => "en",
+    };
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} {and} {last}", init.join(", ")),
+    }
+}
+
+/// A queued message from the school: its sender name and Reply-To, about nothing yet.
+fn school_message(
+    settings: &DomainSettings,
+    to: &Email,
+    rendered: Rendered,
+    now: DateTime<Utc>,
+) -> OutboxMessage {
+    let Rendered {
+        subject,
+        text,
+        html,
+    } = rendered;
+    OutboxMessage {
         message_id: uuid::Uuid::now_v7().to_string(),
-        invitation_id: Some(letter.invitation.id),
-        recipient: letter.to.clone(),
+        invitation_id: None,
+        recipient: to.clone(),
         subject,
         body_text: text,
         body_html: html,
@@ -259,7 +328,8 @@ fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<Outbo
         list_unsubscribe: None,
         from_name: settings.sender_name().map(str::to_owned),
         reply_to: settings.reply_to_address.clone(),
-    }))
+        family_id: None,
+    }
 }
 
 /// The language the guardian with this address chose (as a guardian of any student), if any:

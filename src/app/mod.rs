@@ -12,6 +12,7 @@ mod bulk_resend;
 mod check;
 mod directory;
 mod error;
+mod families;
 mod feed;
 pub mod freshness;
 mod guardians;
@@ -77,7 +78,13 @@ pub struct AppConfig {
     pub public_url: String,
     /// The feed and the link cache.
     pub freshness: FreshnessConfig,
+    /// Invitations to one address within this window are sent as one family email; zero
+    /// sends each invitation's email at once, on its own.
+    pub family_window: std::time::Duration,
 }
+
+/// How long invitations to one address gather into one email, unless the server is told.
+pub const DEFAULT_FAMILY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for AppConfig {
     /// Defaults for tools and tests: page tokens valid in this process only.
@@ -87,6 +94,9 @@ impl Default for AppConfig {
             page_tokens: PageTokens::random(),
             public_url: "http://localhost:8080".into(),
             freshness: FreshnessConfig::default(),
+            // Tools and tests read an invitation's email right after inviting; the server
+            // takes its window from its configuration (DEFAULT_FAMILY_WINDOW unless set).
+            family_window: std::time::Duration::ZERO,
         }
     }
 }

@@ -121,6 +121,7 @@ impl World {
             .app
             .accept_invitation(&who, &answer, None, &|_| Vec::new())
             .await?
+            .first
         {
             Replay::Fresh(view) => Ok(view),
             Replay::Replayed(_) => panic!("no request id, no replay"),

@@ -15,6 +15,8 @@ pub struct Upkeep {
     pub expired: usize,
     /// Reminders sent.
     pub reminded: usize,
+    /// Family emails queued (their windows closed).
+    pub families: usize,
     /// Request ids forgotten.
     pub purged: u64,
     /// Rows of class activity older than the summaries' look-back, deleted.
@@ -27,6 +29,7 @@ impl App {
     /// work) and purges request ids older than the retention.
     pub async fn run_upkeep(&self, batch: u32) -> AppResult<Upkeep> {
         let mut done = Upkeep {
+            families: self.send_due_families(batch).await?,
             reminded: self.send_due_reminders(batch).await?,
             ..Upkeep::default()
         };

@@ -270,6 +270,8 @@ pub struct Invitation {
     pub remind_time: Option<DateTime<Utc>>,
     /// SHA-256 of the reminder's token, which works beside the first one.
     pub reminder_token_hash: Option<String>,
+    /// The family it was sent with (one email for several children), if any.
+    pub family_id: Option<String>,
 }
 
 impl Invitation {

@@ -11,6 +11,7 @@ pub mod change;
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod family;
 pub mod hex;
 pub mod idempotency;
 pub mod ids;
@@ -30,6 +31,7 @@ pub use change::{ChangeKind, Position};
 pub use clock::{Clock, SystemClock};
 pub use email::Email;
 pub use error::{FieldViolation, ValidationError};
+pub use family::Family;
 pub use idempotency::IdempotencyRecord;
 pub use ids::{CourseId, DomainName, InvitationId, StudentRef, UserId};
 pub use invitation::{

@@ -67,4 +67,6 @@ pub struct OutboxMessage {
     pub from_name: Option<String>,
     /// Where replies go (the school's office), else nowhere but the From address.
     pub reply_to: Option<Email>,
+    /// The family whose one email this is: its delivery is each of the family's invitations'.
+    pub family_id: Option<String>,
 }

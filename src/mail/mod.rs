@@ -6,6 +6,8 @@ pub mod templates;
 pub mod transport;
 
 pub use dispatcher::{DispatchPolicy, Dispatcher, Round};
-pub use templates::{Rendered, Template, format_date, render, schedule_phrase};
+pub use templates::{
+    FamilyChild, Rendered, Template, format_date, render, render_family, schedule_phrase,
+};
 pub use transport::{FolderTransport, SendError, SmtpTransport, Transport};
 pub mod summary;

@@ -26,11 +26,13 @@ pub enum Template {
     DeclinedToInviter,
     /// To the invitee, days before a PENDING invitation expires: accept and decline links.
     Reminder,
+    /// To the invitee of several children at once: one accept-all link, a decline link each.
+    Family,
 }
 
 impl Template {
     /// Every kind, for building the environment and for tests.
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 8] = [
         Template::Invitation,
         Template::Cancellation,
         Template::AcceptedToStudent,
@@ -38,6 +40,7 @@ impl Template {
         Template::Removed,
         Template::DeclinedToInviter,
         Template::Reminder,
+        Template::Family,
     ];
 
     fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Template {
             Self::Removed => "removed",
             Self::DeclinedToInviter => "declined_inviter",
             Self::Reminder => "reminder",
+            Self::Family => "family",
         }
     }
 }
@@ -64,6 +68,7 @@ fn source(template: Template, locale: Locale) -> &'static str {
         (Locale::En, T::Removed) => include_str!("templates/en/removed.txt"),
         (Locale::En, T::DeclinedToInviter) => include_str!("templates/en/declined_inviter.txt"),
         (Locale::En, T::Reminder) => include_str!("templates/en/reminder.txt"),
+        (Locale::En, T::Family) => include_str!("templates/en/family.txt"),
         (Locale::Nl, T::Invitation) => include_str!("templates/nl/invitation.txt"),
         (Locale::Nl, T::Cancellation) => include_str!("templates/nl/cancellation.txt"),
         (Locale::Nl, T::AcceptedToStudent) => include_str!("templates/nl/accepted_student.txt"),
@@ -71,6 +76,7 @@ fn source(template: Template, locale: Locale) -> &'static str {
         (Locale::Nl, T::Removed) => include_str!("templates/nl/removed.txt"),
         (Locale::Nl, T::DeclinedToInviter) => include_str!("templates/nl/declined_inviter.txt"),
         (Locale::Nl, T::Reminder) => include_str!("templates/nl/reminder.txt"),
+        (Locale::Nl, T::Family) => include_str!("templates/nl/family.txt"),
     }
 }
 
@@ -147,7 +153,43 @@ pub fn render(
     locale: Locale,
     values: &[(&str, &str)],
 ) -> Result<Rendered, String> {
-    let context: BTreeMap<&str, &str> = values.iter().copied().collect();
+    render_context(template, locale, context_of(values))
+}
+
+/// One child of a family email.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FamilyChild {
+    /// The child's name.
+    pub name: String,
+    /// The link that declines this child's invitation alone.
+    pub decline_url: String,
+}
+
+/// Renders the family email: `values` as [`render`] takes them, and the children as the
+/// list `children` the template walks through.
+pub fn render_family(
+    locale: Locale,
+    values: &[(&str, &str)],
+    children: &[FamilyChild],
+) -> Result<Rendered, String> {
+    let mut context = context_of(values);
+    let children = serde_json::to_value(children).map_err(|e| e.to_string())?;
+    context.insert("children", children);
+    render_context(Template::Family, locale, context)
+}
+
+fn context_of<'a>(values: &[(&'a str, &str)]) -> BTreeMap<&'a str, serde_json::Value> {
+    values
+        .iter()
+        .map(|(k, v)| (*k, serde_json::Value::from(*v)))
+        .collect()
+}
+
+fn render_context(
+    template: Template,
+    locale: Locale,
+    context: BTreeMap<&str, serde_json::Value>,
+) -> Result<Rendered, String> {
     let part = |part: &str| -> Result<String, String> {
         let name = format!("{}.{}.{part}", template.name(), locale.as_str());
         environment()

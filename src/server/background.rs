@@ -193,10 +193,12 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                     .increment(done.expired as u64);
                 metrics::counter!("guardians_invitation_reminders_total")
                     .increment(done.reminded as u64);
-                if done.expired > 0 || done.purged > 0 || done.reminded > 0 {
+                metrics::counter!("guardians_family_emails_total").increment(done.families as u64);
+                if done.expired > 0 || done.purged > 0 || done.reminded > 0 || done.families > 0 {
                     tracing::info!(
                         expired = done.expired,
                         reminded = done.reminded,
+                        families = done.families,
                         purged = done.purged,
                         "upkeep"
                     );

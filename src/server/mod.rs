@@ -108,6 +108,7 @@ pub async fn serve_with_listeners(
             page_tokens: page_tokens(&config, mode)?,
             public_url: config.public_url.clone(),
             freshness: config.freshness(),
+            family_window: config.family_window,
         },
     );
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -119,6 +119,7 @@ fn pending(student: &str, address: &str) -> Invitation {
         source: crate::domain::InvitationSource::Manual,
         remind_time: None,
         reminder_token_hash: None,
+        family_id: None,
     }
 }
 
@@ -1030,6 +1031,7 @@ fn message(n: usize) -> OutboxMessage {
         // Half carry a school's sender, so the claims read both kinds back.
         from_name: (n % 2 == 1).then(|| "Lincoln High".to_owned()),
         reply_to: (n % 2 == 1).then(|| email("office@school.example")),
+        family_id: None,
     }
 }
 

@@ -90,6 +90,44 @@ pub trait DirectoryRepo {
     ) -> StoreResult<Vec<(CourseId, DomainName)>>;
 }
 
+/// Families: invitations to one address sent as one email (see [`crate::domain::Family`]).
+#[async_trait]
+pub trait FamilyRepo {
+    /// The families still open at `now` of any of `emails` (in any domain).
+    async fn open_families(
+        &mut self,
+        emails: &[Email],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::domain::Family>>;
+    /// Stores new families (the caller holds their addresses' locks).
+    async fn insert_families(&mut self, families: &[crate::domain::Family]) -> StoreResult<()>;
+    /// Unsent families whose window has closed at `now`, oldest first, up to `limit`, locked
+    /// for this transaction and skipped by other senders (Postgres `FOR UPDATE SKIP LOCKED`).
+    async fn claim_due_families(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::domain::Family>>;
+    /// Records that a family's email was queued (with the hash of its accept-all token, for a
+    /// family of several children), if it was not yet: false when another sender was first.
+    async fn mark_family_sent(
+        &mut self,
+        family_id: &str,
+        now: DateTime<Utc>,
+        token_hash: Option<&str>,
+    ) -> StoreResult<bool>;
+    /// The family whose accept-all token hashes to `token_hash`.
+    async fn family_by_token_hash(
+        &mut self,
+        token_hash: &str,
+    ) -> StoreResult<Option<crate::domain::Family>>;
+    /// Every invitation of a family, oldest first.
+    async fn family_invitations(&mut self, family_id: &str) -> StoreResult<Vec<Invitation>>;
+    /// Gives invitation `id` a new token (hashed): a family's email carries fresh links, the
+    /// first tokens never having left the server. Keeps the version (no client-visible change).
+    async fn replace_token_hash(&mut self, id: InvitationId, token_hash: &str) -> StoreResult<()>;
+}
+
 /// Invitations and the guardian links they become.
 #[async_trait]
 pub trait InvitationRepo {
@@ -342,6 +380,7 @@ pub trait Session:
     + BulkRepo
     + DirectoryRepo
     + InvitationRepo
+    + FamilyRepo
     + EventRepo
     + FeedRepo
     + OutboxRepo

@@ -67,6 +67,9 @@ impl_session_repos!(
         " FROM invitations WHERE state = 'PENDING' AND remind_time <= $1 AND expire_time > $1 \
          ORDER BY remind_time LIMIT $2 FOR UPDATE SKIP LOCKED"
     ),
+    families_sql = "SELECT family_id, domain, invited_email, inviter_id, open_until, create_time, \
+                    sent_time FROM invitation_families WHERE sent_time IS NULL AND open_until <= $1 \
+                    ORDER BY open_until LIMIT $2 FOR UPDATE SKIP LOCKED",
     // Every transaction id below the snapshot's xmin has finished; xmax is the first id not
     // yet handed out, so every commit so far is below it.
     watermark_sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS w",

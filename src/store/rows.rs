@@ -173,6 +173,7 @@ pub(crate) struct InvitationRow {
     source: String,
     remind_time: Option<DateTime<Utc>>,
     reminder_token_hash: Option<String>,
+    family_id: Option<String>,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -205,6 +206,7 @@ impl TryFrom<InvitationRow> for Invitation {
             source: InvitationSource::parse(&row.source).ok_or_else(|| corrupt("source"))?,
             remind_time: row.remind_time,
             reminder_token_hash: row.reminder_token_hash,
+            family_id: row.family_id,
         })
     }
 }
@@ -342,6 +344,7 @@ pub(crate) struct OutboxRow {
     list_unsubscribe: Option<String>,
     from_name: Option<String>,
     reply_to: Option<String>,
+    family_id: Option<String>,
 }
 
 impl TryFrom<OutboxRow> for OutboxMessage {
@@ -368,6 +371,7 @@ impl TryFrom<OutboxRow> for OutboxMessage {
             list_unsubscribe: row.list_unsubscribe,
             from_name: row.from_name,
             reply_to: row.reply_to.as_deref().map(email).transpose()?,
+            family_id: row.family_id,
         })
     }
 }
@@ -571,4 +575,30 @@ pub(crate) fn course_domains(rows: Vec<(String, String)>) -> Vec<(CourseId, Doma
     rows.into_iter()
         .map(|(c, d)| (CourseId::from_trusted(c), DomainName::from_trusted(d)))
         .collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct FamilyRow {
+    family_id: String,
+    domain: String,
+    invited_email: String,
+    inviter_id: String,
+    open_until: DateTime<Utc>,
+    create_time: DateTime<Utc>,
+    sent_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<FamilyRow> for crate::domain::Family {
+    type Error = StoreError;
+    fn try_from(row: FamilyRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: row.family_id,
+            domain: DomainName::from_trusted(row.domain),
+            invited_email: email(&row.invited_email)?,
+            inviter_id: row.inviter_id,
+            open_until: row.open_until,
+            create_time: row.create_time,
+            sent_time: row.sent_time,
+        })
+    }
 }

@@ -59,6 +59,9 @@ impl_session_repos!(
         " FROM invitations WHERE state = 'PENDING' AND remind_time <= $1 AND expire_time > $1 \
          ORDER BY remind_time LIMIT $2"
     ),
+    families_sql = "SELECT family_id, domain, invited_email, inviter_id, open_until, create_time, \
+                    sent_time FROM invitation_families WHERE sent_time IS NULL AND open_until <= $1 \
+                    ORDER BY open_until LIMIT $2",
     // One writer at a time: whatever a statement sees is complete.
     watermark_sql = "SELECT COALESCE(MAX(revision), 0) + 1 AS w FROM guardian_events",
     head_sql = "SELECT COALESCE(MAX(revision), 0) FROM guardian_events"

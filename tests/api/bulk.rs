@@ -156,6 +156,7 @@ async fn chunked_equals_single(chunked: &TestApp, single: &TestApp) {
                 student_id: row.student_id.clone(),
                 invited_email_address: row.invited_email_address.clone(),
                 request_id: String::new(),
+                student_ids: Vec::new(),
             })
             .await;
         one_by_one.push(match outcome {

@@ -452,6 +452,8 @@ impl ServerProcess {
             .env("GUARDIANS_LISTEN", format!("127.0.0.1:{port}"))
             .env("GUARDIANS_JWT_HS256_SECRET", crate::helpers::SECRET)
             .env("GUARDIANS_MAIL_DISPATCHER", "false")
+            // Each invitation's email queued with it, so a test counts one per row.
+            .env("GUARDIANS_FAMILY_WINDOW", "0s")
             .env("GUARDIANS_DATA_DIR", data_dir)
             .env("RUST_LOG", "info")
             .env("GUARDIANS_LOG_FORMAT", "text")

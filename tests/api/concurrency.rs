@@ -18,6 +18,7 @@ fn create(student: &str, email: &str) -> CreateGuardianInvitationRequest {
         student_id: student.into(),
         invited_email_address: email.into(),
         request_id: String::new(),
+        student_ids: Vec::new(),
     }
 }
 
@@ -279,6 +280,7 @@ async fn paging_a_thousand_invitations_by_seven_sees_each_once_while_others_are_
                     source: guardian_service::domain::InvitationSource::Manual,
                     remind_time: None,
                     reminder_token_hash: None,
+                    family_id: None,
                 };
                 existing.insert(inv.id.to_text());
                 tx.insert_invitation(&inv).await.unwrap();

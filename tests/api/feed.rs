@@ -537,6 +537,7 @@ async fn a_watch_goes_on_when_the_database_drops_every_connection() {
                 student_id: "s1".into(),
                 invited_email_address: "after@example.org".into(),
                 request_id: "4f4c8a8e-3a53-4d7e-9d55-0c4b8f2c1a77".into(),
+                student_ids: Vec::new(),
             })
             .await;
         match result {

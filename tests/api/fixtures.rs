@@ -105,6 +105,7 @@ pub(crate) async fn invite(app: &TestApp, student: &str, email: &str) -> Guardia
             student_id: student.into(),
             invited_email_address: email.into(),
             request_id: String::new(),
+            student_ids: Vec::new(),
         })
         .await
         .unwrap_or_else(|e| panic!("invite {student}: {e:?}"))

@@ -81,6 +81,7 @@ async fn a_one_sided_allowlist_gives_no_rights_over_another_domains_students() {
             student_id: "v1".into(),
             invited_email_address: "attacker@evil.example".into(),
             request_id: String::new(),
+            student_ids: Vec::new(),
         })
         .await;
     assert_status(attack, Code::PermissionDenied, "NOT_ALLOWED_TO_MANAGE");
@@ -119,6 +120,7 @@ async fn a_one_sided_allowlist_gives_no_rights_over_another_domains_students() {
             student_id: "v1".into(),
             invited_email_address: "parent@home.example".into(),
             request_id: String::new(),
+            student_ids: Vec::new(),
         })
         .await
         .expect("a teacher of a mutual partner may invite");
@@ -142,6 +144,7 @@ async fn a_request_id_of_another_tenant_replays_nothing() {
         student_id: "s1".into(),
         invited_email_address: "secret.parent@home.example".into(),
         request_id: request_id.clone(),
+        student_ids: Vec::new(),
     };
     let first = app
         .guardians_as(&ours)
@@ -186,6 +189,7 @@ async fn the_same_request_id_in_two_domains_makes_two_invitations() {
                     student_id: student.into(),
                     invited_email_address: "parent@home.example".into(),
                     request_id,
+                    student_ids: Vec::new(),
                 })
                 .await
                 .expect("invite")

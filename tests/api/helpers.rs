@@ -204,6 +204,9 @@ pub(crate) fn test_config(database_url: &str) -> ServeConfig {
         // Upkeep tests run rounds of their own at chosen instants; the server's own round
         // would race them (a reminder or an expiry counted by neither).
         upkeep_interval: std::time::Duration::from_secs(24 * 3600),
+        // Each invitation's email at once, as most tests read it right after inviting; the
+        // family tests choose a window and close it with the clock.
+        family_window: std::time::Duration::ZERO,
         ..ServeConfig::for_database(database_url)
     }
 }

@@ -328,6 +328,7 @@ async fn bad_requests_get_the_contract_reasons_and_write_nothing() {
             student_id: student.into(),
             invited_email_address: email.into(),
             request_id: request_id.into(),
+            student_ids: Vec::new(),
         };
         let result = app.guardians().create_guardian_invitation(request).await;
         let err = result.expect_err(reason);
@@ -417,6 +418,7 @@ async fn duplicates_links_and_declines_are_refused() {
         student_id: "s1".into(),
         invited_email_address: "DUP@example.org".into(),
         request_id: String::new(),
+        student_ids: Vec::new(),
     };
     assert_status(
         app.guardians()
@@ -447,6 +449,7 @@ async fn duplicates_links_and_declines_are_refused() {
         student_id: "s2".into(),
         invited_email_address: "no@example.org".into(),
         request_id: String::new(),
+        student_ids: Vec::new(),
     };
     assert_status(
         app.guardians().create_guardian_invitation(create).await,
@@ -475,6 +478,7 @@ async fn limits_are_enforced_with_limit_and_current_in_the_error() {
         student_id: s.into(),
         invited_email_address: e.into(),
         request_id: String::new(),
+        student_ids: Vec::new(),
     };
     let err = assert_status(
         app.guardians()
@@ -527,6 +531,7 @@ async fn guardian_access_off_blocks_invitations_and_acceptance_but_keeps_links()
         student_id: "s2".into(),
         invited_email_address: "new@example.org".into(),
         request_id: String::new(),
+        student_ids: Vec::new(),
     };
     assert_status(
         app.guardians().create_guardian_invitation(create).await,

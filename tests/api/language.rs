@@ -140,6 +140,7 @@ async fn the_inviter_learns_of_a_decline_without_the_address() {
             student_id: "s1".into(),
             invited_email_address: "stranger@example.org".into(),
             request_id: String::new(),
+            student_ids: Vec::new(),
         })
         .await
         .unwrap()

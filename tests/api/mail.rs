@@ -264,6 +264,7 @@ async fn the_school_is_named_in_its_emails_which_reply_to_its_office() {
             student_id: "s2".into(),
             invited_email_address: "ouder2@example.org".into(),
             request_id: String::new(),
+            student_ids: Vec::new(),
         })
         .await
         .expect("the teacher invites");

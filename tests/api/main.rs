@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod connections;
 mod directory;
+mod families;
 mod feed;
 mod fixtures;
 mod hardening;

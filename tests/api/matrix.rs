@@ -431,6 +431,7 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
                 invited_email_address: format!("{student}@{domain}"),
                 student_id: student,
                 request_id: String::new(),
+                student_ids: Vec::new(),
             })
             .await),
         Rpc::GetGuardianInvitation => ok(g

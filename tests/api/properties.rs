@@ -209,6 +209,7 @@ impl Case<'_> {
                 student_id: self.student.clone(),
                 invited_email_address: self.address(a),
                 request_id: String::new(),
+                student_ids: Vec::new(),
             })
             .await;
         let actual = match result {

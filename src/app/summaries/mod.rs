@@ -242,6 +242,7 @@ impl App {
             list_unsubscribe: Some(unsubscribe_url),
             from_name,
             reply_to,
+            family_id: None,
         };
         Ok((delivery, Some(message)))
     }

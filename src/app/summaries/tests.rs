@@ -81,6 +81,7 @@ async fn seed(store: &Arc<dyn Store>, now: DateTime<Utc>) {
             source: crate::domain::InvitationSource::Manual,
             remind_time: None,
             reminder_token_hash: None,
+            family_id: None,
         })
         .await
         .unwrap();

@@ -160,6 +160,7 @@ async fn write_range(
                     source: guardian_service::domain::InvitationSource::Manual,
                     remind_time: None,
                     reminder_token_hash: None,
+                    family_id: None,
                 }
             };
             let mut planned = Vec::new();

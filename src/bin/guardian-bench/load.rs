@@ -320,6 +320,7 @@ async fn drive(
                                 "load{run}-{offset}-{i}@families.example"
                             ),
                             request_id: String::new(),
+                            student_ids: Vec::new(),
                         });
                         req.metadata_mut().insert("authorization", bearer.clone());
                         client.create_guardian_invitation(req).await.map(drop)

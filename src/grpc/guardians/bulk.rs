@@ -18,7 +18,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 /// The deadline the transport gave this call, as the use cases measure time.
-fn request_deadline<T>(request: &Request<T>) -> Option<std::time::Instant> {
+pub(super) fn request_deadline<T>(request: &Request<T>) -> Option<std::time::Instant> {
     request
         .extensions()
         .get::<crate::grpc::deadline::RequestDeadline>()
@@ -120,6 +120,38 @@ pub(super) async fn invite(
         ..Default::default()
     };
     stamped(app, Response::new(response)).await
+}
+
+/// Most students one CreateGuardianInvitation may name (`student_ids`).
+pub(super) const MAX_FAMILY_STUDENTS: usize = 100;
+
+/// CreateGuardianInvitation with `student_ids`: the one address for each student, as the rows
+/// of a bulk call (each checked, limited and answered alone), so they share one family email.
+pub(super) async fn invite_students(
+    app: &App,
+    who: &Authorized,
+    deadline: Option<std::time::Instant>,
+    student_ids: &[String],
+    invited_email_address: &str,
+    key: Option<&crate::app::RequestKey>,
+) -> Result<Vec<proto::BulkRowResult>, Status> {
+    if student_ids.len() > MAX_FAMILY_STUDENTS {
+        return Err(ValidationError::invalid(
+            "student_ids",
+            format!("at most {MAX_FAMILY_STUDENTS} students a call"),
+        )
+        .into());
+    }
+    let rows = student_ids
+        .iter()
+        .enumerate()
+        .map(|(i, student)| pair_row(who, i, student, invited_email_address))
+        .collect();
+    let encode = |v: &InvitationView| invitation_to_proto(v).encode_to_vec();
+    let outcomes = app
+        .bulk_invite(who, rows, false, deadline, key, &encode)
+        .await?;
+    Ok(invitation_results(outcomes))
 }
 
 pub(super) async fn resend(

@@ -172,6 +172,7 @@ pub(super) fn invitation_to_proto(view: &InvitationView) -> proto::GuardianInvit
         source: source_to_proto(inv.source) as i32,
         student_email_address: student_email(view.student.as_ref()),
         student_display_name: student_name(view.student.as_ref()),
+        family_id: inv.family_id.clone().unwrap_or_default(),
     }
 }
 

@@ -28,13 +28,38 @@ pub(super) async fn create(
     request: Request<proto::CreateGuardianInvitationRequest>,
 ) -> Result<Response<proto::CreateGuardianInvitationResponse>, Status> {
     let who = authorized(&request)?;
+    let deadline = super::bulk::request_deadline(&request);
     let req = request.into_inner();
     let proto::CreateGuardianInvitationRequest {
         student_id,
         invited_email_address,
         request_id,
+        student_ids,
     } = &req;
     let key = request_key(&who, "CreateGuardianInvitation", request_id, &req)?;
+    if !student_ids.is_empty() {
+        if !student_id.is_empty() {
+            return Err(ValidationError::invalid(
+                "student_ids",
+                "give student_id or student_ids, not both",
+            )
+            .into());
+        }
+        let results = super::bulk::invite_students(
+            app,
+            &who,
+            deadline,
+            student_ids,
+            invited_email_address,
+            key.as_ref(),
+        )
+        .await?;
+        let response = proto::CreateGuardianInvitationResponse {
+            results,
+            ..Default::default()
+        };
+        return stamped(app, Response::new(response)).await;
+    }
     let student = student_ref(&who, student_id)?;
     let invited = parse_field("invited_email_address", invited_email_address, Email::parse)?;
     let build = |v: &InvitationView| proto::CreateGuardianInvitationResponse {
@@ -186,10 +211,12 @@ pub(super) async fn accept(
         guardian: Some(guardian_to_proto(v)),
         ..Default::default()
     };
-    let result = app
+    let accepted = app
         .accept_invitation(&who, &answer, key.as_ref(), &|v| build(v).encode_to_vec())
         .await?;
-    stamped(app, respond(result, build)?).await
+    let mut response = respond(accepted.first, build)?;
+    response.get_mut().family_guardians = accepted.family.iter().map(guardian_to_proto).collect();
+    stamped(app, response).await
 }
 
 pub(super) async fn decline(

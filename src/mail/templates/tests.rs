@@ -15,6 +15,10 @@ fn values(locale: Locale) -> Vec<(&'static str, String)> {
         ("student_name", "Emma de Vries".into()),
         ("school", "lincoln.k12.example".into()),
         ("inviter_name", "J. Jansen".into()),
+        (
+            "children_names",
+            "Emma de Vries, Liam de Vries and Noah de Vries".into(),
+        ),
         ("guardian_name", "Pat de Vries".into()),
         ("expire_date", format_date(expires, locale)),
         ("accept_url", "https://x.example/accept?token=t0k3n".into()),
@@ -28,7 +32,22 @@ fn values(locale: Locale) -> Vec<(&'static str, String)> {
 
 fn render_with(template: Template, locale: Locale, values: &[(&'static str, String)]) -> Rendered {
     let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    if template == Template::Family {
+        return render_family(locale, &pairs, &children()).unwrap();
+    }
     render(template, locale, &pairs).unwrap()
+}
+
+/// Three children of one family, as the family email lists them.
+fn children() -> Vec<FamilyChild> {
+    ["Emma de Vries", "Liam de Vries", "Noah de Vries"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| FamilyChild {
+            name: (*name).to_owned(),
+            decline_url: format!("https://x.example/decline?token=child{i}"),
+        })
+        .collect()
 }
 
 #[test]
@@ -146,4 +165,30 @@ fn an_inviter_who_is_not_a_person_is_named_by_role_not_by_domain() {
         assert!(r.text.contains(role), "{}", r.text);
         assert!(r.html.contains(role), "{}", r.html);
     }
+}
+
+#[test]
+fn a_family_email_has_one_accept_link_and_a_decline_link_per_child() {
+    for locale in [Locale::En, Locale::Nl] {
+        let r = render_with(Template::Family, locale, &values(locale));
+        assert_eq!(r.text.matches("accept?token=t0k3n").count(), 1);
+        for (i, child) in children().iter().enumerate() {
+            assert!(
+                r.text.contains(&format!(
+                    "- {}: https://x.example/decline?token=child{i}",
+                    child.name
+                )),
+                "{}",
+                r.text
+            );
+            assert!(r.html.contains(&format!("decline?token=child{i}")));
+        }
+        assert!(r.text.contains(" 3 "), "the count of children: {}", r.text);
+    }
+    let mut hostile = children();
+    hostile[0].name = "<b>Emma</b>".into();
+    let pairs: Vec<(&str, String)> = values(Locale::En);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = render_family(Locale::En, &pairs, &hostile).unwrap();
+    assert!(!r.html.contains("<b>Emma</b>"), "names are escaped in HTML");
 }

@@ -184,7 +184,8 @@ macro_rules! impl_bulk_repo {
                         .push_bind(inv.version)
                         .push_bind(inv.source.name())
                         .push_bind(inv.remind_time)
-                        .push_bind(inv.reminder_token_hash.as_deref());
+                        .push_bind(inv.reminder_token_hash.as_deref())
+                        .push_bind(inv.family_id.as_deref());
                 });
                 query.build().execute(&mut *self.conn).await.map_err(|e| {
                     $crate::store::StoreError::unique_as(

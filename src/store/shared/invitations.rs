@@ -16,7 +16,7 @@ macro_rules! impl_invitation_repo {
                 sqlx::query(concat!(
                     "INSERT INTO invitations (",
                     invitation_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                 ))
                 .bind(inv.id.to_text())
                 .bind(inv.domain.as_str())
@@ -37,6 +37,7 @@ macro_rules! impl_invitation_repo {
                 .bind(inv.source.name())
                 .bind(inv.remind_time)
                 .bind(inv.reminder_token_hash.as_deref())
+                .bind(inv.family_id.as_deref())
                 .execute(&mut *self.conn)
                 .await
                 .map_err(|e| $crate::store::error::invitation_unique(e, inv))?;

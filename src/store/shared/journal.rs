@@ -57,7 +57,7 @@ macro_rules! impl_journal_repos {
                 let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
                     "INSERT INTO outbox (message_id, invitation_id, recipient, subject, \
                      body_text, body_html, status, attempts, next_attempt_time, last_error, \
-                     create_time, sent_time, list_unsubscribe, from_name, reply_to) ",
+                     create_time, sent_time, list_unsubscribe, from_name, reply_to, family_id) ",
                 );
                 query.push_values(messages, |mut row, m| {
                     row.push_bind(&m.message_id)
@@ -74,7 +74,8 @@ macro_rules! impl_journal_repos {
                         .push_bind(m.sent_time)
                         .push_bind(m.list_unsubscribe.as_deref())
                         .push_bind(m.from_name.as_deref())
-                        .push_bind(m.reply_to.as_ref().map(|e| e.as_str()));
+                        .push_bind(m.reply_to.as_ref().map(|e| e.as_str()))
+                        .push_bind(m.family_id.as_deref());
                 });
                 query.build().execute(&mut *self.conn).await.map_err(|e| {
                     $crate::store::StoreError::unique_as(e, $crate::store::UniqueKey::OutboxMessage)
@@ -170,20 +171,9 @@ macro_rules! impl_journal_repos {
                 &mut self,
                 invitation_id: $crate::domain::InvitationId,
             ) -> $crate::store::StoreResult<Option<$crate::domain::DeliveryStatus>> {
-                let status: Option<String> = sqlx::query_scalar(
-                    "SELECT status FROM outbox WHERE invitation_id = $1 \
-                     ORDER BY create_time DESC, message_id DESC LIMIT 1",
-                )
-                .bind(invitation_id.to_text())
-                .fetch_optional(&mut *self.conn)
-                .await?;
-                status
-                    .map(|s| {
-                        $crate::domain::DeliveryStatus::from_name(&s).ok_or_else(|| {
-                            $crate::store::StoreError::Corrupt("unreadable delivery status".into())
-                        })
-                    })
-                    .transpose()
+                // One invitation's is a page of one: its own messages and its family's.
+                let mut found = self.latest_delivery_statuses(&[invitation_id]).await?;
+                Ok(found.remove(&invitation_id))
             }
 
             async fn latest_delivery_statuses(
@@ -201,18 +191,66 @@ macro_rules! impl_journal_repos {
                 }
                 // The newest message of each invitation: none newer (by time, then id) exists.
                 let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
-                    "SELECT invitation_id, status FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM \
-                     outbox n WHERE n.invitation_id = o.invitation_id AND (n.create_time > \
-                     o.create_time OR (n.create_time = o.create_time AND n.message_id > \
-                     o.message_id))) AND o.invitation_id IN (",
+                    "SELECT invitation_id, status, create_time, message_id FROM outbox o \
+                     WHERE NOT EXISTS (SELECT 1 FROM outbox n WHERE n.invitation_id = \
+                     o.invitation_id AND (n.create_time > o.create_time OR (n.create_time = \
+                     o.create_time AND n.message_id > o.message_id))) AND o.invitation_id IN (",
                 );
                 let mut ids = query.separated(", ");
                 for id in invitation_ids {
                     ids.push_bind(id.to_text());
                 }
                 query.push(")");
-                let rows: Vec<(String, String)> =
+                type Latest = (String, String, chrono::DateTime<chrono::Utc>, String);
+                let own: Vec<Latest> = query.build_query_as().fetch_all(&mut *self.conn).await?;
+                // The emails of their families (one each, as a rule).
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT i.invitation_id, o.status, o.create_time, o.message_id FROM \
+                     invitations i JOIN outbox o ON o.family_id = i.family_id \
+                     WHERE i.invitation_id IN (",
+                );
+                let mut ids = query.separated(", ");
+                for id in invitation_ids {
+                    ids.push_bind(id.to_text());
+                }
+                query.push(")");
+                let of_families: Vec<Latest> =
                     query.build_query_as().fetch_all(&mut *self.conn).await?;
+                let mut newest: std::collections::HashMap<String, Latest> =
+                    std::collections::HashMap::new();
+                for row in own.into_iter().chain(of_families) {
+                    let newer = newest
+                        .get(&row.0)
+                        .is_none_or(|seen| (row.2, &row.3) > (seen.2, &seen.3));
+                    if newer {
+                        newest.insert(row.0.clone(), row);
+                    }
+                }
+                // A family still open for more children has its email to come: queued.
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "SELECT i.invitation_id FROM invitations i JOIN invitation_families f \
+                     ON f.family_id = i.family_id WHERE f.sent_time IS NULL \
+                     AND i.invitation_id IN (",
+                );
+                let mut ids = query.separated(", ");
+                for id in invitation_ids {
+                    ids.push_bind(id.to_text());
+                }
+                query.push(")");
+                let waiting: Vec<(String,)> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                let mut rows: Vec<(String, String)> = newest
+                    .into_values()
+                    .map(|(id, status, _, _)| (id, status))
+                    .collect();
+                let known: std::collections::HashSet<String> =
+                    rows.iter().map(|(id, _)| id.clone()).collect();
+                rows.extend(
+                    waiting
+                        .into_iter()
+                        .filter(|(id,)| !known.contains(id))
+                        .map(|(id,)| (id, "QUEUED".to_owned())),
+                );
                 for (id, status) in rows {
                     let corrupt = |what: &str| $crate::store::StoreError::Corrupt(what.into());
                     let id = $crate::domain::InvitationId::parse(&id)

@@ -8,6 +8,8 @@ mod bulk;
 #[macro_use]
 mod directory;
 #[macro_use]
+mod families;
+#[macro_use]
 mod feed;
 #[macro_use]
 mod invitations;
@@ -34,7 +36,8 @@ macro_rules! invitation_columns {
     () => {
         "invitation_id, domain, student_id, invited_email, state, removal_reason, inviter_id, \
          guardian_id, guardian_email, guardian_display_name, token_hash, create_time, \
-         update_time, expire_time, accept_time, version, source, remind_time, reminder_token_hash"
+         update_time, expire_time, accept_time, version, source, remind_time, reminder_token_hash, \
+         family_id"
     };
 }
 
@@ -42,7 +45,8 @@ macro_rules! invitation_columns {
 /// derefs to the backend's connection (a pooled connection or an open transaction).
 /// `$claim_sql` claims due outbox messages (binds: now, lease_until, limit); `$expired_sql`
 /// selects and locks expired PENDING invitations (binds: now, limit), `$reminders_sql` those
-/// whose reminder is due (binds: now, limit); `$watermark_sql` selects
+/// whose reminder is due (binds: now, limit), `$families_sql` the unsent families whose window
+/// closed (binds: now, limit); `$watermark_sql` selects
 /// the feed's watermark as `w`, `$head_sql` the revision that includes every commit so far.
 macro_rules! impl_session_repos {
     (
@@ -51,6 +55,7 @@ macro_rules! impl_session_repos {
         claim_sql = $claim_sql:expr,
         expired_sql = $expired_sql:expr,
         reminders_sql = $reminders_sql:expr,
+        families_sql = $families_sql:expr,
         watermark_sql = $watermark_sql:literal,
         head_sql = $head_sql:expr
     ) => {
@@ -58,6 +63,7 @@ macro_rules! impl_session_repos {
         impl_bulk_repo!($session, $conn);
         impl_directory_repo!($session, $conn);
         impl_invitation_repo!($session, $conn, $expired_sql, $reminders_sql);
+        impl_family_repo!($session, $conn, $families_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
         impl_feed_repo!($session, $conn, $watermark_sql, $head_sql);
         impl_summary_repo!($session, $conn);
