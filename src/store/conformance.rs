@@ -55,6 +55,7 @@ conformance!(
     counts_for_limits_cover_addresses_and_declines,
     expired_pending_invitations_are_claimed_once_by_concurrent_sweepers,
     due_reminders_are_claimed_and_marked_once,
+    families_open_close_and_are_sent_once,
     activity_ends_in_the_newest_state_whatever_the_order,
     class_activity_is_purged_by_age_and_goes_with_its_course,
     one_summary_per_guardian_and_period_and_tokens_work_once,
@@ -909,6 +910,145 @@ async fn due_reminders_are_claimed_and_marked_once(store: Arc<dyn Store>) {
             .map(|i| i.id),
         Some(due.id)
     );
+}
+
+async fn families_open_close_and_are_sent_once(store: Arc<dyn Store>) {
+    let now = t0();
+    let window = TimeDelta::seconds(60);
+    let family = crate::domain::Family::open(
+        domain("school.example"),
+        email("mother@example.org"),
+        "t1".into(),
+        now,
+        window,
+    );
+    let other = crate::domain::Family::open(
+        domain("school.example"),
+        email("father@example.org"),
+        "t1".into(),
+        now - TimeDelta::hours(1),
+        window,
+    );
+    let mut members = Vec::new();
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_families(&[family.clone(), other.clone()])
+            .await
+            .unwrap();
+        for student in ["s1", "s2"] {
+            let mut inv = pending(student, "mother@example.org");
+            inv.family_id = Some(family.id.clone());
+            tx.insert_invitation(&inv).await.unwrap();
+            members.push(inv);
+        }
+        tx.commit().await.unwrap();
+    }
+    let mut s = store.session().await.unwrap();
+    let open = s
+        .open_families(
+            &[email("mother@example.org"), email("father@example.org")],
+            now + TimeDelta::seconds(59),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        open,
+        std::slice::from_ref(&family),
+        "the father's window has closed"
+    );
+    assert!(
+        s.open_families(&[email("mother@example.org")], now + window)
+            .await
+            .unwrap()
+            .is_empty(),
+        "closed at open_until"
+    );
+    let listed: Vec<_> = s
+        .family_invitations(&family.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.family_id))
+        .collect();
+    assert_eq!(
+        listed,
+        members
+            .iter()
+            .map(|m| (m.id, Some(family.id.clone())))
+            .collect::<Vec<_>>()
+    );
+    // Open, the family's invitations are to be sent: queued.
+    let statuses = s
+        .latest_delivery_statuses(&[members[0].id, members[1].id])
+        .await
+        .unwrap();
+    assert_eq!(statuses[&members[0].id], DeliveryStatus::Queued);
+    drop(s);
+
+    let later = now + window;
+    let mut tx = store.begin().await.unwrap();
+    let due: Vec<_> = tx
+        .claim_due_families(later, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(due, [other.id.clone(), family.id.clone()], "oldest first");
+    assert!(
+        tx.mark_family_sent(&family.id, later, Some("family-hash"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.mark_family_sent(&family.id, later, Some("again"))
+            .await
+            .unwrap(),
+        "sent once"
+    );
+    tx.replace_token_hash(members[0].id, "fresh-hash")
+        .await
+        .unwrap();
+    tx.enqueue_message(&OutboxMessage {
+        invitation_id: None,
+        family_id: Some(family.id.clone()),
+        status: DeliveryStatus::Sent,
+        ..message(7)
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut s = store.session().await.unwrap();
+    assert_eq!(
+        s.family_by_token_hash("family-hash")
+            .await
+            .unwrap()
+            .map(|f| f.id),
+        Some(family.id.clone())
+    );
+    let renewed = s
+        .get_invitation_by_token_hash("fresh-hash")
+        .await
+        .unwrap()
+        .expect("the new token finds it");
+    assert_eq!(
+        (renewed.id, renewed.version),
+        (members[0].id, members[0].version),
+        "a new token is no change a client sees"
+    );
+    assert_eq!(
+        s.latest_delivery_status(members[1].id).await.unwrap(),
+        Some(DeliveryStatus::Sent),
+        "the family's email is each of its invitations'"
+    );
+    let due: Vec<_> = s
+        .claim_due_families(later, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(due, [other.id], "the sent one is no longer due");
 }
 
 async fn events_append_in_order_and_read_back_by_scope(store: Arc<dyn Store>) {

@@ -3,10 +3,11 @@
 //! one email naming every child, with one link that accepts them all and a decline link per
 //! child; exactly one email even with two replicas sending.
 
-use crate::fixtures::{SCHOOL, invite, seed_school, set_settings, subjects_to};
+use crate::fixtures::{
+    SCHOOL, invitations_with_event, invite, replica, seed_school, set_settings, subjects_to,
+};
 use crate::helpers::{TestApp, admin, guardian, spawn_unready_with_clock, test_config, wait_for};
 use chrono::TimeDelta;
-use guardian_service::app::App;
 use guardian_service::domain::clock::ManualClock;
 use guardian_service::proto::*;
 use guardian_service::testing::TestDatabase;
@@ -26,14 +27,6 @@ async fn spawn_with_families(clock: Arc<ManualClock>) -> TestApp {
     app.db = Some(db);
     seed_school(&app, 5).await;
     app
-}
-
-/// A replica that only runs upkeep, on the test's database and clock.
-async fn replica(app: &TestApp, clock: Arc<ManualClock>) -> App {
-    let store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(4))
-        .await
-        .unwrap();
-    App::new(store, clock, Default::default())
 }
 
 /// The plain-text bodies queued to `recipient`, oldest first.
@@ -177,22 +170,10 @@ async fn three_children_in_one_call_get_one_email_whose_link_accepts_all_three()
     // A retry of the same link answers as the first did, changing nothing.
     let again = accept_with(&app, &token, "g-mother", "mother@example.org").await;
     assert_eq!(again.family_guardians.len(), 3);
-    let events = app
-        .guardians_as(&admin(SCHOOL))
-        .list_guardian_events(ListGuardianEventsRequest {
-            domain: SCHOOL.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
     assert_eq!(
-        events
-            .iter()
-            .filter(|e| e.action == "invitation.accepted")
-            .count(),
+        invitations_with_event(&app, "invitation.accepted")
+            .await
+            .len(),
         3,
         "each invitation its own transition and event"
     );

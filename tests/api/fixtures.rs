@@ -213,3 +213,33 @@ pub(crate) async fn subjects_to(app: &TestApp, recipient: &str) -> Vec<String> {
     pool.close().await;
     subjects
 }
+
+/// The ids of the invitations named by SCHOOL's audit events of `action`, oldest first.
+pub(crate) async fn invitations_with_event(app: &TestApp, action: &str) -> Vec<String> {
+    app.guardians_as(&crate::helpers::admin(SCHOOL))
+        .list_guardian_events(guardian_service::proto::ListGuardianEventsRequest {
+            domain: SCHOOL.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .filter(|e| e.action == action)
+        .map(|e| e.invitation_id)
+        .collect()
+}
+
+/// Another replica on the test's database and `clock`, for running upkeep rounds beside the
+/// server's.
+pub(crate) async fn replica(
+    app: &TestApp,
+    clock: std::sync::Arc<guardian_service::domain::clock::ManualClock>,
+) -> guardian_service::app::App {
+    let store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(4))
+        .await
+        .unwrap();
+    guardian_service::app::App::new(store, clock, Default::default())
+}

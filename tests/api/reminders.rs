@@ -4,22 +4,14 @@
 //! the count again; the reminder's link and the first email's link both work.
 
 use crate::fixtures::{
-    SCHOOL, accept_as, invite, seed_school, set_settings, subjects_to, token_of,
+    accept_as, invitations_with_event, invite, replica, seed_school, set_settings, subjects_to,
+    token_of,
 };
-use crate::helpers::{TestApp, admin, guardian, spawn_app_with_clock};
+use crate::helpers::{TestApp, guardian, spawn_app_with_clock};
 use chrono::TimeDelta;
-use guardian_service::app::App;
 use guardian_service::domain::clock::ManualClock;
 use guardian_service::proto::*;
 use std::sync::Arc;
-
-/// A second replica: its own App and pool on the test's database and clock.
-async fn replica(app: &TestApp, clock: Arc<ManualClock>) -> App {
-    let store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(4))
-        .await
-        .unwrap();
-    App::new(store, clock, Default::default())
-}
 
 /// How many reminders were queued to `address`.
 async fn reminders_to(app: &TestApp, address: &str) -> usize {
@@ -32,20 +24,7 @@ async fn reminders_to(app: &TestApp, address: &str) -> usize {
 
 /// The reminder events of the school, by invitation id.
 async fn reminder_events(app: &TestApp) -> Vec<String> {
-    app.guardians_as(&admin(SCHOOL))
-        .list_guardian_events(ListGuardianEventsRequest {
-            domain: SCHOOL.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .filter(|e| e.action == "invitation.reminded")
-        .map(|e| e.invitation_id)
-        .collect()
+    invitations_with_event(app, "invitation.reminded").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
