@@ -231,7 +231,8 @@ impl App {
             let ctx = &contexts[student];
             let list = records.entry(student.clone()).or_default();
             let addressed = address_students.entry(row.email.clone()).or_default();
-            let checked = check_row(ctx, list, addressed, &row.email, now);
+            let stand_in = self.stand_in(&row.email);
+            let checked = check_row(ctx, list, addressed, &row.email, &stand_in, now);
             let stale = match checked {
                 Ok(stale) => stale,
                 Err(error) => {
@@ -321,6 +322,7 @@ fn check_row(
     records: &[Invitation],
     address_students: &HashSet<UserId>,
     invited: &Email,
+    stand_in: &Email,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Invitation>> {
     if !ctx.settings.guardian_access_enabled {
@@ -329,7 +331,7 @@ fn check_row(
     if invited == &ctx.student.email {
         return Err(AppError::GuardianEmailIsStudent);
     }
-    let facts = InviteFacts::of(records, invited, now);
+    let facts = InviteFacts::of(records, invited, stand_in, now);
     facts.may_invite(i64::from(ctx.settings.max_guardians_per_student))?;
     let limit = i64::from(ctx.settings.max_students_per_guardian);
     let current = i64::try_from(address_students.len()).unwrap_or(i64::MAX);

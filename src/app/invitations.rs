@@ -124,7 +124,7 @@ impl App {
                 limit: MAX_STUDENT_RECORDS,
             })
             .await?;
-        let facts = InviteFacts::of(&records, invited, now);
+        let facts = InviteFacts::of(&records, invited, &self.stand_in(invited), now);
         for &stale in &facts.stale {
             // A PENDING row past its expiry still holds the one-pending index: settle it first.
             expire(tx.as_mut(), stale.clone(), request_id, now).await?;

@@ -22,8 +22,10 @@ mod invitations;
 mod invitee;
 mod lifecycle;
 pub mod page_token;
+mod pseudonyms;
 mod read_models;
 mod reminders;
+mod retention;
 mod settings;
 mod settings_cache;
 mod students;
@@ -47,6 +49,7 @@ pub use invitation_reads::{InvitationQuery, StudentSelector};
 pub use invitations::InvitationRef;
 pub use invitee::Answer;
 pub use page_token::PageTokens;
+pub use pseudonyms::Pseudonyms;
 pub use read_models::{GuardianView, InvitationView, Page, StudentLabel};
 pub use settings::SettingsUpdate;
 pub use settings_cache::SettingsCache;
@@ -78,6 +81,8 @@ pub struct AppConfig {
     pub public_url: String,
     /// The feed and the link cache.
     pub freshness: FreshnessConfig,
+    /// Keys the stand-ins of ended invitations' addresses (the same in every replica).
+    pub pseudonyms: Pseudonyms,
     /// Invitations to one address within this window are sent as one family email; zero
     /// sends each invitation's email at once, on its own.
     pub family_window: std::time::Duration,
@@ -94,6 +99,7 @@ impl Default for AppConfig {
             page_tokens: PageTokens::random(),
             public_url: "http://localhost:8080".into(),
             freshness: FreshnessConfig::default(),
+            pseudonyms: Pseudonyms::random(),
             // Tools and tests read an invitation's email right after inviting; the server
             // takes its window from its configuration (DEFAULT_FAMILY_WINDOW unless set).
             family_window: std::time::Duration::ZERO,

@@ -17,6 +17,10 @@ pub struct Upkeep {
     pub reminded: usize,
     /// Family emails queued (their windows closed).
     pub families: usize,
+    /// Ended invitations whose personal data was replaced by stand-ins (retention).
+    pub anonymised: usize,
+    /// Audit events deleted (retention).
+    pub events_purged: u64,
     /// Request ids forgotten.
     pub purged: u64,
     /// Rows of class activity older than the summaries' look-back, deleted.
@@ -57,6 +61,10 @@ impl App {
         done.activity_purged = session
             .purge_activity(self.clock.now() - TimeDelta::days(LOOK_BACK_DAYS))
             .await?;
+        drop(session);
+        let retained = self.apply_retention(batch).await?;
+        done.anonymised = retained.anonymised;
+        done.events_purged = retained.events_purged;
         Ok(done)
     }
 }

@@ -43,7 +43,14 @@ pub struct InviteFacts<'a> {
 
 impl<'a> InviteFacts<'a> {
     /// The facts about inviting `invited` at `now`, from all of the student's invitations.
-    pub fn of(records: &'a [Invitation], invited: &Email, now: DateTime<Utc>) -> Self {
+    /// `stand_in` is what the address became in invitations past their retention: their
+    /// declines still count.
+    pub fn of(
+        records: &'a [Invitation],
+        invited: &Email,
+        stand_in: &Email,
+        now: DateTime<Utc>,
+    ) -> Self {
         let mut facts = Self {
             stale: Vec::new(),
             declines: 0,
@@ -67,7 +74,9 @@ impl<'a> InviteFacts<'a> {
                 InvitationState::Expired if same_address && r.state == InvitationState::Pending => {
                     facts.stale.push(r);
                 }
-                InvitationState::Removed(RemovalReason::Declined) if same_address => {
+                InvitationState::Removed(RemovalReason::Declined)
+                    if same_address || &r.invited_email == stand_in =>
+                {
                     facts.declines += 1;
                 }
                 InvitationState::Expired | InvitationState::Removed(_) => {}

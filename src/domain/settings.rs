@@ -113,6 +113,14 @@ pub const MAX_ALLOWLISTED_DOMAINS: usize = 100;
 pub const REMINDER_DAYS: (i32, i32) = (0, 60);
 /// Days before expiry a PENDING invitation is reminded of, for domains that never chose.
 pub const DEFAULT_REMINDER_DAYS: i32 = 7;
+/// Bounds of `ended_retention_days`.
+pub const ENDED_RETENTION_DAYS: (i32, i32) = (1, 3650);
+/// Days an ended invitation keeps its addresses and the guardian's profile, by default.
+pub const DEFAULT_ENDED_RETENTION_DAYS: i32 = 90;
+/// Bounds of `audit_retention_days` (at least the change feed's retention and a school month).
+pub const AUDIT_RETENTION_DAYS: (i32, i32) = (30, 3650);
+/// Days audit events are kept, by default.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: i32 = 400;
 /// Longest school name and From name, in characters: both go into headers and subjects.
 pub const MAX_NAME_CHARS: usize = 100;
 
@@ -151,6 +159,11 @@ pub struct DomainSettings {
     pub reply_to_address: Option<Email>,
     /// Days before expiry a PENDING invitation gets one reminder; 0 sends none.
     pub invitation_reminder_days: i32,
+    /// Days after an invitation ended (REMOVED, EXPIRED) that its addresses and the guardian's
+    /// profile are replaced by keyed hashes.
+    pub ended_retention_days: i32,
+    /// Days the audit trail keeps an event.
+    pub audit_retention_days: i32,
     /// Incremented by every stored change; 0 for defaults never stored. The etag is derived from it.
     pub version: i64,
     /// When last stored; `None` for defaults never stored.
@@ -177,6 +190,8 @@ impl DomainSettings {
             mail_from_name: None,
             reply_to_address: None,
             invitation_reminder_days: DEFAULT_REMINDER_DAYS,
+            ended_retention_days: DEFAULT_ENDED_RETENTION_DAYS,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             version: 0,
             update_time: None,
         }
@@ -277,6 +292,14 @@ impl DomainSettings {
             next.invitation_reminder_days =
                 in_range("invitation_reminder_days", days, REMINDER_DAYS)?;
         }
+        if let Some(days) = patch.ended_retention_days {
+            next.ended_retention_days =
+                in_range("ended_retention_days", days, ENDED_RETENTION_DAYS)?;
+        }
+        if let Some(days) = patch.audit_retention_days {
+            next.audit_retention_days =
+                in_range("audit_retention_days", days, AUDIT_RETENTION_DAYS)?;
+        }
         Ok(next)
     }
 
@@ -360,6 +383,16 @@ impl DomainSettings {
                 before.invitation_reminder_days.to_string(),
                 self.invitation_reminder_days.to_string(),
             ),
+            (
+                "ended_retention_days",
+                before.ended_retention_days.to_string(),
+                self.ended_retention_days.to_string(),
+            ),
+            (
+                "audit_retention_days",
+                before.audit_retention_days.to_string(),
+                self.audit_retention_days.to_string(),
+            ),
         ];
         fields
             .into_iter()
@@ -441,6 +474,10 @@ pub struct SettingsPatch {
     pub reply_to_address: Option<String>,
     /// New reminder lead time in days (0 turns reminders off).
     pub invitation_reminder_days: Option<i32>,
+    /// New retention of ended invitations' personal data, in days.
+    pub ended_retention_days: Option<i32>,
+    /// New retention of audit events, in days.
+    pub audit_retention_days: Option<i32>,
 }
 
 fn in_range(field: &str, value: i32, (min, max): (i32, i32)) -> Result<i32, ValidationError> {
@@ -576,7 +613,21 @@ mod tests {
     #[test]
     fn numeric_settings_are_bounded_inclusively() {
         type PatchOf = fn(i32) -> SettingsPatch;
-        let cases: [(PatchOf, (i32, i32)); 3] = [
+        let cases: [(PatchOf, (i32, i32)); 5] = [
+            (
+                |v| SettingsPatch {
+                    ended_retention_days: Some(v),
+                    ..Default::default()
+                },
+                ENDED_RETENTION_DAYS,
+            ),
+            (
+                |v| SettingsPatch {
+                    audit_retention_days: Some(v),
+                    ..Default::default()
+                },
+                AUDIT_RETENTION_DAYS,
+            ),
             (
                 |v| SettingsPatch {
                     invitation_ttl_days: Some(v),

@@ -92,11 +92,13 @@ pub(super) fn to_proto(s: &DomainSettings) -> proto::DomainSettings {
             .map(ToString::to_string)
             .unwrap_or_default(),
         invitation_reminder_days: Some(s.invitation_reminder_days),
+        ended_retention_days: Some(s.ended_retention_days),
+        audit_retention_days: Some(s.audit_retention_days),
     }
 }
 
 /// The fields a mask may name.
-const WRITABLE: [&str; 15] = [
+const WRITABLE: [&str; 17] = [
     "institution_type",
     "guardian_access_enabled",
     "who_can_manage",
@@ -112,6 +114,8 @@ const WRITABLE: [&str; 15] = [
     "mail_from_name",
     "reply_to_address",
     "invitation_reminder_days",
+    "ended_retention_days",
+    "audit_retention_days",
 ];
 
 fn parse_update(
@@ -142,6 +146,8 @@ fn parse_update(
         mail_from_name,
         reply_to_address,
         invitation_reminder_days,
+        ended_retention_days,
+        audit_retention_days,
     } = settings;
     let domain = parse_field("settings.domain", &domain, DomainName::parse)?;
     let paths: Vec<String> = match update_mask {
@@ -167,6 +173,8 @@ fn parse_update(
                 !mail_from_name.is_empty(),
                 !reply_to_address.is_empty(),
                 invitation_reminder_days.is_some(),
+                ended_retention_days.is_some(),
+                audit_retention_days.is_some(),
             ];
             WRITABLE
                 .iter()
@@ -253,6 +261,16 @@ fn parse_update(
                             "invitation_reminder_days is required (0-60)",
                         )
                     })?);
+            }
+            "ended_retention_days" => {
+                patch.ended_retention_days = Some(ended_retention_days.ok_or_else(|| {
+                    ValidationError::invalid(&field, "ended_retention_days is required (1-3650)")
+                })?);
+            }
+            "audit_retention_days" => {
+                patch.audit_retention_days = Some(audit_retention_days.ok_or_else(|| {
+                    ValidationError::invalid(&field, "audit_retention_days is required (30-3650)")
+                })?);
             }
             other => {
                 return Err(ValidationError::invalid(

@@ -194,11 +194,22 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                 metrics::counter!("guardians_invitation_reminders_total")
                     .increment(done.reminded as u64);
                 metrics::counter!("guardians_family_emails_total").increment(done.families as u64);
-                if done.expired > 0 || done.purged > 0 || done.reminded > 0 || done.families > 0 {
+                metrics::counter!("guardians_privacy_purged_total", "what" => "ended_invitations")
+                    .increment(done.anonymised as u64);
+                metrics::counter!("guardians_privacy_purged_total", "what" => "audit_events")
+                    .increment(done.events_purged);
+                let busy = [done.expired, done.reminded, done.families, done.anonymised]
+                    .iter()
+                    .any(|n| *n > 0)
+                    || done.purged > 0
+                    || done.events_purged > 0;
+                if busy {
                     tracing::info!(
                         expired = done.expired,
                         reminded = done.reminded,
                         families = done.families,
+                        anonymised = done.anonymised,
+                        events_purged = done.events_purged,
                         purged = done.purged,
                         "upkeep"
                     );

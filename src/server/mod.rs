@@ -1,7 +1,7 @@
 //! The server: the three services, health and reflection on one listener, with readiness that
 //! follows the database, bounded messages, a request deadline and graceful shutdown.
 
-use crate::app::{App, AppConfig, PageTokens};
+use crate::app::{App, AppConfig, PageTokens, Pseudonyms};
 use crate::auth::{AuthMode, KeySet};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
@@ -106,6 +106,7 @@ pub async fn serve_with_listeners(
         AppConfig {
             accept_url: config.accept_url.clone(),
             page_tokens: page_tokens(&config, mode)?,
+            pseudonyms: pseudonyms(&config, mode)?,
             public_url: config.public_url.clone(),
             freshness: config.freshness(),
             family_window: config.family_window,
@@ -332,17 +333,7 @@ async fn run_grpc(
 /// every replica shares already; with neither, a key of this process alone (said in the log,
 /// since paging then breaks when consecutive pages reach different replicas).
 fn page_tokens(config: &ServeConfig, mode: AuthMode) -> Result<PageTokens, ServeError> {
-    if let Some(secret) = &config.page_token_secret {
-        return Ok(PageTokens::new(secret.trim().as_bytes()));
-    }
-    let shared = match mode {
-        AuthMode::Development => crate::auth::dev::read_dev_secret(&config.data_dir),
-        AuthMode::Configured => config
-            .key_sources()
-            .secret()
-            .map_err(|e| ServeError::Auth(e.to_string()))?,
-    };
-    Ok(match shared {
+    Ok(match shared_secret(config, mode)? {
         Some(secret) => PageTokens::new(&secret),
         None => {
             tracing::warn!(
@@ -352,4 +343,36 @@ fn page_tokens(config: &ServeConfig, mode: AuthMode) -> Result<PageTokens, Serve
             PageTokens::random()
         }
     })
+}
+
+/// The stand-ins of ended invitations' addresses, keyed by the same secret as page tokens (with
+/// a label of their own): every replica and every restart must agree on them.
+fn pseudonyms(config: &ServeConfig, mode: AuthMode) -> Result<Pseudonyms, ServeError> {
+    Ok(match shared_secret(config, mode)? {
+        Some(secret) => Pseudonyms::new(&secret),
+        None => {
+            tracing::warn!(
+                "GUARDIANS_PAGE_TOKEN_SECRET is not set and there is no HS256 secret: ended \
+                 invitations are pseudonymised with a key of this process, so after a restart \
+                 their declines no longer count against the address"
+            );
+            Pseudonyms::random()
+        }
+    })
+}
+
+/// The secret page tokens and pseudonyms derive their keys from: GUARDIANS_PAGE_TOKEN_SECRET,
+/// else the HS256 secret (the development one in development mode); `None` when neither is.
+fn shared_secret(config: &ServeConfig, mode: AuthMode) -> Result<Option<Vec<u8>>, ServeError> {
+    if let Some(secret) = &config.page_token_secret {
+        return Ok(Some(secret.trim().as_bytes().to_vec()));
+    }
+    Ok(match mode {
+        AuthMode::Development => crate::auth::dev::read_dev_secret(&config.data_dir),
+        AuthMode::Configured => config
+            .key_sources()
+            .secret()
+            .map_err(|e| ServeError::Auth(e.to_string()))?,
+    }
+    .map(|s| s.to_vec()))
 }

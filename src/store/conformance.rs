@@ -56,6 +56,7 @@ conformance!(
     expired_pending_invitations_are_claimed_once_by_concurrent_sweepers,
     due_reminders_are_claimed_and_marked_once,
     families_open_close_and_are_sent_once,
+    retention_follows_each_domains_days,
     activity_ends_in_the_newest_state_whatever_the_order,
     class_activity_is_purged_by_age_and_goes_with_its_course,
     one_summary_per_guardian_and_period_and_tokens_work_once,
@@ -1049,6 +1050,117 @@ async fn families_open_close_and_are_sent_once(store: Arc<dyn Store>) {
         .map(|f| f.id)
         .collect();
     assert_eq!(due, [other.id], "the sent one is no longer due");
+    // Long after its email, the family goes (the unsent one stays).
+    assert_eq!(s.purge_sent_families(later, 10).await.unwrap(), 0);
+    assert_eq!(
+        s.purge_sent_families(later + TimeDelta::seconds(1), 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.family_by_token_hash("family-hash").await.unwrap(), None);
+}
+
+async fn retention_follows_each_domains_days(store: Arc<dyn Store>) {
+    let short = domain("short.example");
+    let mut s = store.session().await.unwrap();
+    let mut settings = DomainSettings::defaults(short.clone());
+    settings.ended_retention_days = 10;
+    settings.audit_retention_days = 30;
+    s.put_settings(&settings, 0).await.unwrap();
+    drop(s);
+    let ended = |d: &DomainName, student: &str, address: &str, days: i64| {
+        let mut inv = accepted(pending(student, address), "g1");
+        inv.domain = d.clone();
+        inv.state = InvitationState::Removed(crate::domain::RemovalReason::GuardianRemoved);
+        inv.update_time = t0() + TimeDelta::days(days);
+        inv
+    };
+    // Short domain: 10 days. The default domain: 90 days.
+    let old_short = ended(&short, "s1", "a@example.org", 0);
+    let new_short = ended(&short, "s2", "b@example.org", 5);
+    let old_default = ended(&domain("school.example"), "s3", "c@example.org", 0);
+    let live = pending("s4", "d@example.org");
+    for inv in [&old_short, &new_short, &old_default, &live] {
+        insert(&store, inv).await.unwrap();
+    }
+    let now = t0() + TimeDelta::days(10) + TimeDelta::seconds(1);
+    let mut tx = store.begin().await.unwrap();
+    let due: Vec<_> = tx
+        .claim_ended_identified(now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(due, [old_short.id]);
+    let (stand_in_id, stand_in) = (uid("erased-1"), email("p-1@erased.invalid"));
+    tx.anonymise_invitation(
+        old_short.id,
+        &email("p-0@erased.invalid"),
+        Some((&stand_in_id, &stand_in)),
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut s = store.session().await.unwrap();
+    let read = s.get_invitation(old_short.id).await.unwrap().unwrap();
+    assert_eq!(read.invited_email, email("p-0@erased.invalid"));
+    let profile = read.guardian.expect("a stand-in profile");
+    assert_eq!(
+        (profile.guardian_id, profile.email, profile.display_name),
+        (stand_in_id, stand_in, String::new())
+    );
+    assert!(s.claim_ended_identified(now, 10).await.unwrap().is_empty());
+    let late = t0() + TimeDelta::days(91);
+    let due: Vec<_> = s
+        .claim_ended_identified(late, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(due, [old_default.id, new_short.id], "oldest change first");
+
+    let event = |d: &DomainName, days: i64| AuditEvent {
+        event_id: 0,
+        domain: d.clone(),
+        student_id: None,
+        invitation_id: None,
+        action: "settings.updated".into(),
+        actor_id: "admin-1".into(),
+        request_id: None,
+        create_time: t0() + TimeDelta::days(days),
+        details: AuditDetails::default(),
+    };
+    for e in [
+        event(&short, 0),
+        event(&short, 20),
+        event(&domain("school.example"), 0),
+    ] {
+        s.append_event(&e).await.unwrap();
+    }
+    let at = t0() + TimeDelta::days(31);
+    assert_eq!(
+        s.purge_audit_events(at, 10).await.unwrap(),
+        1,
+        "the short domain's old one"
+    );
+    assert_eq!(s.purge_audit_events(at, 10).await.unwrap(), 0);
+    assert_eq!(
+        s.purge_audit_events(t0() + TimeDelta::days(401), 1)
+            .await
+            .unwrap(),
+        1,
+        "a batch at a time"
+    );
+    assert_eq!(
+        s.purge_audit_events(t0() + TimeDelta::days(401), 10)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 async fn events_append_in_order_and_read_back_by_scope(store: Arc<dyn Store>) {

@@ -90,6 +90,34 @@ pub trait DirectoryRepo {
     ) -> StoreResult<Vec<(CourseId, DomainName)>>;
 }
 
+/// Retention: ended invitations whose personal data is due to be replaced by stand-ins, and
+/// audit events past their domain's retention.
+#[async_trait]
+pub trait RetentionRepo {
+    /// Ended (REMOVED, EXPIRED) invitations that still hold personal data and whose last change
+    /// is older than their domain's `ended_retention_days` at `now`, oldest first, up to
+    /// `limit`, locked for this transaction and skipped by other sweepers.
+    async fn claim_ended_identified(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// Replaces an ended invitation's invited address, and its guardian's id and address, by
+    /// the stand-ins given, and clears the guardian's name.
+    async fn anonymise_invitation(
+        &mut self,
+        id: InvitationId,
+        invited: &Email,
+        guardian: Option<(&UserId, &Email)>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Deletes up to `limit` audit events older than their domain's `audit_retention_days` at
+    /// `now`, oldest first; how many went.
+    async fn purge_audit_events(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` families whose email went before `before`; how many went.
+    async fn purge_sent_families(&mut self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+}
+
 /// Families: invitations to one address sent as one email (see [`crate::domain::Family`]).
 #[async_trait]
 pub trait FamilyRepo {
@@ -381,6 +409,7 @@ pub trait Session:
     + DirectoryRepo
     + InvitationRepo
     + FamilyRepo
+    + RetentionRepo
     + EventRepo
     + FeedRepo
     + OutboxRepo

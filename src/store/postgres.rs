@@ -70,6 +70,18 @@ impl_session_repos!(
     families_sql = "SELECT family_id, domain, invited_email, inviter_id, open_until, create_time, \
                     sent_time FROM invitation_families WHERE sent_time IS NULL AND open_until <= $1 \
                     ORDER BY open_until LIMIT $2 FOR UPDATE SKIP LOCKED",
+    ended_sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE state IN ('REMOVED', 'EXPIRED') AND anonymised_time IS NULL \
+         AND update_time < $2 AND update_time < $1 - make_interval(days => COALESCE((SELECT \
+         s.ended_retention_days FROM domain_settings s WHERE s.domain = invitations.domain), 90)) \
+         ORDER BY update_time LIMIT $3 FOR UPDATE SKIP LOCKED"
+    ),
+    audit_purge_sql = "DELETE FROM guardian_events WHERE event_id IN (SELECT e.event_id FROM \
+         guardian_events e WHERE e.create_time < $2 AND e.create_time < $1 - make_interval(days => \
+         COALESCE((SELECT s.audit_retention_days FROM domain_settings s WHERE s.domain = \
+         e.domain), 400)) ORDER BY e.create_time LIMIT $3)",
     // Every transaction id below the snapshot's xmin has finished; xmax is the first id not
     // yet handed out, so every commit so far is below it.
     watermark_sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS w",

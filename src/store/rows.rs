@@ -47,6 +47,8 @@ pub(crate) struct SettingsRow {
     mail_from_name: Option<String>,
     reply_to_address: Option<String>,
     invitation_reminder_days: i32,
+    ended_retention_days: i32,
+    audit_retention_days: i32,
 }
 
 impl TryFrom<SettingsRow> for DomainSettings {
@@ -79,6 +81,8 @@ impl TryFrom<SettingsRow> for DomainSettings {
             mail_from_name: row.mail_from_name,
             reply_to_address: row.reply_to_address.as_deref().map(email).transpose()?,
             invitation_reminder_days: row.invitation_reminder_days,
+            ended_retention_days: row.ended_retention_days,
+            audit_retention_days: row.audit_retention_days,
             version: row.version,
             update_time: Some(row.update_time),
         })

@@ -62,6 +62,18 @@ impl_session_repos!(
     families_sql = "SELECT family_id, domain, invited_email, inviter_id, open_until, create_time, \
                     sent_time FROM invitation_families WHERE sent_time IS NULL AND open_until <= $1 \
                     ORDER BY open_until LIMIT $2",
+    ended_sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE state IN ('REMOVED', 'EXPIRED') AND anonymised_time IS NULL \
+         AND update_time < $2 AND julianday(update_time) < julianday($1) - COALESCE((SELECT \
+         s.ended_retention_days FROM domain_settings s WHERE s.domain = invitations.domain), 90) \
+         ORDER BY update_time LIMIT $3"
+    ),
+    audit_purge_sql = "DELETE FROM guardian_events WHERE event_id IN (SELECT e.event_id FROM \
+         guardian_events e WHERE e.create_time < $2 AND julianday(e.create_time) < julianday($1) \
+         - COALESCE((SELECT s.audit_retention_days FROM domain_settings s WHERE s.domain = \
+         e.domain), 400) ORDER BY e.create_time LIMIT $3)",
     // One writer at a time: whatever a statement sees is complete.
     watermark_sql = "SELECT COALESCE(MAX(revision), 0) + 1 AS w FROM guardian_events",
     head_sql = "SELECT COALESCE(MAX(revision), 0) FROM guardian_events"

@@ -214,8 +214,8 @@ pub(crate) async fn subjects_to(app: &TestApp, recipient: &str) -> Vec<String> {
     subjects
 }
 
-/// The ids of the invitations named by SCHOOL's audit events of `action`, oldest first.
-pub(crate) async fn invitations_with_event(app: &TestApp, action: &str) -> Vec<String> {
+/// SCHOOL's audit events, oldest first (up to 1,000).
+pub(crate) async fn school_events(app: &TestApp) -> Vec<guardian_service::proto::GuardianEvent> {
     app.guardians_as(&crate::helpers::admin(SCHOOL))
         .list_guardian_events(guardian_service::proto::ListGuardianEventsRequest {
             domain: SCHOOL.into(),
@@ -226,10 +226,34 @@ pub(crate) async fn invitations_with_event(app: &TestApp, action: &str) -> Vec<S
         .unwrap()
         .into_inner()
         .events
+}
+
+/// The ids of the invitations named by SCHOOL's audit events of `action`, oldest first.
+pub(crate) async fn invitations_with_event(app: &TestApp, action: &str) -> Vec<String> {
+    school_events(app)
+        .await
         .into_iter()
         .filter(|e| e.action == action)
         .map(|e| e.invitation_id)
         .collect()
+}
+
+/// Every invitation of a SCHOOL student in any state, as its administrator lists them.
+pub(crate) async fn invitations_of(
+    app: &TestApp,
+    student: &str,
+) -> Vec<guardian_service::proto::GuardianInvitation> {
+    app.guardians_as(&crate::helpers::admin(SCHOOL))
+        .list_guardian_invitations(guardian_service::proto::ListGuardianInvitationsRequest {
+            student_id: student.into(),
+            states: vec![1, 2, 3, 4],
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitations
 }
 
 /// Another replica on the test's database and `clock`, for running upkeep rounds beside the
@@ -241,5 +265,10 @@ pub(crate) async fn replica(
     let store = guardian_service::store::connect(&app.db.as_ref().unwrap().options(4))
         .await
         .unwrap();
-    guardian_service::app::App::new(store, clock, Default::default())
+    // The server's key for stand-ins, as every replica of one deployment shares it.
+    let config = guardian_service::app::AppConfig {
+        pseudonyms: guardian_service::app::Pseudonyms::new(crate::helpers::SECRET.as_bytes()),
+        ..Default::default()
+    };
+    guardian_service::app::App::new(store, clock, config)
 }

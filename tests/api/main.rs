@@ -25,6 +25,7 @@ mod properties;
 mod reminders;
 mod replicas;
 mod resend;
+mod retention;
 mod server;
 mod settings;
 mod summaries;

@@ -198,6 +198,8 @@ pub(crate) async fn list_invitations(
 
 /// `settings get` and `settings set`.
 #[derive(Debug, Subcommand)]
+// Parsed once per run from the command line: the size of `Set` costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum SettingsAction {
     /// Print a domain's settings.
     Get {
@@ -243,6 +245,12 @@ pub(crate) enum SettingsAction {
         /// Days before expiry a pending invitation is reminded of (0 for no reminders).
         #[arg(long)]
         reminder_days: Option<i32>,
+        /// Days an ended invitation keeps its addresses before they become stand-ins.
+        #[arg(long)]
+        ended_retention_days: Option<i32>,
+        /// Days the audit trail keeps an event.
+        #[arg(long)]
+        audit_retention_days: Option<i32>,
     },
 }
 
@@ -276,6 +284,14 @@ fn show(s: &DomainSettings) {
         "invitation_reminder_days   {}",
         s.invitation_reminder_days.unwrap_or_default()
     );
+    println!(
+        "ended_retention_days       {}",
+        s.ended_retention_days.unwrap_or_default()
+    );
+    println!(
+        "audit_retention_days       {}",
+        s.audit_retention_days.unwrap_or_default()
+    );
     println!("etag                       {}", s.etag);
 }
 
@@ -305,6 +321,8 @@ pub(crate) async fn settings(client: &Client, action: SettingsAction) -> Result<
             mail_from_name,
             reply_to,
             reminder_days,
+            ended_retention_days,
+            audit_retention_days,
         } => {
             let mut s = DomainSettings {
                 domain,
@@ -374,6 +392,14 @@ pub(crate) async fn settings(client: &Client, action: SettingsAction) -> Result<
             if let Some(v) = reminder_days {
                 s.invitation_reminder_days = Some(v);
                 paths.push("invitation_reminder_days");
+            }
+            if let Some(v) = ended_retention_days {
+                s.ended_retention_days = Some(v);
+                paths.push("ended_retention_days");
+            }
+            if let Some(v) = audit_retention_days {
+                s.audit_retention_days = Some(v);
+                paths.push("audit_retention_days");
             }
             if paths.is_empty() {
                 return Err("name at least one setting to change".into());

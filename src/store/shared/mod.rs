@@ -16,6 +16,8 @@ mod invitations;
 #[macro_use]
 mod journal;
 #[macro_use]
+mod retention;
+#[macro_use]
 mod settings;
 #[macro_use]
 mod summaries;
@@ -46,7 +48,9 @@ macro_rules! invitation_columns {
 /// `$claim_sql` claims due outbox messages (binds: now, lease_until, limit); `$expired_sql`
 /// selects and locks expired PENDING invitations (binds: now, limit), `$reminders_sql` those
 /// whose reminder is due (binds: now, limit), `$families_sql` the unsent families whose window
-/// closed (binds: now, limit); `$watermark_sql` selects
+/// closed (binds: now, limit), `$ended_sql` the ended invitations past their domain's retention
+/// (binds: now, now less the shortest retention, limit) and `$audit_purge_sql` deletes audit
+/// events past theirs (same binds); `$watermark_sql` selects
 /// the feed's watermark as `w`, `$head_sql` the revision that includes every commit so far.
 macro_rules! impl_session_repos {
     (
@@ -56,6 +60,8 @@ macro_rules! impl_session_repos {
         expired_sql = $expired_sql:expr,
         reminders_sql = $reminders_sql:expr,
         families_sql = $families_sql:expr,
+        ended_sql = $ended_sql:expr,
+        audit_purge_sql = $audit_purge_sql:expr,
         watermark_sql = $watermark_sql:literal,
         head_sql = $head_sql:expr
     ) => {
@@ -64,6 +70,7 @@ macro_rules! impl_session_repos {
         impl_directory_repo!($session, $conn);
         impl_invitation_repo!($session, $conn, $expired_sql, $reminders_sql);
         impl_family_repo!($session, $conn, $families_sql);
+        impl_retention_repo!($session, $conn, $ended_sql, $audit_purge_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
         impl_feed_repo!($session, $conn, $watermark_sql, $head_sql);
         impl_summary_repo!($session, $conn);

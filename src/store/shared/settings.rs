@@ -34,9 +34,10 @@ macro_rules! impl_settings_repo {
                          max_students_per_guardian, default_locale, version, update_time, \
                          summary_time_zone, summary_send_hour, default_summary_frequency, \
                          school_name, mail_from_name, reply_to_address, \
-                         invitation_reminder_days) \
+                         invitation_reminder_days, ended_retention_days, \
+                         audit_retention_days) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10 + 1, $11, $12, $13, $14, \
-                         $15, $16, $17, $18) \
+                         $15, $16, $17, $18, $19, $20) \
                          RETURNING *",
                     )
                 } else {
@@ -49,7 +50,8 @@ macro_rules! impl_settings_repo {
                          summary_time_zone = $12, summary_send_hour = $13, \
                          default_summary_frequency = $14, school_name = $15, \
                          mail_from_name = $16, reply_to_address = $17, \
-                         invitation_reminder_days = $18 \
+                         invitation_reminder_days = $18, ended_retention_days = $19, \
+                         audit_retention_days = $20 \
                          WHERE domain = $1 AND version = $10 RETURNING *",
                     )
                 };
@@ -72,6 +74,8 @@ macro_rules! impl_settings_repo {
                     .bind(s.mail_from_name.as_deref())
                     .bind(s.reply_to_address.as_ref().map(|e| e.as_str()))
                     .bind(s.invitation_reminder_days)
+                    .bind(s.ended_retention_days)
+                    .bind(s.audit_retention_days)
                     .fetch_optional(&mut *self.conn)
                     .await
                     // Two first writers of one domain: the loser's expectation is stale.

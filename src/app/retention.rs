@@ -1,0 +1,82 @@
+//! Retention of personal data, run by the upkeep in small batches: ended invitations past their
+//! domain's `ended_retention_days` get stand-ins for their addresses and the guardian's id (see
+//! [`super::pseudonyms`]), audit events past `audit_retention_days` are deleted, and families
+//! (whose rows hold the address) go 130 days after their email. Sent mail
+//! bodies are dropped when sent, request ids after a day and class activity after its look-back
+//! by the rest of the upkeep.
+
+use super::{App, AppResult};
+
+/// What one round of retention did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Retained {
+    /// Ended invitations whose personal data was replaced by stand-ins.
+    pub anonymised: usize,
+    /// Audit events deleted.
+    pub events_purged: u64,
+    /// Families deleted, long after their email went.
+    pub families_purged: u64,
+}
+
+/// How long a family outlives its email: past the longest an invitation of it can be accepted
+/// (120 days) with a margin, after which nothing reads it.
+pub(crate) const FAMILY_RETENTION_DAYS: i64 = 130;
+
+impl App {
+    /// Applies every domain's retention, `batch` rows per transaction, each transaction short
+    /// so that writers never wait long on it.
+    pub(crate) async fn apply_retention(&self, batch: u32) -> AppResult<Retained> {
+        let mut done = Retained::default();
+        loop {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            let ended = tx.claim_ended_identified(now, batch).await?;
+            if ended.is_empty() {
+                break;
+            }
+            let claimed = ended.len();
+            let stand_ins = &self.config.pseudonyms;
+            for invitation in ended {
+                let guardian = invitation
+                    .guardian
+                    .as_ref()
+                    .map(|g| (stand_ins.user_id(&g.guardian_id), stand_ins.email(&g.email)));
+                tx.anonymise_invitation(
+                    invitation.id,
+                    &stand_ins.email(&invitation.invited_email),
+                    guardian.as_ref().map(|(id, email)| (id, email)),
+                    now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            done.anonymised += claimed;
+            if claimed < batch as usize {
+                break;
+            }
+        }
+        let mut session = self.store.session().await?;
+        loop {
+            let purged = session.purge_audit_events(self.clock.now(), batch).await?;
+            done.events_purged += purged;
+            if purged < u64::from(batch) {
+                break;
+            }
+        }
+        let before = self.clock.now() - chrono::TimeDelta::days(FAMILY_RETENTION_DAYS);
+        loop {
+            let purged = session.purge_sent_families(before, batch).await?;
+            done.families_purged += purged;
+            if purged < u64::from(batch) {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// The stand-in an address gets once its invitations are past retention: the invite rules
+    /// count its declines under either.
+    pub(crate) fn stand_in(&self, email: &crate::domain::Email) -> crate::domain::Email {
+        self.config.pseudonyms.email(email)
+    }
+}
