@@ -75,7 +75,7 @@ impl App {
             tx,
             outcomes,
             students,
-        } = match self.plan_chunk(caller, rows, encode).await {
+        } = match self.plan_chunk(caller, rows, dry_run, encode).await {
             Ok(planned) => planned,
             Err(error) => {
                 tracing::warn!(%error, rows = rows.len(), "a bulk chunk failed as a set; inviting its rows one by one");
@@ -150,6 +150,7 @@ impl App {
         &self,
         caller: &Caller,
         rows: &[InviteRow],
+        dry_run: bool,
         encode: Encoder<'_, InvitationView>,
     ) -> AppResult<Planned> {
         let now = self.clock.now();
@@ -212,7 +213,11 @@ impl App {
         // Addresses of guardians who chose a language get their invitation in it.
         let languages: HashMap<Email, crate::domain::Locale> =
             tx.guardian_locales(&addresses).await?.into_iter().collect();
-        let mut families = Families::load(self, tx.as_mut(), &addresses, now).await?;
+        // A dry run shows no family: it would name one that is never stored.
+        let mut families = match dry_run {
+            true => None,
+            false => Families::load(self, tx.as_mut(), &addresses, now).await?,
+        };
         let mut writes = Writes::default();
         for ((row, student), outcome) in rows.iter().zip(&row_students).zip(&mut outcomes) {
             let Some(student) = student else { continue };

@@ -9,7 +9,7 @@
 //! one email in the same transaction as the mark that it was sent: a conditional write only one
 //! replica can win. Each invitation keeps its own states, limits, expiry and events.
 
-use super::lifecycle::{InvitationLetter, family_message, language_of_address, new_token};
+use super::lifecycle::{InvitationLetter, family_message, new_token};
 use super::{App, AppResult};
 use crate::domain::{Email, Family, Invitation, InvitationState, UserId};
 use crate::mail::Template;
@@ -98,11 +98,7 @@ impl App {
                 break;
             }
             let claimed = due.len();
-            for family in &due {
-                if self.send_family(tx.as_mut(), family, now).await? {
-                    sent += 1;
-                }
-            }
+            sent += self.send_families(tx.as_mut(), due, now).await?;
             tx.commit().await?;
             if claimed < batch as usize {
                 break;
@@ -111,83 +107,116 @@ impl App {
         Ok(sent)
     }
 
-    /// One family's email: the invitation email itself for a family of one, else the family
-    /// email; nothing when none of its invitations is still PENDING (all cancelled, say). Every
-    /// invitation gets a fresh token: the first ones never left the server.
-    async fn send_family(
+    /// The emails of a batch of families, set-based: a handful of statements whatever the
+    /// batch's size (a bulk import closes thousands of families at once). A family of one gets
+    /// the invitation email itself, a larger one the family email; one with no invitation
+    /// still PENDING (all cancelled, say) gets none. Every invitation gets a fresh token: the
+    /// first ones never left the server.
+    async fn send_families(
         &self,
         tx: &mut dyn Transaction,
-        family: &Family,
+        due: Vec<Family>,
         now: DateTime<Utc>,
-    ) -> AppResult<bool> {
-        let waiting: Vec<Invitation> = tx
-            .family_invitations(&family.id)
+    ) -> AppResult<usize> {
+        let ids: Vec<String> = due.iter().map(|f| f.id.clone()).collect();
+        // Another sender may have marked some first (SQLite takes no row locks).
+        let marked: std::collections::HashSet<String> = tx
+            .mark_families_sent(&ids, now)
             .await?
             .into_iter()
-            .filter(|i| i.observed_state(now) == InvitationState::Pending)
             .collect();
-        let (family_token, family_hash) = new_token();
-        let hash = (waiting.len() > 1).then_some(family_hash.as_str());
-        if !tx.mark_family_sent(&family.id, now, hash).await? || waiting.is_empty() {
-            return Ok(false);
+        let families: Vec<Family> = due.into_iter().filter(|f| marked.contains(&f.id)).collect();
+        let mut waiting: HashMap<String, Vec<Invitation>> = HashMap::new();
+        for invitation in tx.family_invitations(&ids).await? {
+            if invitation.observed_state(now) == InvitationState::Pending
+                && let Some(family) = invitation.family_id.clone()
+            {
+                waiting.entry(family).or_default().push(invitation);
+            }
         }
-        let settings = self.settings_via(tx, &family.domain).await?;
-        let inviter_name = match UserId::parse(&family.inviter_id) {
-            Ok(id) => tx.get_user(&id).await?.map(|u| u.display_name),
-            Err(_) => None,
-        }
-        .unwrap_or_default();
-        let locale = language_of_address(tx, &family.invited_email).await?;
-        let mut children = Vec::with_capacity(waiting.len());
-        for invitation in &waiting {
-            let (token, hash) = new_token();
-            tx.replace_token_hash(invitation.id, &hash).await?;
-            let name = tx
-                .get_user(&invitation.student_id)
-                .await?
-                .map(|s| s.display_name)
-                .unwrap_or_default();
-            children.push((invitation, name, token));
-        }
-        if let [(invitation, student_name, token)] = children.as_slice() {
-            self.queue_invitation_mail(
-                tx,
-                &InvitationLetter {
-                    template: Template::Invitation,
-                    settings: &settings,
-                    invitation,
-                    token,
-                    student_name,
-                    inviter_name: &inviter_name,
-                    locale,
-                },
-                now,
-            )
-            .await?;
-            return Ok(true);
-        }
-        let base = self.config.accept_url.trim_end_matches('/');
-        let message = family_message(
-            &settings,
-            family,
-            &inviter_name,
-            &format!("{base}/accept?token={family_token}"),
-            &children
+        // Everyone the emails name, and the addressees' languages, read once.
+        let mut people: Vec<UserId> = waiting
+            .values()
+            .flatten()
+            .map(|i| i.student_id.clone())
+            .collect();
+        people.extend(
+            families
                 .iter()
-                .map(|(invitation, name, token)| {
-                    (
-                        name.clone(),
-                        format!("{base}/decline?token={token}"),
-                        invitation.expire_time,
-                    )
-                })
-                .collect::<Vec<_>>(),
-            locale,
-            now,
-        )?;
-        if let Some(message) = message {
-            tx.enqueue_message(&message).await?;
+                .filter_map(|f| UserId::parse(&f.inviter_id).ok()),
+        );
+        people.sort();
+        people.dedup();
+        let names: HashMap<UserId, String> = tx
+            .users_by_id(&people)
+            .await?
+            .into_iter()
+            .map(|u| (u.user_id, u.display_name))
+            .collect();
+        let addresses: Vec<Email> = families.iter().map(|f| f.invited_email.clone()).collect();
+        let languages: HashMap<Email, crate::domain::Locale> =
+            tx.guardian_locales(&addresses).await?.into_iter().collect();
+        let name_of = |id: &str| {
+            UserId::parse(id)
+                .ok()
+                .and_then(|id| names.get(&id).cloned())
+                .unwrap_or_default()
+        };
+        let base = self.config.accept_url.trim_end_matches('/').to_owned();
+        let (mut tokens, mut messages, mut sent) = (Vec::new(), Vec::new(), 0);
+        for family in &families {
+            let Some(members) = waiting.get(&family.id) else {
+                continue;
+            };
+            let settings = self.settings_via(tx, &family.domain).await?;
+            let inviter_name = name_of(&family.inviter_id);
+            let locale = languages.get(&family.invited_email).copied();
+            let mut children = Vec::with_capacity(members.len());
+            for invitation in members {
+                let (token, hash) = new_token();
+                tokens.push((invitation.id, hash));
+                children.push((invitation, name_of(invitation.student_id.as_str()), token));
+            }
+            let message = if let [(invitation, student_name, token)] = children.as_slice() {
+                self.invitation_message(
+                    &InvitationLetter {
+                        template: Template::Invitation,
+                        settings: &settings,
+                        invitation,
+                        token,
+                        student_name,
+                        inviter_name: &inviter_name,
+                        locale,
+                    },
+                    now,
+                )?
+            } else {
+                let (family_token, family_hash) = new_token();
+                tx.set_family_token(&family.id, &family_hash).await?;
+                family_message(
+                    &settings,
+                    family,
+                    &inviter_name,
+                    &format!("{base}/accept?token={family_token}"),
+                    &children
+                        .iter()
+                        .map(|(invitation, name, token)| {
+                            (
+                                name.clone(),
+                                format!("{base}/decline?token={token}"),
+                                invitation.expire_time,
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                    locale,
+                    now,
+                )?
+            };
+            messages.extend(message);
+            sent += 1;
         }
-        Ok(true)
+        tx.replace_token_hashes(&tokens).await?;
+        tx.enqueue_messages(&messages).await?;
+        Ok(sent)
     }
 }

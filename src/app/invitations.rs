@@ -139,8 +139,11 @@ impl App {
             });
         }
         let (mut invitation, token) = new_invitation(caller, ctx, invited, mode.source, now);
-        let families =
-            Families::load(self, tx.as_mut(), std::slice::from_ref(invited), now).await?;
+        // A dry run shows no family: it would name one that is never stored.
+        let families = match mode.dry_run {
+            true => None,
+            false => Families::load(self, tx.as_mut(), std::slice::from_ref(invited), now).await?,
+        };
         if let Some(mut families) = families {
             // Its email goes with its family's, when the family's window closes.
             families.join(&mut invitation, now);

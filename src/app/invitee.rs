@@ -108,7 +108,9 @@ impl App {
             .family_by_token_hash(&hash)
             .await?
             .ok_or(AppError::NotFound(Missing::Invitation))?;
-        let members = session.family_invitations(&family.id).await?;
+        let members = session
+            .family_invitations(std::slice::from_ref(&family.id))
+            .await?;
         drop(session);
         let now = self.clock.now();
         let mut links = Vec::new();

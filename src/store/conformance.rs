@@ -965,7 +965,7 @@ async fn families_open_close_and_are_sent_once(store: Arc<dyn Store>) {
         "closed at open_until"
     );
     let listed: Vec<_> = s
-        .family_invitations(&family.id)
+        .family_invitations(std::slice::from_ref(&family.id))
         .await
         .unwrap()
         .into_iter()
@@ -996,20 +996,28 @@ async fn families_open_close_and_are_sent_once(store: Arc<dyn Store>) {
         .map(|f| f.id)
         .collect();
     assert_eq!(due, [other.id.clone(), family.id.clone()], "oldest first");
-    assert!(
-        tx.mark_family_sent(&family.id, later, Some("family-hash"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !tx.mark_family_sent(&family.id, later, Some("again"))
+    assert_eq!(
+        tx.mark_families_sent(std::slice::from_ref(&family.id), later)
             .await
             .unwrap(),
+        std::slice::from_ref(&family.id)
+    );
+    assert!(
+        tx.mark_families_sent(std::slice::from_ref(&family.id), later)
+            .await
+            .unwrap()
+            .is_empty(),
         "sent once"
     );
-    tx.replace_token_hash(members[0].id, "fresh-hash")
+    tx.set_family_token(&family.id, "family-hash")
         .await
         .unwrap();
+    tx.replace_token_hashes(&[
+        (members[0].id, "fresh-hash".to_owned()),
+        (members[1].id, "fresh-hash-2".to_owned()),
+    ])
+    .await
+    .unwrap();
     tx.enqueue_message(&OutboxMessage {
         invitation_id: None,
         family_id: Some(family.id.clone()),
@@ -1036,6 +1044,21 @@ async fn families_open_close_and_are_sent_once(store: Arc<dyn Store>) {
         (renewed.id, renewed.version),
         (members[0].id, members[0].version),
         "a new token is no change a client sees"
+    );
+    assert_eq!(
+        s.get_invitation_by_token_hash("fresh-hash-2")
+            .await
+            .unwrap()
+            .map(|i| i.id),
+        Some(members[1].id),
+        "each its own"
+    );
+    assert_eq!(
+        s.get_invitation_by_token_hash(&members[0].token_hash)
+            .await
+            .unwrap(),
+        None,
+        "the first token is gone"
     );
     assert_eq!(
         s.latest_delivery_status(members[1].id).await.unwrap(),

@@ -136,24 +136,25 @@ pub trait FamilyRepo {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<crate::domain::Family>>;
-    /// Records that a family's email was queued (with the hash of its accept-all token, for a
-    /// family of several children), if it was not yet: false when another sender was first.
-    async fn mark_family_sent(
+    /// Records that the emails of `families` were queued, those not yet recorded (another
+    /// sender may have been first); returns the ids this call recorded.
+    async fn mark_families_sent(
         &mut self,
-        family_id: &str,
+        families: &[String],
         now: DateTime<Utc>,
-        token_hash: Option<&str>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Vec<String>>;
+    /// Sets the hash of a family's accept-all token (families of several children).
+    async fn set_family_token(&mut self, family_id: &str, token_hash: &str) -> StoreResult<()>;
     /// The family whose accept-all token hashes to `token_hash`.
     async fn family_by_token_hash(
         &mut self,
         token_hash: &str,
     ) -> StoreResult<Option<crate::domain::Family>>;
-    /// Every invitation of a family, oldest first.
-    async fn family_invitations(&mut self, family_id: &str) -> StoreResult<Vec<Invitation>>;
-    /// Gives invitation `id` a new token (hashed): a family's email carries fresh links, the
+    /// Every invitation of `families`, oldest first.
+    async fn family_invitations(&mut self, families: &[String]) -> StoreResult<Vec<Invitation>>;
+    /// Gives each invitation a new token (hashed): a family's email carries fresh links, the
     /// first tokens never having left the server. Keeps the version (no client-visible change).
-    async fn replace_token_hash(&mut self, id: InvitationId, token_hash: &str) -> StoreResult<()>;
+    async fn replace_token_hashes(&mut self, tokens: &[(InvitationId, String)]) -> StoreResult<()>;
 }
 
 /// Invitations and the guardian links they become.

@@ -35,9 +35,12 @@ macro_rules! impl_family_repo {
                     list.push_bind(email.as_str());
                 }
                 query.push(")");
+                // The window is judged here, not in SQL: the address index alone answers the
+                // query, whatever the planner thinks of a table a bulk import is filling.
                 let rows: Vec<$crate::store::rows::FamilyRow> =
                     query.build_query_as().fetch_all(&mut *self.conn).await?;
-                $crate::store::rows::convert_all(rows)
+                let families: Vec<$crate::domain::Family> = $crate::store::rows::convert_all(rows)?;
+                Ok(families.into_iter().filter(|f| f.is_open(now)).collect())
             }
 
             async fn insert_families(
@@ -76,22 +79,40 @@ macro_rules! impl_family_repo {
                 $crate::store::rows::convert_all(rows)
             }
 
-            async fn mark_family_sent(
+            async fn mark_families_sent(
+                &mut self,
+                families: &[String],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                if families.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "UPDATE invitation_families SET sent_time = ",
+                );
+                query.push_bind(now);
+                query.push(" WHERE sent_time IS NULL AND family_id IN (");
+                let mut list = query.separated(", ");
+                for id in families {
+                    list.push_bind(id);
+                }
+                query.push(") RETURNING family_id");
+                let marked: Vec<(String,)> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                Ok(marked.into_iter().map(|(id,)| id).collect())
+            }
+
+            async fn set_family_token(
                 &mut self,
                 family_id: &str,
-                now: chrono::DateTime<chrono::Utc>,
-                token_hash: Option<&str>,
-            ) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query(
-                    "UPDATE invitation_families SET sent_time = $2, token_hash = $3 \
-                     WHERE family_id = $1 AND sent_time IS NULL",
-                )
-                .bind(family_id)
-                .bind(now)
-                .bind(token_hash)
-                .execute(&mut *self.conn)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                token_hash: &str,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE invitation_families SET token_hash = $2 WHERE family_id = $1")
+                    .bind(family_id)
+                    .bind(token_hash)
+                    .execute(&mut *self.conn)
+                    .await?;
+                Ok(())
             }
 
             async fn family_by_token_hash(
@@ -111,29 +132,48 @@ macro_rules! impl_family_repo {
 
             async fn family_invitations(
                 &mut self,
-                family_id: &str,
+                families: &[String],
             ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
-                let rows: Vec<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    invitation_columns!(),
-                    " FROM invitations WHERE family_id = $1 ORDER BY create_time, invitation_id"
-                ))
-                .bind(family_id)
-                .fetch_all(&mut *self.conn)
-                .await?;
+                if families.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query =
+                    sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(concat!(
+                        "SELECT ",
+                        invitation_columns!(),
+                        " FROM invitations WHERE family_id IN ("
+                    ));
+                let mut list = query.separated(", ");
+                for id in families {
+                    list.push_bind(id);
+                }
+                query.push(") ORDER BY create_time, invitation_id");
+                let rows: Vec<$crate::store::rows::InvitationRow> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
                 $crate::store::rows::convert_all(rows)
             }
 
-            async fn replace_token_hash(
+            async fn replace_token_hashes(
                 &mut self,
-                id: $crate::domain::InvitationId,
-                token_hash: &str,
+                tokens: &[($crate::domain::InvitationId, String)],
             ) -> $crate::store::StoreResult<()> {
-                sqlx::query("UPDATE invitations SET token_hash = $2 WHERE invitation_id = $1")
-                    .bind(id.to_text())
-                    .bind(token_hash)
-                    .execute(&mut *self.conn)
-                    .await?;
+                if tokens.is_empty() {
+                    return Ok(());
+                }
+                // One statement for the lot, in SQL both backends read: the new hashes as a
+                // table of values, each row's looked up by its id.
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "WITH fresh (invitation_id, token_hash) AS (",
+                );
+                query.push_values(tokens, |mut row, (id, hash)| {
+                    row.push_bind(id.to_text()).push_bind(hash);
+                });
+                query.push(
+                    ") UPDATE invitations SET token_hash = (SELECT f.token_hash FROM fresh f \
+                     WHERE f.invitation_id = invitations.invitation_id) \
+                     WHERE invitation_id IN (SELECT invitation_id FROM fresh)",
+                );
+                query.build().execute(&mut *self.conn).await?;
                 Ok(())
             }
         }
