@@ -26,17 +26,16 @@ macro_rules! impl_family_repo {
                     sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(concat!(
                         "SELECT ",
                         family_columns!(),
-                        " FROM invitation_families WHERE sent_time IS NULL AND open_until > "
+                        " FROM invitation_families WHERE invited_email IN ("
                     ));
-                query.push_bind(now);
-                query.push(" AND invited_email IN (");
                 let mut list = query.separated(", ");
                 for email in emails {
                     list.push_bind(email.as_str());
                 }
                 query.push(")");
-                // The window is judged here, not in SQL: the address index alone answers the
-                // query, whatever the planner thinks of a table a bulk import is filling.
+                // Whether a family is open is judged here, not in SQL: the address index alone
+                // can answer the query, whatever the planner thinks of a table a bulk import is
+                // filling (an address has few families, sent ones included).
                 let rows: Vec<$crate::store::rows::FamilyRow> =
                     query.build_query_as().fetch_all(&mut *self.conn).await?;
                 let families: Vec<$crate::domain::Family> = $crate::store::rows::convert_all(rows)?;
