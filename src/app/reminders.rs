@@ -2,17 +2,19 @@
 //! `invitation_reminder_days` before it expires, exactly once across replicas.
 //!
 //! When an invitation is sent (or resent) its reminder time is fixed from the settings of that
-//! moment, as its expiry is. The sweep claims what is due, and each reminder is recorded by a
-//! conditional write that only one sweeper can win, in the same transaction as its audit event
-//! and its queued email: a crash before the commit leaves it due, a commit sends it once.
+//! moment, as its expiry is. The sweep claims what is due, and the batch's reminders are recorded
+//! by a conditional write that only one sweeper can win for each, in the same transaction as
+//! their audit events and queued emails: a crash before the commit leaves them due, a commit
+//! sends each once.
 
-use super::lifecycle::{InvitationLetter, audit, language_of_address, new_token};
+use super::lifecycle::{InvitationLetter, audit_event, new_token};
 use super::{App, AppResult};
 use crate::domain::audit::actions;
-use crate::domain::{Invitation, UserId};
+use crate::domain::{Email, Invitation, InvitationId, UserId};
 use crate::mail::Template;
 use crate::store::Transaction;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 impl App {
     /// Sends the reminders due now, `batch` per transaction; returns how many went out.
@@ -26,11 +28,7 @@ impl App {
                 break;
             }
             let claimed = due.len();
-            for invitation in due {
-                if self.remind(tx.as_mut(), &invitation, now).await? {
-                    sent += 1;
-                }
-            }
+            sent += self.remind(tx.as_mut(), due, now).await?;
             tx.commit().await?;
             if claimed < batch as usize {
                 break;
@@ -39,60 +37,86 @@ impl App {
         Ok(sent)
     }
 
-    /// Reminds the invitee of one due invitation, unless the domain has since turned reminders
-    /// or guardian access off (then the reminder is dropped, not kept for later). `false` when
-    /// nothing was sent.
+    /// Reminds the invitees of a batch of due invitations, set-based (the reminders of a bulk
+    /// import all fall due on one day): a handful of statements whatever the batch's size. A
+    /// domain that has since turned reminders or guardian access off gets none (the reminder is
+    /// dropped, not kept for later). Returns how many went out.
     async fn remind(
         &self,
         tx: &mut dyn Transaction,
-        due: &Invitation,
+        due: Vec<Invitation>,
         now: DateTime<Utc>,
-    ) -> AppResult<bool> {
-        let settings = self.settings_via(tx, &due.domain).await?;
-        let wanted = settings.invitation_reminder_days > 0 && settings.guardian_access_enabled;
-        let (token, token_hash) = new_token();
-        let hash = wanted.then_some(token_hash.as_str());
-        let Some(reminded) = tx.mark_reminded(due.id, now, hash).await? else {
-            // Another sweeper reminded it, or a resend moved its reminder on.
-            return Ok(false);
-        };
-        if !wanted {
-            return Ok(false);
+    ) -> AppResult<usize> {
+        let mut tokens: HashMap<InvitationId, String> = HashMap::new();
+        let mut marks = Vec::with_capacity(due.len());
+        for invitation in &due {
+            let settings = self.settings_via(tx, &invitation.domain).await?;
+            let wanted = settings.invitation_reminder_days > 0 && settings.guardian_access_enabled;
+            let hash = if wanted {
+                let (token, hash) = new_token();
+                tokens.insert(invitation.id, token);
+                Some(hash)
+            } else {
+                None
+            };
+            marks.push((invitation.id, hash));
         }
-        audit(
-            tx,
-            &reminded,
-            actions::INVITATION_REMINDED,
-            super::audit::SYSTEM_ACTOR,
-            None,
-            now,
-        )
-        .await?;
-        let student_name = tx
-            .get_user(&reminded.student_id)
+        // Those another sweeper reminded, or a resend moved on, are not among these.
+        let reminded: Vec<Invitation> = tx
+            .mark_reminded(&marks, now)
             .await?
-            .map(|s| s.display_name)
-            .unwrap_or_default();
-        let inviter_name = match UserId::parse(&reminded.inviter_id) {
-            Ok(id) => tx.get_user(&id).await?.map(|u| u.display_name),
-            Err(_) => None,
+            .into_iter()
+            .filter(|i| tokens.contains_key(&i.id))
+            .collect();
+        let mut people: Vec<UserId> = reminded.iter().map(|i| i.student_id.clone()).collect();
+        people.extend(
+            reminded
+                .iter()
+                .filter_map(|i| UserId::parse(&i.inviter_id).ok()),
+        );
+        people.sort();
+        people.dedup();
+        let names: HashMap<UserId, String> = tx
+            .users_by_id(&people)
+            .await?
+            .into_iter()
+            .map(|u| (u.user_id, u.display_name))
+            .collect();
+        let addresses: Vec<Email> = reminded.iter().map(|i| i.invited_email.clone()).collect();
+        let languages: HashMap<Email, crate::domain::Locale> =
+            tx.guardian_locales(&addresses).await?.into_iter().collect();
+        let name_of = |id: &str| {
+            UserId::parse(id)
+                .ok()
+                .and_then(|id| names.get(&id).cloned())
+                .unwrap_or_default()
+        };
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        for invitation in &reminded {
+            let settings = self.settings_via(tx, &invitation.domain).await?;
+            events.push(audit_event(
+                invitation,
+                actions::INVITATION_REMINDED,
+                super::audit::SYSTEM_ACTOR,
+                None,
+                now,
+            ));
+            let message = self.invitation_message(
+                &InvitationLetter {
+                    template: Template::Reminder,
+                    settings: &settings,
+                    invitation,
+                    token: &tokens[&invitation.id],
+                    student_name: &name_of(invitation.student_id.as_str()),
+                    inviter_name: &name_of(&invitation.inviter_id),
+                    locale: languages.get(&invitation.invited_email).copied(),
+                },
+                now,
+            )?;
+            messages.extend(message);
         }
-        .unwrap_or_default();
-        let locale = language_of_address(tx, &reminded.invited_email).await?;
-        self.queue_invitation_mail(
-            tx,
-            &InvitationLetter {
-                template: Template::Reminder,
-                settings: &settings,
-                invitation: &reminded,
-                token: &token,
-                student_name: &student_name,
-                inviter_name: &inviter_name,
-                locale,
-            },
-            now,
-        )
-        .await?;
-        Ok(true)
+        tx.append_events(&events).await?;
+        tx.enqueue_messages(&messages).await?;
+        Ok(reminded.len())
     }
 }

@@ -875,24 +875,31 @@ async fn due_reminders_are_claimed_and_marked_once(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(claimed, [due.id], "only the due, unexpired, PENDING one");
     let marked = tx
-        .mark_reminded(due.id, now, Some("reminder-hash"))
+        .mark_reminded(
+            &[
+                (due.id, Some("reminder-hash".to_owned())),
+                (later.id, Some("early".to_owned())),
+            ],
+            now,
+        )
         .await
-        .unwrap()
-        .expect("still due");
+        .unwrap();
+    assert_eq!(
+        marked.len(),
+        1,
+        "not yet due (as after a resend moved it on)"
+    );
+    let marked = &marked[0];
+    assert_eq!(marked.id, due.id);
     assert_eq!(marked.remind_time, None);
     assert_eq!(marked.reminder_token_hash.as_deref(), Some("reminder-hash"));
     assert_eq!(marked.version, due.version, "a reminder keeps the etag");
-    assert_eq!(
-        tx.mark_reminded(due.id, now, Some("again")).await.unwrap(),
-        None,
-        "a second sweeper finds it reminded"
-    );
-    assert_eq!(
-        tx.mark_reminded(later.id, now, Some("early"))
+    assert!(
+        tx.mark_reminded(&[(due.id, Some("again".to_owned()))], now)
             .await
-            .unwrap(),
-        None,
-        "not yet due (as after a resend moved it on)"
+            .unwrap()
+            .is_empty(),
+        "a second sweeper finds it reminded"
     );
     tx.commit().await.unwrap();
     let mut s = store.session().await.unwrap();

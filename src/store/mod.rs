@@ -248,17 +248,16 @@ pub trait InvitationRepo {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Invitation>>;
-    /// Records that the reminder of invitation `id` went out with a token hashed as
-    /// `token_hash` (`None`: none went out, as when reminders were turned off), if it is still
-    /// PENDING and still due at `now`; `None` when not (another replica reminded it, or a resend
-    /// moved its reminder on). The version stays: a reminder changes nothing a client sees, so
-    /// an etag a client holds stays good.
+    /// Records that the reminders of `reminders` went out, each with its token's hash (`None`:
+    /// none went out, as when reminders were turned off), for those still PENDING and still due
+    /// at `now`; returns those recorded (another replica may have reminded some, or a resend
+    /// moved their reminder on). The version stays: a reminder changes nothing a client sees,
+    /// so an etag a client holds stays good.
     async fn mark_reminded(
         &mut self,
-        id: InvitationId,
+        reminders: &[(InvitationId, Option<String>)],
         now: DateTime<Utc>,
-        token_hash: Option<&str>,
-    ) -> StoreResult<Option<Invitation>>;
+    ) -> StoreResult<Vec<Invitation>>;
 }
 
 /// The audit trail.

@@ -467,24 +467,33 @@ macro_rules! impl_invitation_repo {
 
             async fn mark_reminded(
                 &mut self,
-                id: $crate::domain::InvitationId,
+                reminders: &[($crate::domain::InvitationId, Option<String>)],
                 now: chrono::DateTime<chrono::Utc>,
-                token_hash: Option<&str>,
-            ) -> $crate::store::StoreResult<Option<$crate::domain::Invitation>> {
-                // The due condition again, under the row's lock: of two replicas (or a sweep
-                // and a resend) exactly one finds it still due.
-                let row: Option<$crate::store::rows::InvitationRow> = sqlx::query_as(concat!(
-                    "UPDATE invitations SET remind_time = NULL, reminder_token_hash = $3 \
-                     WHERE invitation_id = $1 AND state = 'PENDING' AND remind_time <= $2 \
-                     AND expire_time > $2 RETURNING ",
-                    invitation_columns!()
-                ))
-                .bind(id.to_text())
-                .bind(now)
-                .bind(token_hash)
-                .fetch_optional(&mut *self.conn)
-                .await?;
-                row.map(TryInto::try_into).transpose()
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::Invitation>> {
+                if reminders.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // The due condition again, under the rows' locks: of two replicas (or a sweep
+                // and a resend) exactly one finds each still due.
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "WITH sent (invitation_id, token_hash) AS (",
+                );
+                query.push_values(reminders, |mut row, (id, hash)| {
+                    row.push_bind(id.to_text()).push_bind(hash.clone());
+                });
+                query.push(
+                    ") UPDATE invitations SET remind_time = NULL, reminder_token_hash = \
+                     (SELECT s.token_hash FROM sent s WHERE s.invitation_id = \
+                     invitations.invitation_id) WHERE invitation_id IN (SELECT invitation_id \
+                     FROM sent) AND state = 'PENDING' AND remind_time <= ",
+                );
+                query.push_bind(now);
+                query.push(" AND expire_time > ");
+                query.push_bind(now);
+                query.push(concat!(" RETURNING ", invitation_columns!()));
+                let rows: Vec<$crate::store::rows::InvitationRow> =
+                    query.build_query_as().fetch_all(&mut *self.conn).await?;
+                $crate::store::rows::convert_all(rows)
             }
         }
     };
