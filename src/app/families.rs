@@ -9,9 +9,9 @@
 //! one email in the same transaction as the mark that it was sent: a conditional write only one
 //! replica can win. Each invitation keeps its own states, limits, expiry and events.
 
-use super::lifecycle::{InvitationLetter, family_message, new_token};
+use super::lifecycle::{Addressees, InvitationLetter, family_message, new_token};
 use super::{App, AppResult};
-use crate::domain::{Email, Family, Invitation, InvitationState, UserId};
+use crate::domain::{Email, Family, Invitation, InvitationState};
 use crate::mail::Template;
 use crate::store::Transaction;
 use chrono::{DateTime, Utc};
@@ -135,33 +135,13 @@ impl App {
             }
         }
         // Everyone the emails name, and the addressees' languages, read once.
-        let mut people: Vec<UserId> = waiting
+        let addresses: Vec<Email> = families.iter().map(|f| f.invited_email.clone()).collect();
+        let people = waiting
             .values()
             .flatten()
-            .map(|i| i.student_id.clone())
-            .collect();
-        people.extend(
-            families
-                .iter()
-                .filter_map(|f| UserId::parse(&f.inviter_id).ok()),
-        );
-        people.sort();
-        people.dedup();
-        let names: HashMap<UserId, String> = tx
-            .users_by_id(&people)
-            .await?
-            .into_iter()
-            .map(|u| (u.user_id, u.display_name))
-            .collect();
-        let addresses: Vec<Email> = families.iter().map(|f| f.invited_email.clone()).collect();
-        let languages: HashMap<Email, crate::domain::Locale> =
-            tx.guardian_locales(&addresses).await?.into_iter().collect();
-        let name_of = |id: &str| {
-            UserId::parse(id)
-                .ok()
-                .and_then(|id| names.get(&id).cloned())
-                .unwrap_or_default()
-        };
+            .map(|i| i.student_id.as_str())
+            .chain(families.iter().map(|f| f.inviter_id.as_str()));
+        let known = Addressees::read(tx, people, &addresses).await?;
         let base = self.config.accept_url.trim_end_matches('/').to_owned();
         let (mut tokens, mut messages, mut sent) = (Vec::new(), Vec::new(), 0);
         for family in &families {
@@ -169,13 +149,17 @@ impl App {
                 continue;
             };
             let settings = self.settings_via(tx, &family.domain).await?;
-            let inviter_name = name_of(&family.inviter_id);
-            let locale = languages.get(&family.invited_email).copied();
+            let inviter_name = known.name(&family.inviter_id);
+            let locale = known.language(&family.invited_email);
             let mut children = Vec::with_capacity(members.len());
             for invitation in members {
                 let (token, hash) = new_token();
                 tokens.push((invitation.id, hash));
-                children.push((invitation, name_of(invitation.student_id.as_str()), token));
+                children.push((
+                    invitation,
+                    known.name(invitation.student_id.as_str()),
+                    token,
+                ));
             }
             let message = if let [(invitation, student_name, token)] = children.as_slice() {
                 self.invitation_message(

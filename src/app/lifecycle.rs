@@ -356,3 +356,47 @@ pub(crate) async fn language_of_guardian(
         .await?
         .and_then(|p| p.locale))
 }
+
+/// What the emails of a batch need to know of people, read once for the batch: the names of the
+/// students and inviters they mention, and the language each addressee chose.
+pub(crate) struct Addressees {
+    names: std::collections::HashMap<crate::domain::UserId, String>,
+    languages: std::collections::HashMap<Email, Locale>,
+}
+
+impl Addressees {
+    /// Reads the names of `people` (ids as stored; those that are no account id are skipped)
+    /// and the chosen languages of `addresses`.
+    pub(crate) async fn read(
+        tx: &mut dyn Transaction,
+        people: impl Iterator<Item = &str>,
+        addresses: &[Email],
+    ) -> AppResult<Self> {
+        let mut ids: Vec<crate::domain::UserId> = people
+            .filter_map(|id| crate::domain::UserId::parse(id).ok())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let names = tx
+            .users_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.user_id, u.display_name))
+            .collect();
+        let languages = tx.guardian_locales(addresses).await?.into_iter().collect();
+        Ok(Self { names, languages })
+    }
+
+    /// The directory name of `id`, empty when it is not a person there.
+    pub(crate) fn name(&self, id: &str) -> String {
+        crate::domain::UserId::parse(id)
+            .ok()
+            .and_then(|id| self.names.get(&id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// The language `address` chose, if any.
+    pub(crate) fn language(&self, address: &Email) -> Option<Locale> {
+        self.languages.get(address).copied()
+    }
+}

@@ -7,10 +7,10 @@
 //! their audit events and queued emails: a crash before the commit leaves them due, a commit
 //! sends each once.
 
-use super::lifecycle::{InvitationLetter, audit_event, new_token};
+use super::lifecycle::{Addressees, InvitationLetter, audit_event, new_token};
 use super::{App, AppResult};
 use crate::domain::audit::actions;
-use crate::domain::{Email, Invitation, InvitationId, UserId};
+use crate::domain::{Email, Invitation, InvitationId};
 use crate::mail::Template;
 use crate::store::Transaction;
 use chrono::{DateTime, Utc};
@@ -68,29 +68,11 @@ impl App {
             .into_iter()
             .filter(|i| tokens.contains_key(&i.id))
             .collect();
-        let mut people: Vec<UserId> = reminded.iter().map(|i| i.student_id.clone()).collect();
-        people.extend(
-            reminded
-                .iter()
-                .filter_map(|i| UserId::parse(&i.inviter_id).ok()),
-        );
-        people.sort();
-        people.dedup();
-        let names: HashMap<UserId, String> = tx
-            .users_by_id(&people)
-            .await?
-            .into_iter()
-            .map(|u| (u.user_id, u.display_name))
-            .collect();
         let addresses: Vec<Email> = reminded.iter().map(|i| i.invited_email.clone()).collect();
-        let languages: HashMap<Email, crate::domain::Locale> =
-            tx.guardian_locales(&addresses).await?.into_iter().collect();
-        let name_of = |id: &str| {
-            UserId::parse(id)
-                .ok()
-                .and_then(|id| names.get(&id).cloned())
-                .unwrap_or_default()
-        };
+        let people = reminded
+            .iter()
+            .flat_map(|i| [i.student_id.as_str(), i.inviter_id.as_str()]);
+        let known = Addressees::read(tx, people, &addresses).await?;
         let (mut events, mut messages) = (Vec::new(), Vec::new());
         for invitation in &reminded {
             let settings = self.settings_via(tx, &invitation.domain).await?;
@@ -107,9 +89,9 @@ impl App {
                     settings: &settings,
                     invitation,
                     token: &tokens[&invitation.id],
-                    student_name: &name_of(invitation.student_id.as_str()),
-                    inviter_name: &name_of(&invitation.inviter_id),
-                    locale: languages.get(&invitation.invited_email).copied(),
+                    student_name: &known.name(invitation.student_id.as_str()),
+                    inviter_name: &known.name(&invitation.inviter_id),
+                    locale: known.language(&invitation.invited_email),
                 },
                 now,
             )?;
