@@ -13,10 +13,12 @@ CREATE TABLE invitation_families (
     sent_time     TIMESTAMPTZ,
     token_hash    TEXT UNIQUE
 );
--- A new invitation finds its address's open family here. Every invitation to an address holds
--- the address's lock while it joins or opens one, so no two are open at once.
-CREATE INDEX invitation_families_open ON invitation_families (invited_email)
-    WHERE sent_time IS NULL;
+-- A new invitation finds its address's open family by the address alone (every invitation to
+-- an address holds the address's lock while it joins or opens one, so no two are open at once).
+-- Not a partial index on unsent rows: that would share its predicate with the senders' index
+-- below, and a planner with stale statistics (a table a bulk import is filling) then scans
+-- every unsent family through the senders' index for each chunk of the import.
+CREATE INDEX invitation_families_email ON invitation_families (invited_email);
 CREATE INDEX invitation_families_due ON invitation_families (open_until) WHERE sent_time IS NULL;
 
 ALTER TABLE invitations ADD COLUMN family_id TEXT;

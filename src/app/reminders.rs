@@ -10,7 +10,7 @@
 use super::lifecycle::{Addressees, InvitationLetter, audit_event, new_token};
 use super::{App, AppResult};
 use crate::domain::audit::actions;
-use crate::domain::{Email, Invitation, InvitationId};
+use crate::domain::{DomainName, DomainSettings, Email, Invitation, InvitationId};
 use crate::mail::Template;
 use crate::store::Transaction;
 use chrono::{DateTime, Utc};
@@ -49,8 +49,13 @@ impl App {
     ) -> AppResult<usize> {
         let mut tokens: HashMap<InvitationId, String> = HashMap::new();
         let mut marks = Vec::with_capacity(due.len());
+        let mut settings_of: HashMap<DomainName, DomainSettings> = HashMap::new();
         for invitation in &due {
-            let settings = self.settings_via(tx, &invitation.domain).await?;
+            if !settings_of.contains_key(&invitation.domain) {
+                let settings = self.settings_via(tx, &invitation.domain).await?;
+                settings_of.insert(invitation.domain.clone(), settings);
+            }
+            let settings = &settings_of[&invitation.domain];
             let wanted = settings.invitation_reminder_days > 0 && settings.guardian_access_enabled;
             let hash = if wanted {
                 let (token, hash) = new_token();
@@ -75,7 +80,7 @@ impl App {
         let known = Addressees::read(tx, people, &addresses).await?;
         let (mut events, mut messages) = (Vec::new(), Vec::new());
         for invitation in &reminded {
-            let settings = self.settings_via(tx, &invitation.domain).await?;
+            let settings = &settings_of[&invitation.domain];
             events.push(audit_event(
                 invitation,
                 actions::INVITATION_REMINDED,
@@ -86,7 +91,7 @@ impl App {
             let message = self.invitation_message(
                 &InvitationLetter {
                     template: Template::Reminder,
-                    settings: &settings,
+                    settings,
                     invitation,
                     token: &tokens[&invitation.id],
                     student_name: &known.name(invitation.student_id.as_str()),
