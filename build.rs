@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/guardians/v1/settings_service.proto",
         "proto/guardians/v1/directory_service.proto",
         "proto/guardians/v1/summary_service.proto",
+        "proto/guardians/v1/privacy_service.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("guardians_v1_descriptor.bin"))

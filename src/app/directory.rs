@@ -286,8 +286,9 @@ impl App {
     }
 }
 
-/// A directory change summary for the domain's audit trail: counts, no personal data.
-fn directory_event(
+/// A domain-wide event for the domain's audit trail (a directory change summary, a privacy
+/// request): counts, no personal data, no student, no invitation.
+pub(super) fn directory_event(
     domain: &DomainName,
     action: &str,
     caller: &Caller,

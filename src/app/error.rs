@@ -21,6 +21,8 @@ pub enum Missing {
     Course,
     /// `UNSUBSCRIBE_LINK_NOT_FOUND`: unknown, or used already.
     UnsubscribeLink,
+    /// `PERSON_NOT_FOUND`: the caller may see no record about the person.
+    Person,
 }
 
 /// Why a use case refused or failed. Messages never contain an email address or a token.

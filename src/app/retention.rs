@@ -5,7 +5,11 @@
 //! bodies are dropped when sent, request ids after a day and class activity after its look-back
 //! by the rest of the upkeep.
 
+use super::pseudonyms::Pseudonyms;
 use super::{App, AppResult};
+use crate::domain::{Invitation, UserId};
+use crate::store::Transaction;
+use chrono::{DateTime, Utc};
 
 /// What one round of retention did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,19 +39,8 @@ impl App {
                 break;
             }
             let claimed = ended.len();
-            let stand_ins = &self.config.pseudonyms;
-            for invitation in ended {
-                let guardian = invitation
-                    .guardian
-                    .as_ref()
-                    .map(|g| (stand_ins.user_id(&g.guardian_id), stand_ins.email(&g.email)));
-                tx.anonymise_invitation(
-                    invitation.id,
-                    &stand_ins.email(&invitation.invited_email),
-                    guardian.as_ref().map(|(id, email)| (id, email)),
-                    now,
-                )
-                .await?;
+            for invitation in &ended {
+                anonymise(tx.as_mut(), &self.config.pseudonyms, invitation, now).await?;
             }
             tx.commit().await?;
             done.anonymised += claimed;
@@ -79,4 +72,26 @@ impl App {
     pub(crate) fn stand_in(&self, email: &crate::domain::Email) -> crate::domain::Email {
         self.config.pseudonyms.email(email)
     }
+}
+
+/// Replaces an invitation's invited address, and its guardian's id and address, by their
+/// stand-ins and clears the guardian's name; returns the guardian's stand-in id, if it had one.
+pub(crate) async fn anonymise(
+    tx: &mut dyn Transaction,
+    stand_ins: &Pseudonyms,
+    invitation: &Invitation,
+    now: DateTime<Utc>,
+) -> AppResult<Option<UserId>> {
+    let guardian = invitation
+        .guardian
+        .as_ref()
+        .map(|g| (stand_ins.user_id(&g.guardian_id), stand_ins.email(&g.email)));
+    tx.anonymise_invitation(
+        invitation.id,
+        &stand_ins.email(&invitation.invited_email),
+        guardian.as_ref().map(|(id, email)| (id, email)),
+        now,
+    )
+    .await?;
+    Ok(guardian.map(|(id, _)| id))
 }

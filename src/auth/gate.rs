@@ -157,6 +157,14 @@ pub const METHOD_PERMISSIONS: &[(&str, Permission)] = &[
         "/guardians.v1.SummaryService/ListSummaryDeliveries",
         Permission::ReadSummaries,
     ),
+    (
+        "/guardians.v1.PrivacyService/ExportPersonData",
+        Permission::PrivacyAdmin,
+    ),
+    (
+        "/guardians.v1.PrivacyService/ErasePersonData",
+        Permission::PrivacyAdmin,
+    ),
 ];
 
 /// RPCs whose credential is a single-purpose token inside the request (the link in an

@@ -82,4 +82,8 @@ pub mod actions {
     /// The invitee of a PENDING invitation was reminded before it expires (no change to the
     /// link or the invitation a client sees, so the change feed does not carry it).
     pub const INVITATION_REMINDED: &str = "invitation.reminded";
+    /// A person's records were exported (counts only; PrivacyService).
+    pub const PERSON_EXPORTED: &str = "privacy.person_exported";
+    /// A person's records were erased (counts only; PrivacyService).
+    pub const PERSON_ERASED: &str = "privacy.person_erased";
 }

@@ -62,11 +62,13 @@ pub enum Scope {
     InvitationsAccept,
     /// Publish class activity for summaries.
     ActivityWrite,
+    /// Export and erase a person's records.
+    PrivacyAdmin,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::GuardiansRead,
         Self::GuardiansWrite,
         Self::SettingsRead,
@@ -74,6 +76,7 @@ impl Scope {
         Self::DirectoryWrite,
         Self::InvitationsAccept,
         Self::ActivityWrite,
+        Self::PrivacyAdmin,
     ];
 
     /// The scope's name in the `scope` claim.
@@ -86,6 +89,7 @@ impl Scope {
             Self::DirectoryWrite => "directory.write",
             Self::InvitationsAccept => "invitations.accept",
             Self::ActivityWrite => "activity.write",
+            Self::PrivacyAdmin => "privacy.admin",
         }
     }
 

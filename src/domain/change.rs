@@ -86,7 +86,8 @@ impl ChangeKind {
     pub fn of_action(action: &str) -> Option<Self> {
         Some(match action {
             "invitation.accepted" => Self::LinkAdded,
-            "guardian.removed" => Self::LinkRemoved,
+            // An erased guardian's pending invitations end the same way: nothing to keep.
+            "guardian.removed" | "guardian.erased" => Self::LinkRemoved,
             "student.removed" => Self::StudentRemoved,
             "invitation.created"
             | "invitation.declined"

@@ -14,17 +14,20 @@ pub enum RemovalReason {
     Declined,
     /// A manager or the guardian removed the link.
     GuardianRemoved,
-    /// The student left the directory.
+    /// The student was deleted from the directory.
     StudentRemoved,
+    /// The guardian's data was erased at their request.
+    GuardianErased,
 }
 
 impl RemovalReason {
     /// Every reason, for exhaustive tests.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Cancelled,
         Self::Declined,
         Self::GuardianRemoved,
         Self::StudentRemoved,
+        Self::GuardianErased,
     ];
 
     /// The stored and wire name.
@@ -34,6 +37,7 @@ impl RemovalReason {
             Self::Declined => "DECLINED",
             Self::GuardianRemoved => "GUARDIAN_REMOVED",
             Self::StudentRemoved => "STUDENT_REMOVED",
+            Self::GuardianErased => "GUARDIAN_ERASED",
         }
     }
 
@@ -113,11 +117,13 @@ pub enum InvitationEvent {
     DeleteGuardian,
     /// The student was deleted from the directory.
     RemoveStudent,
+    /// The guardian's data is erased: their links and pending invitations end.
+    EraseGuardian,
 }
 
 impl InvitationEvent {
     /// Every event, for exhaustive tests.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Accept,
         Self::Decline,
         Self::Cancel,
@@ -125,6 +131,7 @@ impl InvitationEvent {
         Self::Expire,
         Self::DeleteGuardian,
         Self::RemoveStudent,
+        Self::EraseGuardian,
     ];
 }
 
@@ -139,6 +146,7 @@ impl InvitationEvent {
             Self::Expire => "invitation.expired",
             Self::DeleteGuardian => "guardian.removed",
             Self::RemoveStudent => "student.removed",
+            Self::EraseGuardian => "guardian.erased",
         }
     }
 }
@@ -168,6 +176,9 @@ pub fn transition(
         (S::Pending, E::Expire) => Ok(S::Expired),
         (S::Pending, E::RemoveStudent) => Ok(S::Removed(RemovalReason::StudentRemoved)),
         (S::Pending, E::DeleteGuardian) => Err(TransitionError::NotPending),
+        (S::Pending | S::Accepted, E::EraseGuardian) => {
+            Ok(S::Removed(RemovalReason::GuardianErased))
+        }
 
         (S::Accepted, E::DeleteGuardian) => Ok(S::Removed(RemovalReason::GuardianRemoved)),
         (S::Accepted, E::RemoveStudent) => Ok(S::Removed(RemovalReason::StudentRemoved)),
@@ -177,9 +188,15 @@ pub fn transition(
 
         // The invitee who comes too late is told so, not that the invitation is "not pending".
         (S::Expired, E::Accept | E::Decline) => Err(TransitionError::Expired),
-        (S::Expired, E::Cancel | E::Resend | E::Expire | E::DeleteGuardian | E::RemoveStudent) => {
-            Err(TransitionError::NotPending)
-        }
+        (
+            S::Expired,
+            E::Cancel
+            | E::Resend
+            | E::Expire
+            | E::DeleteGuardian
+            | E::RemoveStudent
+            | E::EraseGuardian,
+        ) => Err(TransitionError::NotPending),
 
         (
             S::Removed(_),
@@ -189,7 +206,8 @@ pub fn transition(
             | E::Resend
             | E::Expire
             | E::DeleteGuardian
-            | E::RemoveStudent,
+            | E::RemoveStudent
+            | E::EraseGuardian,
         ) => Err(TransitionError::NotPending),
     }
 }

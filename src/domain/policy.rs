@@ -33,6 +33,8 @@ pub enum Permission {
     ReadSummaries,
     /// Change a guardian's summary preferences.
     WriteSummaryPreferences,
+    /// Export or erase a person's records.
+    PrivacyAdmin,
 }
 
 /// Why a caller is refused.
@@ -91,6 +93,9 @@ pub fn gate(caller: &Caller, permission: Permission) -> Result<(), Denial> {
         (P::WriteSummaryPreferences, R::Admin | R::Guardian) => true,
         (P::WriteSummaryPreferences, R::Teacher | R::Student) => false,
         (P::WriteSummaryPreferences, R::Service) => scope(Scope::GuardiansWrite),
+        (P::PrivacyAdmin, R::Admin) => true,
+        (P::PrivacyAdmin, R::Teacher | R::Student | R::Guardian) => false,
+        (P::PrivacyAdmin, R::Service) => scope(Scope::PrivacyAdmin),
     };
     if allowed {
         Ok(())

@@ -124,6 +124,7 @@ write_responses!(
     DeleteUsersResponse,
     UpsertCourseResponse,
     DeleteCourseResponse,
+    ErasePersonDataResponse,
 );
 
 /// A write's response with its consistency token: the revision of what the call committed

@@ -155,6 +155,10 @@ pub fn to_status(err: AppError) -> Status {
                     "UNSUBSCRIBE_LINK_NOT_FOUND",
                     "the unsubscribe link is unknown or was used already",
                 ),
+                Missing::Person => (
+                    "PERSON_NOT_FOUND",
+                    "no record about this person is visible to the caller",
+                ),
             };
             plain(Code::NotFound, reason, message)
         }

@@ -7,12 +7,12 @@ use crate::config::ServeConfig;
 use crate::domain::{Clock, SystemClock};
 use crate::grpc::AuthLayer;
 use crate::grpc::deadline::{DeadlineLayer, Deadlines};
-use crate::grpc::{DirectoryApi, GuardiansApi, SettingsApi, SummariesApi};
+use crate::grpc::{DirectoryApi, GuardiansApi, PrivacyApi, SettingsApi, SummariesApi};
 use crate::listener::ConnectionLimits;
 use crate::proto::{
     self, directory_service_server::DirectoryServiceServer,
-    guardian_service_server::GuardianServiceServer, settings_service_server::SettingsServiceServer,
-    summary_service_server::SummaryServiceServer,
+    guardian_service_server::GuardianServiceServer, privacy_service_server::PrivacyServiceServer,
+    settings_service_server::SettingsServiceServer, summary_service_server::SummaryServiceServer,
 };
 use crate::store::{self, ConnectOptions, Store, StoreError};
 use crate::telemetry::rpc::RpcLayer;
@@ -316,6 +316,11 @@ async fn run_grpc(
         )
         .add_service(
             SummaryServiceServer::new(SummariesApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            PrivacyServiceServer::new(PrivacyApi::new(app.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )

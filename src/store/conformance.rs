@@ -67,11 +67,14 @@ conformance!(
     the_first_change_after_a_position_tells_its_age,
     invitations_are_read_by_id_in_one_go,
     a_students_record_and_links_come_in_one_statement,
+    a_persons_records_are_found_by_each_key_and_erased,
 );
 
 mod feed;
+mod privacy;
 mod summaries;
 use feed::*;
+use privacy::*;
 use summaries::*;
 
 fn t0() -> chrono::DateTime<chrono::Utc> {

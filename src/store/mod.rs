@@ -90,6 +90,69 @@ pub trait DirectoryRepo {
     ) -> StoreResult<Vec<(CourseId, DomainName)>>;
 }
 
+/// A person's records, for their export and erasure (PrivacyService). Lookups by one key each:
+/// a person has few records, and each query walks an index.
+#[async_trait]
+pub trait PrivacyRepo {
+    /// Every invitation a guardian account accepted, whatever its state now, by id.
+    async fn invitations_of_guardian(&mut self, guardian: &UserId) -> StoreResult<Vec<Invitation>>;
+    /// Every invitation sent to `email` or accepted with it as the profile address, by id.
+    async fn invitations_of_address(&mut self, email: &Email) -> StoreResult<Vec<Invitation>>;
+    /// Every invitation of a student, whatever its state, by id.
+    async fn invitations_of_student(&mut self, student: &UserId) -> StoreResult<Vec<Invitation>>;
+    /// The audit events of one invitation, oldest first.
+    async fn events_of_invitation(
+        &mut self,
+        invitation: &Invitation,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    /// The audit events about a student in a domain, oldest first.
+    async fn events_of_student(
+        &mut self,
+        domain: &DomainName,
+        student: &UserId,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    /// The emails of an invitation, of a family, or with these ids, oldest first.
+    async fn messages_of(
+        &mut self,
+        invitations: &[InvitationId],
+        families: &[String],
+        message_ids: &[String],
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Every summary built for a guardian, oldest period first.
+    async fn summary_deliveries_of(
+        &mut self,
+        guardian: &UserId,
+    ) -> StoreResult<Vec<SummaryDelivery>>;
+    /// Replaces `actor` by `stand_in` as the actor of an invitation's events.
+    async fn replace_event_actor(
+        &mut self,
+        invitation: &Invitation,
+        actor: &str,
+        stand_in: &str,
+    ) -> StoreResult<()>;
+    /// Erases one email's personal data: the subject (it names the child), the bodies, the
+    /// unsubscribe link and the server's answer go, the recipient becomes `stand_in` if one is given, and a QUEUED one fails as
+    /// cancelled. True when it was QUEUED.
+    async fn erase_message(
+        &mut self,
+        message_id: &str,
+        stand_in: Option<&Email>,
+    ) -> StoreResult<bool>;
+    /// Erases what is kept per address beyond invitations: its families' address becomes
+    /// `stand_in` and its row lock goes.
+    async fn erase_address(&mut self, email: &Email, stand_in: &Email) -> StoreResult<()>;
+    /// Erases what is kept per guardian account beyond invitations: preferences go, summary
+    /// deliveries name `stand_in`, stored replies to the guardian's own requests go.
+    async fn erase_guardian_account(
+        &mut self,
+        guardian: &UserId,
+        stand_in: &UserId,
+        principal: &str,
+    ) -> StoreResult<()>;
+    /// Deletes a student's hand-in states.
+    async fn delete_submissions_of(&mut self, student: &UserId) -> StoreResult<u64>;
+}
+
 /// Retention: ended invitations whose personal data is due to be replaced by stand-ins, and
 /// audit events past their domain's retention.
 #[async_trait]
@@ -410,6 +473,7 @@ pub trait Session:
     + InvitationRepo
     + FamilyRepo
     + RetentionRepo
+    + PrivacyRepo
     + EventRepo
     + FeedRepo
     + OutboxRepo

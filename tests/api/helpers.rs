@@ -5,8 +5,8 @@ use guardian_service::config::ServeConfig;
 use guardian_service::domain::{Clock, SystemClock};
 use guardian_service::proto::{
     directory_service_client::DirectoryServiceClient,
-    guardian_service_client::GuardianServiceClient, settings_service_client::SettingsServiceClient,
-    summary_service_client::SummaryServiceClient,
+    guardian_service_client::GuardianServiceClient, privacy_service_client::PrivacyServiceClient,
+    settings_service_client::SettingsServiceClient, summary_service_client::SummaryServiceClient,
 };
 use guardian_service::testing::{TempDir, TestDatabase};
 use std::sync::Arc;
@@ -158,6 +158,10 @@ impl TestApp {
     /// SummaryService as the holder of `token`.
     pub(crate) fn summaries_as(&self, token: &str) -> SummaryServiceClient<Authed> {
         SummaryServiceClient::new(self.authed(token))
+    }
+    /// PrivacyService as the holder of `token`.
+    pub(crate) fn privacy_as(&self, token: &str) -> PrivacyServiceClient<Authed> {
+        PrivacyServiceClient::new(self.authed(token))
     }
     pub(crate) fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel.clone())

@@ -21,6 +21,7 @@ mod mail;
 mod matrix;
 mod oneroster;
 mod oneroster_export;
+mod privacy;
 mod properties;
 mod reminders;
 mod replicas;

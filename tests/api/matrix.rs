@@ -49,9 +49,11 @@ enum Rpc {
     PreviewGuardianSummary,
     ListSummaryDeliveries,
     UnsubscribeFromSummaries,
+    ExportPersonData,
+    ErasePersonData,
 }
 
-const RPCS: [Rpc; 33] = [
+const RPCS: [Rpc; 35] = [
     Rpc::CreateGuardianInvitation,
     Rpc::GetGuardianInvitation,
     Rpc::ListGuardianInvitations,
@@ -85,6 +87,8 @@ const RPCS: [Rpc; 33] = [
     Rpc::PreviewGuardianSummary,
     Rpc::ListSummaryDeliveries,
     Rpc::UnsubscribeFromSummaries,
+    Rpc::ExportPersonData,
+    Rpc::ErasePersonData,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +183,7 @@ const NO_INVITATION: Outcome = Outcome::Fails(Code::NotFound, "INVITATION_NOT_FO
 const ACCESS_OFF: Outcome = Outcome::Fails(Code::FailedPrecondition, "GUARDIAN_ACCESS_DISABLED");
 const NO_COURSE: Outcome = Outcome::Fails(Code::NotFound, "COURSE_NOT_FOUND");
 const NO_GUARDIAN: Outcome = Outcome::Fails(Code::NotFound, "GUARDIAN_NOT_FOUND");
+const NO_PERSON: Outcome = Outcome::Fails(Code::NotFound, "PERSON_NOT_FOUND");
 
 /// The table of api.md, for one cell.
 fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: bool) -> Outcome {
@@ -373,6 +378,18 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
         // No bearer token needed: everyone reaches the token check, and a made-up link is
         // not found.
         R::UnsubscribeFromSummaries => Outcome::Fails(Code::NotFound, "UNSUBSCRIBE_LINK_NOT_FOUND"),
+        // Admins and services with privacy.admin, about a guardian linked in their domain;
+        // one of another domain is not found.
+        R::ExportPersonData => match who {
+            W::Admin | W::ServiceAllScopes if own => Outcome::Ok,
+            W::Admin | W::ServiceAllScopes => NO_PERSON,
+            _ => DENIED,
+        },
+        // The matrix erases nobody: a made-up student, not found to those allowed.
+        R::ErasePersonData => match who {
+            W::Admin | W::ServiceAllScopes => NO_PERSON,
+            _ => DENIED,
+        },
         _ => unreachable!("{rpc:?} is a student RPC"),
     }
 }
@@ -396,6 +413,7 @@ fn token_of_who(who: Who) -> String {
                 "directory.write",
                 "invitations.accept",
                 "activity.write",
+                "privacy.admin",
             ],
         ),
         Who::ServiceReadOnly => service("svc-read", SCHOOL, &["guardians.read"]),
@@ -669,6 +687,24 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
         Rpc::UnsubscribeFromSummaries => ok(m
             .unsubscribe_from_summaries(UnsubscribeFromSummariesRequest {
                 token: format!("no-such-link-{n}"),
+            })
+            .await),
+        Rpc::ExportPersonData => ok(app
+            .privacy_as(&token)
+            .export_person_data(ExportPersonDataRequest {
+                person: Some(PersonSelector {
+                    person: Some(person_selector::Person::GuardianId(whose.guardian().into())),
+                }),
+                format: ExportFormat::Json as i32,
+            })
+            .await),
+        Rpc::ErasePersonData => ok(app
+            .privacy_as(&token)
+            .erase_person_data(ErasePersonDataRequest {
+                person: Some(PersonSelector {
+                    person: Some(person_selector::Person::StudentId(format!("nobody-{n}"))),
+                }),
+                request_id: String::new(),
             })
             .await),
     }

@@ -2,8 +2,8 @@
 
 use guardian_service::proto::{
     directory_service_client::DirectoryServiceClient,
-    guardian_service_client::GuardianServiceClient, settings_service_client::SettingsServiceClient,
-    summary_service_client::SummaryServiceClient,
+    guardian_service_client::GuardianServiceClient, privacy_service_client::PrivacyServiceClient,
+    settings_service_client::SettingsServiceClient, summary_service_client::SummaryServiceClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{Interceptor, interceptor::InterceptedService};
@@ -59,6 +59,11 @@ impl Client {
     /// DirectoryService.
     pub(crate) fn directory(&self) -> DirectoryServiceClient<Authed> {
         DirectoryServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+    }
+
+    /// PrivacyService.
+    pub(crate) fn privacy(&self) -> PrivacyServiceClient<Authed> {
+        PrivacyServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
     }
 
     /// SettingsService.

@@ -6,6 +6,7 @@ mod client;
 mod csv_input;
 mod import;
 mod oneroster;
+mod privacy;
 mod report;
 mod summaries;
 mod views;
@@ -191,6 +192,12 @@ enum Command {
         #[command(subcommand)]
         action: summaries::SummariesAction,
     },
+    /// A person's records: export them, or erase them (a school's answer to an access or
+    /// erasure request).
+    Privacy {
+        #[command(subcommand)]
+        action: privacy::PrivacyAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +285,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Settings { action } => views::settings(&connect().await?, action).await,
         Command::Summaries { action } => summaries::summaries(&connect().await?, action).await,
+        Command::Privacy { action } => privacy::privacy(&connect().await?, action).await,
         Command::Watch {
             domain,
             student,

@@ -25,11 +25,13 @@ fn expected(state: InvitationState, event: InvitationEvent) -> Result<Invitation
             E::Resend => Ok(S::Pending),
             E::Expire => Ok(S::Expired),
             E::RemoveStudent => Ok(S::Removed(R::StudentRemoved)),
+            E::EraseGuardian => Ok(S::Removed(R::GuardianErased)),
             E::DeleteGuardian => Err(T::NotPending),
         },
         S::Accepted => match event {
             E::DeleteGuardian => Ok(S::Removed(R::GuardianRemoved)),
             E::RemoveStudent => Ok(S::Removed(R::StudentRemoved)),
+            E::EraseGuardian => Ok(S::Removed(R::GuardianErased)),
             _ => Err(T::NotPending),
         },
         S::Expired => match event {
@@ -53,7 +55,7 @@ fn every_state_event_pair_follows_the_table() {
             pairs += 1;
         }
     }
-    assert_eq!(pairs, 7 * 7);
+    assert_eq!(pairs, 8 * 8);
 }
 
 #[test]
@@ -114,6 +116,7 @@ proptest::proptest! {
                             E::Cancel => R::Cancelled,
                             E::DeleteGuardian => R::GuardianRemoved,
                             E::RemoveStudent => R::StudentRemoved,
+                            E::EraseGuardian => R::GuardianErased,
                             other => {
                                 return Err(proptest::test_runner::TestCaseError::fail(
                                     format!("{other:?} removed an invitation"),

@@ -71,7 +71,7 @@ pub(crate) fn guardian_ref(raw: &str) -> Result<GuardianRef, ValidationError> {
 }
 
 /// The optional `request_id` (a UUID) with a digest of the whole request.
-pub(super) fn request_key(
+pub(in crate::grpc) fn request_key(
     who: &Authorized,
     method: &'static str,
     request_id: &str,
@@ -93,7 +93,7 @@ pub(super) fn request_key(
 }
 
 /// A response from a use case's result, or the replayed first response.
-pub(super) fn respond<T, M: Message + Default>(
+pub(in crate::grpc) fn respond<T, M: Message + Default>(
     result: Replay<T>,
     build: impl Fn(&T) -> M,
 ) -> Result<Response<M>, Status> {
@@ -129,6 +129,7 @@ fn state_to_proto(state: InvitationState) -> (proto::InvitationState, proto::Rem
         Some(RemovalReason::Declined) => proto::RemovalReason::Declined,
         Some(RemovalReason::GuardianRemoved) => proto::RemovalReason::GuardianRemoved,
         Some(RemovalReason::StudentRemoved) => proto::RemovalReason::StudentRemoved,
+        Some(RemovalReason::GuardianErased) => proto::RemovalReason::GuardianErased,
     };
     let state = match state {
         InvitationState::Pending => proto::InvitationState::Pending,

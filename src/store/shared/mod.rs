@@ -16,6 +16,8 @@ mod invitations;
 #[macro_use]
 mod journal;
 #[macro_use]
+mod privacy;
+#[macro_use]
 mod retention;
 #[macro_use]
 mod settings;
@@ -71,6 +73,7 @@ macro_rules! impl_session_repos {
         impl_invitation_repo!($session, $conn, $expired_sql, $reminders_sql);
         impl_family_repo!($session, $conn, $families_sql);
         impl_retention_repo!($session, $conn, $ended_sql, $audit_purge_sql);
+        impl_privacy_repo!($session, $conn);
         impl_journal_repos!($session, $conn, $claim_sql);
         impl_feed_repo!($session, $conn, $watermark_sql, $head_sql);
         impl_summary_repo!($session, $conn);
