@@ -131,11 +131,28 @@ impl App {
             .find_link(&ctx.student.user_id, &guardian_id)
             .await?
             .ok_or(AppError::NotFound(Missing::Guardian))?;
-        Ok(GuardianView {
+        let view = GuardianView {
             link,
             show_invited_email: ctx.grant.may_manage,
             student: Some(StudentLabel::of(&ctx.student)),
-        })
+        };
+        self.note_guardian_reads(caller, "GetGuardian", std::slice::from_ref(&view))
+            .await?;
+        Ok(view)
+    }
+
+    /// Notes the reads of links whose invited address the caller sees.
+    async fn note_guardian_reads(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        views: &[GuardianView],
+    ) -> AppResult<()> {
+        let rows = views
+            .iter()
+            .filter(|v| v.show_invited_email)
+            .map(|v| (&v.link.domain, Some(&v.link.student_id)));
+        self.note_address_reads(caller, method, rows).await
     }
 
     /// ListGuardians: by student, by domain (`-`), or by guardian (the reverse lookup).
@@ -234,6 +251,8 @@ impl App {
             student_labels(route.session.as_mut(), links.iter().map(|l| &l.student_id)).await?;
         let page = self.page_of_links(links, size, &filters, guardian.as_ref(), show_email);
         let page = labelled(page, |student| labels.get(student).cloned());
+        self.note_guardian_reads(caller, "ListGuardians", &page.items)
+            .await?;
         Ok(Answered {
             answer: page,
             at: route.at,
@@ -264,6 +283,8 @@ impl App {
         let page = self.page_of_links(links, size, &filters, guardian, ctx.grant.may_manage);
         let label = StudentLabel::of(&ctx.student);
         let page = labelled(page, |_| Some(label.clone()));
+        self.note_guardian_reads(caller, "ListGuardians", &page.items)
+            .await?;
         Ok(Answered {
             answer: page,
             at: route.at,

@@ -57,13 +57,30 @@ impl App {
             .filter(|i| caller.role != CallerRole::Guardian || is_own(caller, i))
             .ok_or(AppError::NotFound(Missing::Invitation))?;
         let delivery = session.latest_delivery_status(id).await?;
-        Ok(InvitationView {
+        let view = InvitationView {
             observed_state: invitation.observed_state(now),
             invitation,
             show_invited_email: ctx.grant.may_manage,
             delivery,
             student: Some(StudentLabel::of(&ctx.student)),
-        })
+        };
+        self.note_invitation_reads(caller, "GetGuardianInvitation", std::slice::from_ref(&view))
+            .await?;
+        Ok(view)
+    }
+
+    /// Notes the reads of invitations whose invited address the caller sees.
+    async fn note_invitation_reads(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        views: &[InvitationView],
+    ) -> AppResult<()> {
+        let rows = views
+            .iter()
+            .filter(|v| v.show_invited_email)
+            .map(|v| (&v.invitation.domain, Some(&v.invitation.student_id)));
+        self.note_address_reads(caller, method, rows).await
     }
 
     /// ListGuardianInvitations.
@@ -130,7 +147,7 @@ impl App {
         let ids: Vec<InvitationId> = found.iter().map(|i| i.id).collect();
         let delivery = session.latest_delivery_statuses(&ids).await?;
         let labels = student_labels(session.as_mut(), found.iter().map(|i| &i.student_id)).await?;
-        let items = found
+        let items: Vec<InvitationView> = found
             .into_iter()
             .map(|invitation| InvitationView {
                 observed_state: invitation.observed_state(now),
@@ -140,6 +157,8 @@ impl App {
                 show_invited_email: show_email,
             })
             .collect();
+        self.note_invitation_reads(caller, "ListGuardianInvitations", &items)
+            .await?;
         Ok(Page {
             items,
             next_page_token,

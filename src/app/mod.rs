@@ -5,6 +5,7 @@
 #[macro_use]
 mod read_route;
 mod access;
+mod access_log;
 mod audit;
 mod bulk;
 mod bulk_invite;
@@ -35,6 +36,7 @@ mod tokens;
 mod upkeep;
 mod write;
 
+pub use access_log::{AccessLog, AccessPage, AccessQuery};
 pub use audit::{EventPage, EventQuery, SYSTEM_ACTOR};
 pub use bulk::{
     GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind, SyncOptions, SyncOutcome,
@@ -118,6 +120,7 @@ pub struct App {
     freshness: Arc<Freshness>,
     page_tokens: PageTokens,
     config: Arc<AppConfig>,
+    access_log: Arc<AccessLog>,
 }
 
 impl App {
@@ -130,6 +133,7 @@ impl App {
             freshness: Arc::new(Freshness::new(config.freshness.clone())),
             page_tokens: config.page_tokens.clone(),
             config: Arc::new(config),
+            access_log: Arc::new(AccessLog::new()),
         }
     }
 

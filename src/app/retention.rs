@@ -1,6 +1,7 @@
 //! Retention of personal data, run by the upkeep in small batches: ended invitations past their
 //! domain's `ended_retention_days` get stand-ins for their addresses and the guardian's id (see
-//! [`super::pseudonyms`]), audit events past `audit_retention_days` are deleted, and families
+//! [`super::pseudonyms`]), audit events and access records past `audit_retention_days` are
+//! deleted, and families
 //! (whose rows hold the address) go 130 days after their email. Sent mail
 //! bodies are dropped when sent, request ids after a day and class activity after its look-back
 //! by the rest of the upkeep.
@@ -20,6 +21,8 @@ pub(crate) struct Retained {
     pub events_purged: u64,
     /// Families deleted, long after their email went.
     pub families_purged: u64,
+    /// Access records deleted (as old as audit events).
+    pub access_purged: u64,
 }
 
 /// How long a family outlives its email: past the longest an invitation of it can be accepted
@@ -52,6 +55,15 @@ impl App {
         loop {
             let purged = session.purge_audit_events(self.clock.now(), batch).await?;
             done.events_purged += purged;
+            if purged < u64::from(batch) {
+                break;
+            }
+        }
+        loop {
+            let purged = session
+                .purge_access_records(self.clock.now(), batch)
+                .await?;
+            done.access_purged += purged;
             if purged < u64::from(batch) {
                 break;
             }

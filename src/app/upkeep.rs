@@ -21,6 +21,8 @@ pub struct Upkeep {
     pub anonymised: usize,
     /// Audit events deleted (retention).
     pub events_purged: u64,
+    /// Access records deleted (retention).
+    pub access_records_purged: u64,
     /// Request ids forgotten.
     pub purged: u64,
     /// Rows of class activity older than the summaries' look-back, deleted.
@@ -65,6 +67,7 @@ impl App {
         let retained = self.apply_retention(batch).await?;
         done.anonymised = retained.anonymised;
         done.events_purged = retained.events_purged;
+        done.access_records_purged = retained.access_purged;
         Ok(done)
     }
 }

@@ -165,6 +165,10 @@ pub const METHOD_PERMISSIONS: &[(&str, Permission)] = &[
         "/guardians.v1.PrivacyService/ErasePersonData",
         Permission::PrivacyAdmin,
     ),
+    (
+        "/guardians.v1.PrivacyService/ListAccessRecords",
+        Permission::PrivacyAdmin,
+    ),
 ];
 
 /// RPCs whose credential is a single-purpose token inside the request (the link in an

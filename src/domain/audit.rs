@@ -54,6 +54,28 @@ impl AuditDetails {
     }
 }
 
+/// That an administrator or a service read guardians' addresses: who, when, which student
+/// (none for a listing without one), through which call and how many rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRecord {
+    /// Assigned by the store, increasing; 0 before it is stored.
+    pub record_id: i64,
+    /// The domain whose records were read.
+    pub domain: DomainName,
+    /// The caller's subject (an administrator's user id or a service's name).
+    pub caller: String,
+    /// The caller's role.
+    pub caller_role: super::caller::CallerRole,
+    /// The RPC, e.g. `ListGuardianInvitations`.
+    pub method: String,
+    /// The student whose records were read.
+    pub student_id: Option<UserId>,
+    /// How many rows with addresses the caller got.
+    pub rows: i64,
+    /// When.
+    pub create_time: DateTime<Utc>,
+}
+
 /// One settings field's old and new value, in their wire form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingChange {

@@ -25,7 +25,7 @@ pub mod summary;
 pub mod sync_rules;
 pub mod user;
 
-pub use audit::{AuditDetails, AuditEvent, SettingChange};
+pub use audit::{AccessRecord, AuditDetails, AuditEvent, SettingChange};
 pub use caller::{Caller, CallerDomains, CallerRole, Scope};
 pub use change::{ChangeKind, Position};
 pub use clock::{Clock, SystemClock};

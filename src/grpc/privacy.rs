@@ -1,9 +1,9 @@
 //! PrivacyService: a person's export, streamed in chunks, and their erasure.
 
-use super::convert::{missing, parse_field, scoped, stamped};
+use super::convert::{missing, parse_field, scoped, stamped, timestamp};
 use super::guardians::convert::{request_key, respond};
-use crate::app::{App, Erased, ExportFormat, PersonSelector};
-use crate::domain::{Email, UserId, ValidationError};
+use crate::app::{AccessQuery, App, Erased, ExportFormat, PersonSelector};
+use crate::domain::{AccessRecord, DomainName, Email, UserId, ValidationError};
 use crate::grpc::authorized;
 use crate::proto::{self, person_selector::Person, privacy_service_server::PrivacyService};
 use futures_util::Stream;
@@ -98,6 +98,51 @@ impl PrivacyService for PrivacyApi {
             stamped(&self.app, respond(result, erased_to_proto)?).await
         })
         .await
+    }
+
+    async fn list_access_records(
+        &self,
+        request: Request<proto::ListAccessRecordsRequest>,
+    ) -> Result<Response<proto::ListAccessRecordsResponse>, Status> {
+        let who = authorized(&request)?;
+        let proto::ListAccessRecordsRequest {
+            domain,
+            student_id,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let query = AccessQuery {
+            domain: parse_field("domain", &domain, DomainName::parse)?,
+            student: if student_id.trim().is_empty() {
+                None
+            } else {
+                Some(parse_field("student_id", student_id.trim(), UserId::parse)?)
+            },
+            page_size,
+            page_token,
+        };
+        let page = self.app.list_access_records(&who, query).await?;
+        Ok(Response::new(proto::ListAccessRecordsResponse {
+            access_records: page.records.iter().map(access_record_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+}
+
+fn access_record_to_proto(record: &AccessRecord) -> proto::AccessRecord {
+    proto::AccessRecord {
+        record_id: record.record_id,
+        domain: record.domain.to_string(),
+        caller: record.caller.clone(),
+        caller_role: record.caller_role.as_str().into(),
+        method: record.method.clone(),
+        student_id: record
+            .student_id
+            .as_ref()
+            .map(UserId::to_string)
+            .unwrap_or_default(),
+        row_count: i32::try_from(record.rows).unwrap_or(i32::MAX),
+        create_time: Some(timestamp(record.create_time)),
     }
 }
 

@@ -32,6 +32,10 @@ pub(super) struct Background {
     feed: JoinHandle<()>,
     gauges: JoinHandle<()>,
     dispatcher: Option<JoinHandle<()>>,
+    access_log: JoinHandle<()>,
+    /// Stops the access log's writer: only once the RPCs are done, so that no read is left
+    /// with a record in the buffer and nobody to write it.
+    access_log_stop: watch::Sender<bool>,
 }
 
 impl Background {
@@ -85,6 +89,9 @@ impl Background {
                 dispatcher.run(config.mail_poll_interval, stop),
             ))
         });
+        let (access_log_stop, stop_writing) = watch::channel(false);
+        let writer = app.clone();
+        let access_log = tokio::spawn(async move { writer.run_access_log(stop_writing).await });
         Ok(Self {
             readiness,
             upkeep,
@@ -92,12 +99,15 @@ impl Background {
             feed,
             gauges,
             dispatcher,
+            access_log,
+            access_log_stop,
         })
     }
 
     /// Stops every task. The dispatcher, told to stop with the others, finishes the message it
     /// is sending and gives the rest of its claim back, so other replicas need not wait out the
-    /// lease; it gets [`DISPATCHER_STOP`] for that.
+    /// lease; it gets [`DISPATCHER_STOP`] for that, and the access log as long to write what
+    /// it holds.
     pub(super) async fn stop(self) {
         self.readiness.abort();
         self.upkeep.abort();
@@ -112,6 +122,15 @@ impl Background {
                 .is_err()
         {
             dispatcher.abort();
+        }
+        self.access_log_stop.send_replace(true);
+        let mut access_log = self.access_log;
+        if tokio::time::timeout(DISPATCHER_STOP, &mut access_log)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the access log's last records were not written in time");
+            access_log.abort();
         }
     }
 }
@@ -198,11 +217,14 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                     .increment(done.anonymised as u64);
                 metrics::counter!("guardians_privacy_purged_total", "what" => "audit_events")
                     .increment(done.events_purged);
+                metrics::counter!("guardians_privacy_purged_total", "what" => "access_records")
+                    .increment(done.access_records_purged);
                 let busy = [done.expired, done.reminded, done.families, done.anonymised]
                     .iter()
                     .any(|n| *n > 0)
                     || done.purged > 0
-                    || done.events_purged > 0;
+                    || done.events_purged > 0
+                    || done.access_records_purged > 0;
                 if busy {
                     tracing::info!(
                         expired = done.expired,
@@ -210,6 +232,7 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                         families = done.families,
                         anonymised = done.anonymised,
                         events_purged = done.events_purged,
+                        access_records_purged = done.access_records_purged,
                         purged = done.purged,
                         "upkeep"
                     );

@@ -68,6 +68,7 @@ conformance!(
     invitations_are_read_by_id_in_one_go,
     a_students_record_and_links_come_in_one_statement,
     a_persons_records_are_found_by_each_key_and_erased,
+    access_records_page_by_domain_and_student_and_age_out,
 );
 
 mod feed;

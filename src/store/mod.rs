@@ -32,7 +32,7 @@ use crate::domain::summary::{
     Announcement, CourseWork, PreferencesPatch, Submission, SummaryDelivery, SummaryPreferences,
 };
 use crate::domain::{
-    AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
+    AccessRecord, AuditEvent, Course, CourseId, DeliveryStatus, DomainName, DomainSettings, Email,
     IdempotencyRecord, Invitation, InvitationId, Locale, OutboxMessage, Position, Role, User,
     UserId,
 };
@@ -151,6 +151,25 @@ pub trait PrivacyRepo {
     ) -> StoreResult<()>;
     /// Deletes a student's hand-in states.
     async fn delete_submissions_of(&mut self, student: &UserId) -> StoreResult<u64>;
+}
+
+/// Records of who read guardians' addresses (see [`crate::domain::AccessRecord`]).
+#[async_trait]
+pub trait AccessRepo {
+    /// Stores records in one statement.
+    async fn insert_access_records(&mut self, records: &[AccessRecord]) -> StoreResult<()>;
+    /// A domain's records, newest first, before `before` (a record id), of one student if
+    /// given.
+    async fn list_access_records(
+        &mut self,
+        domain: &DomainName,
+        student: Option<&UserId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AccessRecord>>;
+    /// Deletes up to `limit` records older than their domain's `audit_retention_days` at `now`,
+    /// oldest first; how many went.
+    async fn purge_access_records(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
 
 /// Retention: ended invitations whose personal data is due to be replaced by stand-ins, and
@@ -474,6 +493,7 @@ pub trait Session:
     + FamilyRepo
     + RetentionRepo
     + PrivacyRepo
+    + AccessRepo
     + EventRepo
     + FeedRepo
     + OutboxRepo

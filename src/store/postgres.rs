@@ -48,6 +48,27 @@ pub struct PgSession<C> {
     feed_revision: Option<i64>,
 }
 
+/// Deletes up to $3 rows of an audit table (`$table`, keyed by `$id`) older than their
+/// domain's `audit_retention_days` at $1; $2 bounds the time by the shortest retention, so the
+/// time index is walked from the oldest row and stops early.
+macro_rules! audit_purge {
+    ($table:literal, $id:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE ",
+            $id,
+            " IN (SELECT e.",
+            $id,
+            " FROM ",
+            $table,
+            " e WHERE e.create_time < $2 AND e.create_time < $1 - make_interval(days => \
+             COALESCE((SELECT s.audit_retention_days FROM domain_settings s WHERE s.domain = \
+             e.domain), 400)) ORDER BY e.create_time LIMIT $3)"
+        )
+    };
+}
+
 impl_session_repos!(
     PgSession,
     PgConnection,
@@ -78,10 +99,8 @@ impl_session_repos!(
          s.ended_retention_days FROM domain_settings s WHERE s.domain = invitations.domain), 90)) \
          ORDER BY update_time LIMIT $3 FOR UPDATE SKIP LOCKED"
     ),
-    audit_purge_sql = "DELETE FROM guardian_events WHERE event_id IN (SELECT e.event_id FROM \
-         guardian_events e WHERE e.create_time < $2 AND e.create_time < $1 - make_interval(days => \
-         COALESCE((SELECT s.audit_retention_days FROM domain_settings s WHERE s.domain = \
-         e.domain), 400)) ORDER BY e.create_time LIMIT $3)",
+    audit_purge_sql = audit_purge!("guardian_events", "event_id"),
+    access_purge_sql = audit_purge!("access_records", "record_id"),
     // Every transaction id below the snapshot's xmin has finished; xmax is the first id not
     // yet handed out, so every commit so far is below it.
     watermark_sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS w",

@@ -606,3 +606,32 @@ impl TryFrom<FamilyRow> for crate::domain::Family {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccessRow {
+    record_id: i64,
+    domain: String,
+    caller: String,
+    caller_role: String,
+    method: String,
+    student_id: Option<String>,
+    row_count: i32,
+    create_time: DateTime<Utc>,
+}
+
+impl TryFrom<AccessRow> for crate::domain::AccessRecord {
+    type Error = StoreError;
+    fn try_from(row: AccessRow) -> StoreResult<Self> {
+        Ok(Self {
+            record_id: row.record_id,
+            domain: DomainName::from_trusted(row.domain),
+            caller: row.caller,
+            caller_role: crate::domain::CallerRole::parse(&row.caller_role)
+                .ok_or_else(|| corrupt("caller role"))?,
+            method: row.method,
+            student_id: row.student_id.map(UserId::from_trusted),
+            rows: i64::from(row.row_count),
+            create_time: row.create_time,
+        })
+    }
+}

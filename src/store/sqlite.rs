@@ -38,6 +38,27 @@ pub struct SqliteSession<C> {
     feed_revision: Option<i64>,
 }
 
+/// Deletes up to $3 rows of an audit table (`$table`, keyed by `$id`) older than their
+/// domain's `audit_retention_days` at $1; $2 bounds the time by the shortest retention, so the
+/// time index is walked from the oldest row and stops early.
+macro_rules! audit_purge {
+    ($table:literal, $id:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE ",
+            $id,
+            " IN (SELECT e.",
+            $id,
+            " FROM ",
+            $table,
+            " e WHERE e.create_time < $2 AND julianday(e.create_time) < julianday($1) \
+             - COALESCE((SELECT s.audit_retention_days FROM domain_settings s WHERE s.domain = \
+             e.domain), 400) ORDER BY e.create_time LIMIT $3)"
+        )
+    };
+}
+
 // No SKIP LOCKED: the claiming transaction holds the write lock, so two dispatchers claim one
 // after the other and the second sees the first one's lease.
 impl_session_repos!(
@@ -70,10 +91,8 @@ impl_session_repos!(
          s.ended_retention_days FROM domain_settings s WHERE s.domain = invitations.domain), 90) \
          ORDER BY update_time LIMIT $3"
     ),
-    audit_purge_sql = "DELETE FROM guardian_events WHERE event_id IN (SELECT e.event_id FROM \
-         guardian_events e WHERE e.create_time < $2 AND julianday(e.create_time) < julianday($1) \
-         - COALESCE((SELECT s.audit_retention_days FROM domain_settings s WHERE s.domain = \
-         e.domain), 400) ORDER BY e.create_time LIMIT $3)",
+    audit_purge_sql = audit_purge!("guardian_events", "event_id"),
+    access_purge_sql = audit_purge!("access_records", "record_id"),
     // One writer at a time: whatever a statement sees is complete.
     watermark_sql = "SELECT COALESCE(MAX(revision), 0) + 1 AS w FROM guardian_events",
     head_sql = "SELECT COALESCE(MAX(revision), 0) FROM guardian_events"

@@ -51,9 +51,10 @@ enum Rpc {
     UnsubscribeFromSummaries,
     ExportPersonData,
     ErasePersonData,
+    ListAccessRecords,
 }
 
-const RPCS: [Rpc; 35] = [
+const RPCS: [Rpc; 36] = [
     Rpc::CreateGuardianInvitation,
     Rpc::GetGuardianInvitation,
     Rpc::ListGuardianInvitations,
@@ -89,6 +90,7 @@ const RPCS: [Rpc; 35] = [
     Rpc::UnsubscribeFromSummaries,
     Rpc::ExportPersonData,
     Rpc::ErasePersonData,
+    Rpc::ListAccessRecords,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,6 +390,10 @@ fn expected(rpc: Rpc, who: Who, whose: Whose, teachers_manage: bool, access_on: 
         // The matrix erases nobody: a made-up student, not found to those allowed.
         R::ErasePersonData => match who {
             W::Admin | W::ServiceAllScopes => NO_PERSON,
+            _ => DENIED,
+        },
+        R::ListAccessRecords => match who {
+            W::Admin | W::ServiceAllScopes if own => Outcome::Ok,
             _ => DENIED,
         },
         _ => unreachable!("{rpc:?} is a student RPC"),
@@ -705,6 +711,13 @@ async fn call(app: &TestApp, rpc: Rpc, who: Who, whose: Whose) -> Result<(), ton
                     person: Some(person_selector::Person::StudentId(format!("nobody-{n}"))),
                 }),
                 request_id: String::new(),
+            })
+            .await),
+        Rpc::ListAccessRecords => ok(app
+            .privacy_as(&token)
+            .list_access_records(ListAccessRecordsRequest {
+                domain,
+                ..Default::default()
             })
             .await),
     }

@@ -607,3 +607,159 @@ async fn guardianctl_exports_and_erases_after_confirmation() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PERSON_NOT_FOUND"));
 }
+
+/// SCHOOL's access records as its administrator lists them: "caller method student rows".
+async fn access_records(app: &TestApp, student: &str, page_size: i32) -> Vec<String> {
+    app.privacy_as(&admin(SCHOOL))
+        .list_access_records(ListAccessRecordsRequest {
+            domain: SCHOOL.into(),
+            student_id: student.into(),
+            page_size,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_records
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{} {} {} {}",
+                r.caller_role, r.caller, r.method, r.student_id, r.row_count
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_addresses_by_administrators_and_services_are_recorded() {
+    let app = spawn_app().await;
+    family(&app).await;
+    assert!(
+        access_records(&app, "", 50).await.is_empty(),
+        "inviting reads nothing"
+    );
+    let reader = service("svc-reader", SCHOOL, &["guardians.read"]);
+
+    // An administrator lists s1's invitations (two links); a service lists s2's guardians and
+    // reads one invitation; a teacher and the guardian read too, and are not recorded (they
+    // see no invited address, or no one else's).
+    let invitations = app
+        .guardians_as(&admin(SCHOOL))
+        .list_guardian_invitations(ListGuardianInvitationsRequest {
+            student_id: "s1".into(),
+            states: vec![InvitationState::Accepted as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitations;
+    assert_eq!(invitations.len(), 2);
+    app.guardians_as(&reader)
+        .list_guardians(ListGuardiansRequest {
+            student_id: "s2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.guardians_as(&reader)
+        .get_guardian_invitation(GetGuardianInvitationRequest {
+            student_id: "s1".into(),
+            invitation_id: invitations[0].invitation_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.guardians_as(&guardian(PARENT_ID, PARENT))
+        .list_guardians(ListGuardiansRequest {
+            student_id: "-".into(),
+            guardian_id: "me".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.guardians_as(&crate::helpers::teacher("t-verified", SCHOOL))
+        .list_guardians(ListGuardiansRequest {
+            student_id: "s1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A listing that shows nothing leaves nothing.
+    app.guardians_as(&admin(SCHOOL))
+        .list_guardians(ListGuardiansRequest {
+            student_id: "s3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let admin_caller = format!("admin:admin@{SCHOOL}");
+    assert_eq!(
+        access_records(&app, "", 50).await,
+        [
+            "service:svc-reader GetGuardianInvitation s1 1".to_owned(),
+            "service:svc-reader ListGuardians s2 1".to_owned(),
+            format!("{admin_caller} ListGuardianInvitations s1 2"),
+        ],
+        "newest first"
+    );
+    // An export: one record per student it showed.
+    export_json(&app, &admin(SCHOOL), by_guardian(PARENT_ID))
+        .await
+        .unwrap();
+    let all = access_records(&app, "", 50).await;
+    assert_eq!(all.len(), 3 + 3);
+    assert!(
+        all[..3].iter().all(|r| r.contains("ExportPersonData")),
+        "{all:?}"
+    );
+    // By student, and by page.
+    assert_eq!(
+        access_records(&app, "s1", 50).await,
+        [
+            format!("{admin_caller} ExportPersonData s1 1"),
+            "service:svc-reader GetGuardianInvitation s1 1".to_owned(),
+            format!("{admin_caller} ListGuardianInvitations s1 2"),
+        ]
+    );
+    let mut privacy = app.privacy_as(&admin(SCHOOL));
+    let first = privacy
+        .list_access_records(ListAccessRecordsRequest {
+            domain: SCHOOL.into(),
+            student_id: "s1".into(),
+            page_size: 2,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.access_records.len(), 2);
+    let rest = privacy
+        .list_access_records(ListAccessRecordsRequest {
+            domain: SCHOOL.into(),
+            student_id: "s1".into(),
+            page_size: 2,
+            page_token: first.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.access_records.len(), 1);
+    assert_eq!(rest.access_records[0].method, "ListGuardianInvitations");
+    assert!(rest.next_page_token.is_empty());
+
+    // Another tenant's administrator may not list SCHOOL's; nor may a reading service.
+    for token in [admin(OTHER), reader] {
+        assert_status(
+            app.privacy_as(&token)
+                .list_access_records(ListAccessRecordsRequest {
+                    domain: SCHOOL.into(),
+                    ..Default::default()
+                })
+                .await,
+            Code::PermissionDenied,
+            "NOT_ALLOWED_TO_MANAGE",
+        );
+    }
+}

@@ -50,6 +50,12 @@ impl App {
             tx.append_event(&event).await?;
         }
         tx.commit().await?;
+        let rows = records
+            .invitations
+            .iter()
+            .map(|i| (&i.domain, Some(&i.student_id)));
+        self.note_address_reads(caller, "ExportPersonData", rows)
+            .await?;
         metrics::counter!("guardians_privacy_requests_total", "request" => "export").increment(1);
         Ok(exported)
     }

@@ -1,11 +1,12 @@
-//! `guardianctl privacy`: a person's export (JSON or a zip of CSV files) and their erasure,
-//! which asks for confirmation unless `--yes`.
+//! `guardianctl privacy`: a person's export (JSON or a zip of CSV files), their erasure (which
+//! asks for confirmation unless `--yes`), and who read guardians' addresses.
 
 use crate::client::{Client, describe};
+use crate::views::{Format, print};
 use clap::{Subcommand, ValueEnum};
 use guardian_service::proto::{
-    ErasePersonDataRequest, ExportFormat, ExportPersonDataRequest, PersonSelector,
-    person_selector::Person,
+    ErasePersonDataRequest, ExportFormat, ExportPersonDataRequest, ListAccessRecordsRequest,
+    PersonSelector, person_selector::Person,
 };
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -31,6 +32,21 @@ pub(crate) enum PrivacyAction {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+    },
+    /// List who read guardians' addresses in a domain, newest first.
+    Access {
+        /// The domain.
+        #[arg(long)]
+        domain: String,
+        /// Only reads of this student.
+        #[arg(long)]
+        student: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }
 
@@ -86,7 +102,61 @@ pub(crate) async fn privacy(client: &Client, action: PrivacyAction) -> Result<Ex
             output,
         } => export(client, &person, format, output).await,
         PrivacyAction::Erase { person, yes } => erase(client, &person, yes).await,
+        PrivacyAction::Access {
+            domain,
+            student,
+            limit,
+            format,
+        } => access(client, domain, student, limit, format).await,
     }
+}
+
+async fn access(
+    client: &Client,
+    domain: String,
+    student: Option<String>,
+    limit: usize,
+    format: Format,
+) -> Result<ExitCode, String> {
+    let mut rows = Vec::new();
+    let mut page_token = String::new();
+    while rows.len() < limit {
+        let page = client
+            .privacy()
+            .list_access_records(ListAccessRecordsRequest {
+                domain: domain.clone(),
+                student_id: student.clone().unwrap_or_default(),
+                page_size: i32::try_from(limit - rows.len()).unwrap_or(500).min(500),
+                page_token,
+            })
+            .await
+            .map_err(|s| describe(&s))?
+            .into_inner();
+        rows.extend(page.access_records.iter().map(|r| {
+            vec![
+                r.create_time
+                    .as_ref()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default(),
+                r.caller_role.clone(),
+                r.caller.clone(),
+                r.method.clone(),
+                r.student_id.clone(),
+                r.row_count.to_string(),
+            ]
+        }));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    print(
+        format,
+        &["time", "role", "caller", "method", "student", "rows"],
+        &rows,
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn export(

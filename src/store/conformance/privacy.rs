@@ -218,3 +218,73 @@ pub(super) async fn a_persons_records_are_found_by_each_key_and_erased(store: Ar
             .is_empty()
     );
 }
+
+pub(super) async fn access_records_page_by_domain_and_student_and_age_out(store: Arc<dyn Store>) {
+    let short = DomainName::parse("short.example").unwrap();
+    let school = DomainName::parse("school.example").unwrap();
+    let mut s = store.session().await.unwrap();
+    let mut settings = DomainSettings::defaults(short.clone());
+    settings.audit_retention_days = 30;
+    s.put_settings(&settings, 0).await.unwrap();
+    let record = |domain: &DomainName, student: Option<&str>, days: i64| AccessRecord {
+        record_id: 0,
+        domain: domain.clone(),
+        caller: "admin@school.example".into(),
+        caller_role: CallerRole::Admin,
+        method: "ListGuardianInvitations".into(),
+        student_id: student.map(uid),
+        rows: 3,
+        create_time: t0() + chrono::TimeDelta::days(days),
+    };
+    s.insert_access_records(&[
+        record(&school, Some("s1"), 0),
+        record(&school, Some("s2"), 1),
+        record(&school, None, 2),
+        record(&short, Some("s9"), 0),
+    ])
+    .await
+    .unwrap();
+    s.insert_access_records(&[]).await.unwrap();
+    let all = s
+        .list_access_records(&school, None, None, 10)
+        .await
+        .unwrap();
+    let students: Vec<Option<&str>> = all
+        .iter()
+        .map(|r| r.student_id.as_ref().map(UserId::as_str))
+        .collect();
+    assert_eq!(students, [None, Some("s2"), Some("s1")], "newest first");
+    assert_eq!(
+        all[2],
+        AccessRecord {
+            record_id: all[2].record_id,
+            ..record(&school, Some("s1"), 0)
+        }
+    );
+    let older = s
+        .list_access_records(&school, None, Some(all[0].record_id), 1)
+        .await
+        .unwrap();
+    assert_eq!(older[0].record_id, all[1].record_id);
+    let of_s1 = s
+        .list_access_records(&school, Some(&uid("s1")), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(of_s1.len(), 1);
+    // 31 days on: the short domain's record goes, the default domain keeps 400 days.
+    let at = t0() + chrono::TimeDelta::days(31);
+    assert_eq!(s.purge_access_records(at, 10).await.unwrap(), 1);
+    assert!(
+        s.list_access_records(&short, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let late = t0() + chrono::TimeDelta::days(403);
+    assert_eq!(
+        s.purge_access_records(late, 2).await.unwrap(),
+        2,
+        "a batch at a time"
+    );
+    assert_eq!(s.purge_access_records(late, 2).await.unwrap(), 1);
+}

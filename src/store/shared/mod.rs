@@ -16,6 +16,8 @@ mod invitations;
 #[macro_use]
 mod journal;
 #[macro_use]
+mod access;
+#[macro_use]
 mod privacy;
 #[macro_use]
 mod retention;
@@ -52,7 +54,8 @@ macro_rules! invitation_columns {
 /// whose reminder is due (binds: now, limit), `$families_sql` the unsent families whose window
 /// closed (binds: now, limit), `$ended_sql` the ended invitations past their domain's retention
 /// (binds: now, now less the shortest retention, limit) and `$audit_purge_sql` deletes audit
-/// events past theirs (same binds); `$watermark_sql` selects
+/// events past theirs (same binds), `$access_purge_sql` the access records past theirs (same
+/// binds); `$watermark_sql` selects
 /// the feed's watermark as `w`, `$head_sql` the revision that includes every commit so far.
 macro_rules! impl_session_repos {
     (
@@ -64,6 +67,7 @@ macro_rules! impl_session_repos {
         families_sql = $families_sql:expr,
         ended_sql = $ended_sql:expr,
         audit_purge_sql = $audit_purge_sql:expr,
+        access_purge_sql = $access_purge_sql:expr,
         watermark_sql = $watermark_sql:literal,
         head_sql = $head_sql:expr
     ) => {
@@ -74,6 +78,7 @@ macro_rules! impl_session_repos {
         impl_family_repo!($session, $conn, $families_sql);
         impl_retention_repo!($session, $conn, $ended_sql, $audit_purge_sql);
         impl_privacy_repo!($session, $conn);
+        impl_access_repo!($session, $conn, $access_purge_sql);
         impl_journal_repos!($session, $conn, $claim_sql);
         impl_feed_repo!($session, $conn, $watermark_sql, $head_sql);
         impl_summary_repo!($session, $conn);
