@@ -14,3 +14,8 @@ CREATE TABLE access_records (
 -- A domain's records newest first, and the purge oldest first.
 CREATE INDEX access_records_domain ON access_records (domain, record_id);
 CREATE INDEX access_records_time ON access_records (create_time);
+
+-- Sent and failed emails that still name their recipient, oldest first: what retention gives
+-- stand-ins after 130 days. A queued email is not in it; it enters when sent.
+CREATE INDEX outbox_identified ON outbox (create_time)
+    WHERE status <> 'QUEUED' AND recipient NOT LIKE '%@erased.invalid';

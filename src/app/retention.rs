@@ -23,11 +23,18 @@ pub(crate) struct Retained {
     pub families_purged: u64,
     /// Access records deleted (as old as audit events).
     pub access_purged: u64,
+    /// Sent or failed emails whose recipient and subject were replaced.
+    pub messages_anonymised: usize,
 }
 
 /// How long a family outlives its email: past the longest an invitation of it can be accepted
 /// (120 days) with a margin, after which nothing reads it.
 pub(crate) const FAMILY_RETENTION_DAYS: i64 = 130;
+
+/// How long a sent (or failed) email keeps its recipient and subject: as a family, past the
+/// longest an invitation waits for its answer. Its status stays, so an invitation's delivery
+/// status and a guardian's list of summaries still read it.
+pub(crate) const MESSAGE_RETENTION_DAYS: i64 = 130;
 
 impl App {
     /// Applies every domain's retention, `batch` rows per transaction, each transaction short
@@ -68,6 +75,9 @@ impl App {
                 break;
             }
         }
+        drop(session);
+        done.messages_anonymised = self.anonymise_old_messages(batch).await?;
+        let mut session = self.store.session().await?;
         let before = self.clock.now() - chrono::TimeDelta::days(FAMILY_RETENTION_DAYS);
         loop {
             let purged = session.purge_sent_families(before, batch).await?;
@@ -77,6 +87,27 @@ impl App {
             }
         }
         Ok(done)
+    }
+
+    /// Gives sent and failed emails older than [`MESSAGE_RETENTION_DAYS`] a stand-in recipient
+    /// and drops their subject (it names the child), `batch` per transaction. Replicas doing
+    /// the same rows at once write the same stand-ins.
+    async fn anonymise_old_messages(&self, batch: u32) -> AppResult<usize> {
+        let mut done = 0;
+        loop {
+            let before = self.clock.now() - chrono::TimeDelta::days(MESSAGE_RETENTION_DAYS);
+            let mut tx = self.store.begin().await?;
+            let old = tx.identified_messages(before, batch).await?;
+            for (message_id, recipient) in &old {
+                let stand_in = self.config.pseudonyms.email(recipient);
+                tx.erase_message(message_id, Some(&stand_in)).await?;
+            }
+            tx.commit().await?;
+            done += old.len();
+            if old.len() < batch as usize {
+                return Ok(done);
+            }
+        }
     }
 
     /// The stand-in an address gets once its invitations are past retention: the invite rules

@@ -23,6 +23,8 @@ pub struct Upkeep {
     pub events_purged: u64,
     /// Access records deleted (retention).
     pub access_records_purged: u64,
+    /// Old emails whose recipient and subject were replaced (retention).
+    pub messages_anonymised: usize,
     /// Request ids forgotten.
     pub purged: u64,
     /// Rows of class activity older than the summaries' look-back, deleted.
@@ -68,6 +70,7 @@ impl App {
         done.anonymised = retained.anonymised;
         done.events_purged = retained.events_purged;
         done.access_records_purged = retained.access_purged;
+        done.messages_anonymised = retained.messages_anonymised;
         Ok(done)
     }
 }

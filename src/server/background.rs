@@ -219,9 +219,17 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                     .increment(done.events_purged);
                 metrics::counter!("guardians_privacy_purged_total", "what" => "access_records")
                     .increment(done.access_records_purged);
-                let busy = [done.expired, done.reminded, done.families, done.anonymised]
-                    .iter()
-                    .any(|n| *n > 0)
+                metrics::counter!("guardians_privacy_purged_total", "what" => "emails")
+                    .increment(done.messages_anonymised as u64);
+                let busy = [
+                    done.expired,
+                    done.reminded,
+                    done.families,
+                    done.anonymised,
+                    done.messages_anonymised,
+                ]
+                .iter()
+                .any(|n| *n > 0)
                     || done.purged > 0
                     || done.events_purged > 0
                     || done.access_records_purged > 0;
@@ -233,6 +241,7 @@ async fn run_upkeep(app: App, interval: Duration, mut stop: watch::Receiver<bool
                         anonymised = done.anonymised,
                         events_purged = done.events_purged,
                         access_records_purged = done.access_records_purged,
+                        messages_anonymised = done.messages_anonymised,
                         purged = done.purged,
                         "upkeep"
                     );

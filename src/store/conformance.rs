@@ -69,6 +69,7 @@ conformance!(
     a_students_record_and_links_come_in_one_statement,
     a_persons_records_are_found_by_each_key_and_erased,
     access_records_page_by_domain_and_student_and_age_out,
+    old_sent_emails_are_found_until_they_name_nobody,
 );
 
 mod feed;

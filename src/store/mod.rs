@@ -198,6 +198,14 @@ pub trait RetentionRepo {
     async fn purge_audit_events(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
     /// Deletes up to `limit` families whose email went before `before`; how many went.
     async fn purge_sent_families(&mut self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+    /// Emails no longer queued, made before `before`, whose recipient is still a person's
+    /// address, oldest first, up to `limit`: (message id, recipient). Erased with
+    /// [`PrivacyRepo::erase_message`].
+    async fn identified_messages(
+        &mut self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, Email)>>;
 }
 
 /// Families: invitations to one address sent as one email (see [`crate::domain::Family`]).

@@ -120,3 +120,61 @@ async fn ended_invitations_keep_only_stand_ins_after_retention_and_declines_stil
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].action, "invitation.created");
 }
+
+/// A sent email keeps its recipient and subject 130 days (past the longest an invitation waits
+/// for its answer), then names nobody; its status stays, so the invitation still says SENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_emails_name_nobody_after_130_days() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    seed_school(&app, 1).await;
+    let invitation = invite(&app, "s1", "mail@example.org").await;
+    // As the dispatcher would mark it (these tests run none).
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    sqlx::query("UPDATE outbox SET status = 'SENT', sent_time = create_time, body_text = '', body_html = ''")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let naming = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = 'mail@example.org' \
+             OR subject LIKE '%Name of s1%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(naming().await, 1);
+    let sweeper = replica(&app, clock.clone()).await;
+    clock.advance(TimeDelta::days(129));
+    assert_eq!(
+        sweeper.run_upkeep(100).await.unwrap().messages_anonymised,
+        0
+    );
+    assert_eq!(naming().await, 1);
+    clock.advance(TimeDelta::days(2));
+    assert_eq!(
+        sweeper.run_upkeep(100).await.unwrap().messages_anonymised,
+        1
+    );
+    assert_eq!(naming().await, 0);
+    assert_eq!(
+        sweeper.run_upkeep(100).await.unwrap().messages_anonymised,
+        0,
+        "done once"
+    );
+    let read = app
+        .guardians()
+        .get_guardian_invitation(GetGuardianInvitationRequest {
+            student_id: "s1".into(),
+            invitation_id: invitation.invitation_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    assert_eq!(read.delivery_status, DeliveryStatus::Sent as i32);
+    pool.close().await;
+}

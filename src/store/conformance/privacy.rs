@@ -288,3 +288,44 @@ pub(super) async fn access_records_page_by_domain_and_student_and_age_out(store:
     );
     assert_eq!(s.purge_access_records(late, 2).await.unwrap(), 1);
 }
+
+pub(super) async fn old_sent_emails_are_found_until_they_name_nobody(store: Arc<dyn Store>) {
+    let mut s = store.session().await.unwrap();
+    let at = |days: i64, status: DeliveryStatus, n: usize| {
+        let mut m = message(n);
+        m.create_time = t0() + chrono::TimeDelta::days(days);
+        m.status = status;
+        m
+    };
+    let old_sent = at(0, DeliveryStatus::Sent, 1);
+    let old_failed = at(1, DeliveryStatus::Failed, 2);
+    let old_queued = at(0, DeliveryStatus::Queued, 3);
+    let new_sent = at(10, DeliveryStatus::Sent, 4);
+    for m in [&old_sent, &old_failed, &old_queued, &new_sent] {
+        s.enqueue_message(m).await.unwrap();
+    }
+    let before = t0() + chrono::TimeDelta::days(5);
+    let found = s.identified_messages(before, 10).await.unwrap();
+    let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [old_sent.message_id.as_str(), old_failed.message_id.as_str()],
+        "oldest first; a queued one waits for its sending"
+    );
+    assert_eq!(found[0].1, email("parent@example.org"));
+    assert_eq!(s.identified_messages(before, 1).await.unwrap().len(), 1);
+    let stand_in = email("p-1@erased.invalid");
+    for (id, _) in &found {
+        assert!(!s.erase_message(id, Some(&stand_in)).await.unwrap());
+    }
+    assert!(s.identified_messages(before, 10).await.unwrap().is_empty());
+    let kept = s
+        .get_message(&old_failed.message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kept.status, kept.recipient, kept.subject.as_str()),
+        (DeliveryStatus::Failed, stand_in, "")
+    );
+}

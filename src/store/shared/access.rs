@@ -59,16 +59,7 @@ macro_rules! impl_access_repo {
                 now: chrono::DateTime<chrono::Utc>,
                 limit: u32,
             ) -> $crate::store::StoreResult<u64> {
-                let shortest = chrono::TimeDelta::days(i64::from(
-                    $crate::domain::settings::AUDIT_RETENTION_DAYS.0,
-                ));
-                let done = sqlx::query($purge_sql)
-                    .bind(now)
-                    .bind(now - shortest)
-                    .bind(i64::from(limit))
-                    .execute(&mut *self.conn)
-                    .await?;
-                Ok(done.rows_affected())
+                purge_past_audit_retention!(self, $purge_sql, now, limit)
             }
         }
     };

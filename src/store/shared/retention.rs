@@ -3,6 +3,22 @@
 
 // Each query also bounds the time by the shortest retention any domain may choose (the
 // settings' lower bound), so that it walks its time index from the oldest row and stops early.
+
+/// Runs a purge of rows past their domain's `audit_retention_days` (binds: now, now less the
+/// shortest retention a domain may choose, limit); how many rows went.
+macro_rules! purge_past_audit_retention {
+    ($session:ident, $sql:expr, $now:ident, $limit:ident) => {{
+        let shortest =
+            chrono::TimeDelta::days(i64::from($crate::domain::settings::AUDIT_RETENTION_DAYS.0));
+        let done = sqlx::query($sql)
+            .bind($now)
+            .bind($now - shortest)
+            .bind(i64::from($limit))
+            .execute(&mut *$session.conn)
+            .await?;
+        Ok(done.rows_affected())
+    }};
+}
 macro_rules! impl_retention_repo {
     ($session:ident, $conn:ty, $ended_sql:expr, $audit_purge_sql:expr) => {
         #[async_trait::async_trait]
@@ -55,16 +71,27 @@ macro_rules! impl_retention_repo {
                 now: chrono::DateTime<chrono::Utc>,
                 limit: u32,
             ) -> $crate::store::StoreResult<u64> {
-                let shortest = chrono::TimeDelta::days(i64::from(
-                    $crate::domain::settings::AUDIT_RETENTION_DAYS.0,
-                ));
-                let done = sqlx::query($audit_purge_sql)
-                    .bind(now)
-                    .bind(now - shortest)
-                    .bind(i64::from(limit))
-                    .execute(&mut *self.conn)
-                    .await?;
-                Ok(done.rows_affected())
+                purge_past_audit_retention!(self, $audit_purge_sql, now, limit)
+            }
+
+            async fn identified_messages(
+                &mut self,
+                before: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<(String, $crate::domain::Email)>> {
+                // The predicate is the partial index's (outbox_identified), word for word.
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT message_id, recipient FROM outbox WHERE status <> 'QUEUED' \
+                     AND recipient NOT LIKE '%@erased.invalid' AND create_time < $1 \
+                     ORDER BY create_time LIMIT $2",
+                )
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.conn)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, recipient)| Ok((id, $crate::store::rows::email(&recipient)?)))
+                    .collect()
             }
 
             async fn purge_sent_families(
