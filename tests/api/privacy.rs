@@ -763,3 +763,51 @@ async fn reads_of_addresses_by_administrators_and_services_are_recorded() {
         );
     }
 }
+
+/// Two erasures of one guardian at once, and the guardian accepting their pending invitation at
+/// the same moment: whatever order the locks give, the work is done once, the other erasure
+/// finds the person gone, and nothing links or names the guardian afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasures_racing_each_other_and_an_accept_erase_once() {
+    let app = spawn_app().await;
+    let invitations = family(&app).await;
+    let s3_token = token_of(&app, &invitations[3].invitation_id).await;
+    let mut first = app.privacy_as(&dpo());
+    let mut second = app.privacy_as(&dpo());
+    let mut accepting = app.guardians_as(&guardian(PARENT_ID, PARENT));
+    let request = |person| ErasePersonDataRequest {
+        person,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    let (a, b, accepted) = tokio::join!(
+        first.erase_person_data(request(by_email(PARENT))),
+        second.erase_person_data(request(by_guardian(PARENT_ID))),
+        accepting.accept_guardian_invitation(AcceptGuardianInvitationRequest {
+            token: s3_token,
+            ..Default::default()
+        }),
+    );
+    let (a, b) = (a.unwrap().into_inner(), b.unwrap().into_inner());
+    assert_eq!(
+        [a.already_erased, b.already_erased]
+            .iter()
+            .filter(|e| **e)
+            .count(),
+        1,
+        "one did the work: {a:?} {b:?}"
+    );
+    let worker = if a.already_erased { &b } else { &a };
+    match accepted {
+        // The accept came first: its link was erased with the others.
+        Ok(_) => assert_eq!((worker.links_removed, worker.invitations_cancelled), (4, 0)),
+        // The erasure came first: the invitation had ended.
+        Err(status) => {
+            assert_eq!(crate::helpers::reason(&status), "INVITATION_NOT_PENDING");
+            assert_eq!((worker.links_removed, worker.invitations_cancelled), (3, 1));
+        }
+    }
+    assert_eq!(
+        rows_naming(&app, &[PARENT, PARENT_ID]).await,
+        Vec::<String>::new()
+    );
+}
