@@ -70,7 +70,22 @@ impl App {
         } {
             return Ok(Replay::Replayed(bytes));
         }
-        let records = gather::gather(tx.as_mut(), caller, person).await?;
+        let mut records = gather::gather(tx.as_mut(), caller, person).await?;
+        // A link accepted for another student between the two reads: its student is locked
+        // too, and the records read once more, so its write is not refused as a conflict.
+        let extra: Vec<UserId> = records
+            .invitations
+            .iter()
+            .map(|i| i.student_id.clone())
+            .filter(|s| !students.contains(s))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !extra.is_empty() {
+            tx.lock_students(&extra).await?;
+            students.extend(extra);
+            records = gather::gather(tx.as_mut(), caller, person).await?;
+        }
         let erased = if records.is_empty() {
             gather::erased_before(tx.as_mut(), caller, person, &self.config.pseudonyms).await?;
             Erased {
