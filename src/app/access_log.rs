@@ -94,12 +94,12 @@ impl App {
         &self,
         caller: &Caller,
         method: &'static str,
-        rows: impl IntoIterator<Item = (&'a DomainName, Option<&'a UserId>)>,
+        rows: impl IntoIterator<Item = (&'a DomainName, &'a UserId)>,
     ) -> AppResult<()> {
         if !matches!(caller.role, CallerRole::Admin | CallerRole::Service) {
             return Ok(());
         }
-        let mut per_student: BTreeMap<(&DomainName, Option<&UserId>), i64> = BTreeMap::new();
+        let mut per_student: BTreeMap<(&DomainName, &UserId), i64> = BTreeMap::new();
         for key in rows {
             *per_student.entry(key).or_default() += 1;
         }
@@ -118,7 +118,7 @@ impl App {
                     caller: caller.subject.clone(),
                     caller_role: caller.role,
                     method: method.to_owned(),
-                    student_id: student.cloned(),
+                    student_id: Some(student.clone()),
                     rows,
                     create_time: now,
                 }

@@ -151,7 +151,7 @@ impl App {
         let rows = views
             .iter()
             .filter(|v| v.show_invited_email)
-            .map(|v| (&v.link.domain, Some(&v.link.student_id)));
+            .map(|v| (&v.link.domain, &v.link.student_id));
         self.note_address_reads(caller, method, rows).await
     }
 

@@ -65,13 +65,13 @@ impl App {
 }
 
 /// Stores the first response inside the effect's transaction, then commits, and drops
-/// `student`'s links from this replica's cache. If a concurrent
+/// `students`' links from this replica's cache. If a concurrent
 /// identical request stored it first, this transaction is dropped (rolled back) and the
 /// winner's response is returned instead.
 pub(crate) async fn commit_with<T>(
     app: &App,
     mut tx: Box<dyn Transaction>,
-    student: &UserId,
+    students: &[UserId],
     key: Option<&RequestKey>,
     now: DateTime<Utc>,
     result: T,
@@ -93,7 +93,9 @@ pub(crate) async fn commit_with<T>(
     }
     tx.commit().await?;
     // This replica reads its own write at once, whatever its feed follower has seen yet.
-    app.freshness.forget_student(student);
+    for student in students {
+        app.freshness.forget_student(student);
+    }
     Ok(Replay::Fresh(result))
 }
 

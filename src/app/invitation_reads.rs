@@ -79,7 +79,7 @@ impl App {
         let rows = views
             .iter()
             .filter(|v| v.show_invited_email)
-            .map(|v| (&v.invitation.domain, Some(&v.invitation.student_id)));
+            .map(|v| (&v.invitation.domain, &v.invitation.student_id));
         self.note_address_reads(caller, method, rows).await
     }
 

@@ -52,7 +52,7 @@ pub use invitation_reads::{InvitationQuery, StudentSelector};
 pub use invitations::InvitationRef;
 pub use invitee::Answer;
 pub use page_token::PageTokens;
-pub use privacy::{Erased, ExportFormat, Exported, PersonRecords, PersonSelector};
+pub use privacy::{Erased, ExportFormat, Exported, PersonSelector};
 pub use pseudonyms::Pseudonyms;
 pub use read_models::{GuardianView, InvitationView, Page, StudentLabel};
 pub use settings::SettingsUpdate;

@@ -64,5 +64,14 @@ pub(crate) async fn end_write<T>(
         return Ok(Replay::Fresh(result));
     }
     let Reply { key, encode } = ending.reply;
-    commit_with(app, tx, ending.student, key, ending.now, result, encode).await
+    commit_with(
+        app,
+        tx,
+        std::slice::from_ref(ending.student),
+        key,
+        ending.now,
+        result,
+        encode,
+    )
+    .await
 }

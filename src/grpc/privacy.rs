@@ -62,17 +62,10 @@ impl PrivacyService for PrivacyApi {
                 })
             })
             .collect();
-        let head = proto::ExportPersonDataResponse {
-            content_type: exported.content_type.into(),
-            file_name: exported.file_name,
-            data: Vec::new(),
-        };
-        match messages.first_mut() {
-            Some(Ok(first)) => {
-                first.content_type = head.content_type;
-                first.file_name = head.file_name;
-            }
-            _ => messages.push(Ok(head)),
+        // The first message names the export (a document is never empty, so there is one).
+        if let Some(Ok(first)) = messages.first_mut() {
+            first.content_type = exported.content_type.into();
+            first.file_name = exported.file_name;
         }
         Ok(Response::new(Box::pin(futures_util::stream::iter(
             messages,

@@ -5,7 +5,7 @@
 
 use super::super::access::require;
 use super::super::directory::directory_event;
-use super::super::idempotency::{Encoder, Replay, RequestKey, first_response, replayed};
+use super::super::idempotency::{Encoder, Replay, RequestKey, commit_with, replayed};
 use super::super::lifecycle::audit;
 use super::super::pseudonyms::is_stand_in;
 use super::super::retention::anonymise;
@@ -15,7 +15,7 @@ use crate::auth::Authorized;
 use crate::domain::audit::actions;
 use crate::domain::policy::Permission;
 use crate::domain::{AuditDetails, Caller, InvitationEvent, InvitationState, UserId, transition};
-use crate::store::{StoreError, Transaction};
+use crate::store::Transaction;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
@@ -52,17 +52,16 @@ impl App {
         // Read once to learn whose locks to take, then again under them: a link accepted in
         // between is erased too.
         let first = gather::gather(tx.as_mut(), caller, person).await?;
-        let mut students: Vec<UserId> = first
-            .invitations
-            .iter()
-            .map(|i| i.student_id.clone())
-            .chain(first.student.iter().map(|s| s.user_id.clone()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if let PersonSelector::Student(student) = person {
-            students = vec![student.clone()];
-        }
+        let mut students: Vec<UserId> = match person {
+            PersonSelector::Student(student) => vec![student.clone()],
+            PersonSelector::Guardian(_) | PersonSelector::GuardianEmail(_) => first
+                .invitations
+                .iter()
+                .map(|i| i.student_id.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
         tx.lock_students(&students).await?;
         if let Some(bytes) = match key {
             Some(key) => replayed(tx.as_mut(), key).await?,
@@ -119,30 +118,9 @@ impl App {
             }
             done
         };
-        if let Some(key) = key {
-            match tx
-                .put_idempotency(&first_response(key, encode(&erased), now))
-                .await
-            {
-                Ok(()) => {}
-                Err(StoreError::AlreadyExists(_)) => {
-                    drop(tx);
-                    return match self.replay_before(Some(key)).await? {
-                        Some(bytes) => Ok(Replay::Replayed(bytes)),
-                        None => Err(super::super::AppError::Internal(
-                            "idempotency record vanished".into(),
-                        )),
-                    };
-                }
-                Err(other) => return Err(other.into()),
-            }
-        }
-        tx.commit().await?;
-        for student in &students {
-            self.freshness.forget_student(student);
-        }
+        let result = commit_with(self, tx, &students, key, now, erased, encode).await?;
         metrics::counter!("guardians_privacy_requests_total", "request" => "erase").increment(1);
-        Ok(Replay::Fresh(erased))
+        Ok(result)
     }
 
     async fn erase_records(

@@ -32,39 +32,39 @@ impl PersonSelector {
 
 /// Every record about one person that the caller may see.
 #[derive(Debug, Clone, Default)]
-pub struct PersonRecords {
+pub(super) struct PersonRecords {
     /// The guardian's account ids (none for a student).
-    pub guardian_ids: Vec<UserId>,
+    pub(super) guardian_ids: Vec<UserId>,
     /// The person's addresses found in the records.
-    pub addresses: Vec<Email>,
+    pub(super) addresses: Vec<Email>,
     /// The student's directory record.
-    pub student: Option<User>,
+    pub(super) student: Option<User>,
     /// The invitations and links, by id.
-    pub invitations: Vec<Invitation>,
+    pub(super) invitations: Vec<Invitation>,
     /// The audit events about them, oldest first.
-    pub events: Vec<AuditEvent>,
+    pub(super) events: Vec<AuditEvent>,
     /// The emails to the person, oldest first.
-    pub messages: Vec<OutboxMessage>,
+    pub(super) messages: Vec<OutboxMessage>,
     /// Emails to others about the person's invitations (a student told of a new guardian):
     /// not the person's to export, but their bodies may name the person.
-    pub related_messages: Vec<OutboxMessage>,
+    pub(super) related_messages: Vec<OutboxMessage>,
     /// The guardian's summary preferences.
-    pub preferences: Vec<SummaryPreferences>,
+    pub(super) preferences: Vec<SummaryPreferences>,
     /// The summaries built for the guardian.
-    pub deliveries: Vec<SummaryDelivery>,
+    pub(super) deliveries: Vec<SummaryDelivery>,
     /// Every record of the person is in the caller's domains, so the records kept per person
     /// rather than per domain are the caller's to see and erase too.
-    pub whole_person: bool,
+    pub(super) whole_person: bool,
 }
 
 impl PersonRecords {
     /// Nothing personal is visible.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.student.is_none() && self.invitations.is_empty()
     }
 
     /// The domains the records are in.
-    pub fn domains(&self) -> BTreeSet<DomainName> {
+    pub(super) fn domains(&self) -> BTreeSet<DomainName> {
         let mut domains: BTreeSet<DomainName> =
             self.invitations.iter().map(|i| i.domain.clone()).collect();
         if let Some(student) = &self.student {

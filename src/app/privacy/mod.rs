@@ -10,7 +10,7 @@ mod gather;
 
 pub use document::{ExportFormat, Exported};
 pub use erase::Erased;
-pub use gather::{PersonRecords, PersonSelector};
+pub use gather::PersonSelector;
 
 use super::access::require;
 use super::directory::directory_event;
@@ -53,7 +53,7 @@ impl App {
         let rows = records
             .invitations
             .iter()
-            .map(|i| (&i.domain, Some(&i.student_id)));
+            .map(|i| (&i.domain, &i.student_id));
         self.note_address_reads(caller, "ExportPersonData", rows)
             .await?;
         metrics::counter!("guardians_privacy_requests_total", "request" => "export").increment(1);
