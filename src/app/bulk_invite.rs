@@ -10,6 +10,9 @@
 //! back and its rows take the single-invitation path one by one, so each gets its own answer.
 
 use super::bulk::RowOutcome;
+use super::chunk::{
+    ChunkWork, invitations_by_student, row_context, stored_responses, students_to_lock,
+};
 use super::families::Families;
 use super::idempotency::{Encoder, Replay, RequestKey, first_response};
 use super::invitations::{InviteMode, new_invitation};
@@ -22,7 +25,7 @@ use crate::domain::invite_rules::InviteFacts;
 use crate::domain::policy::StudentAccess;
 use crate::domain::{
     Caller, DeliveryStatus, Email, IdempotencyRecord, Invitation, InvitationSource,
-    InvitationState, Role, StudentRef, User, UserId,
+    InvitationState, StudentRef, UserId,
 };
 use crate::mail::Template;
 use crate::store::Transaction;
@@ -46,11 +49,39 @@ pub(super) struct InviteRow {
     pub key: Option<RequestKey>,
 }
 
-/// A chunk checked and written, not yet committed.
-struct Planned {
-    tx: Box<dyn Transaction>,
-    outcomes: Vec<RowOutcome<InvitationView>>,
-    students: Vec<UserId>,
+/// A chunk of a bulk invitation: whose, and how its answers are kept.
+pub(super) struct InviteWork<'a> {
+    /// Who invites.
+    pub caller: &'a Caller,
+    /// Check and roll back.
+    pub dry_run: bool,
+    /// The answers' stored form.
+    pub encode: Encoder<'a, InvitationView>,
+}
+
+#[async_trait::async_trait]
+impl ChunkWork for InviteWork<'_> {
+    type Row = InviteRow;
+    type Out = InvitationView;
+
+    async fn write_in(
+        &self,
+        app: &App,
+        tx: &mut dyn Transaction,
+        rows: &[InviteRow],
+    ) -> AppResult<(Vec<RowOutcome<InvitationView>>, Vec<UserId>)> {
+        let mode = InviteMode {
+            dry_run: self.dry_run,
+            source: InvitationSource::Manual,
+        };
+        app.invite_rows_in(tx, self.caller, rows, mode, self.encode)
+            .await
+    }
+
+    async fn one(&self, app: &App, row: &InviteRow) -> RowOutcome<InvitationView> {
+        app.invite_row(self.caller, row, self.dry_run, self.encode)
+            .await
+    }
 }
 
 /// What the accepted rows of a chunk write.
@@ -63,66 +94,7 @@ struct Writes {
 }
 
 impl App {
-    /// Invites the rows of one chunk: one outcome per row, in row order.
-    pub(super) async fn invite_chunk(
-        &self,
-        caller: &Caller,
-        rows: &[InviteRow],
-        dry_run: bool,
-        encode: Encoder<'_, InvitationView>,
-    ) -> Vec<RowOutcome<InvitationView>> {
-        let Planned {
-            tx,
-            outcomes,
-            students,
-        } = match self.plan_chunk(caller, rows, dry_run, encode).await {
-            Ok(planned) => planned,
-            Err(error) => {
-                tracing::warn!(%error, rows = rows.len(), "a bulk chunk failed as a set; inviting its rows one by one");
-                return self.invite_one_by_one(caller, rows, dry_run, encode).await;
-            }
-        };
-        if dry_run {
-            // Dropping the transaction rolls everything back.
-            return outcomes;
-        }
-        match tx.commit().await {
-            Ok(()) => {
-                for student in &students {
-                    self.freshness.forget_student(student);
-                }
-                outcomes
-            }
-            // The commit's fate is unknown: a retry with the same request id replays what
-            // did commit and does the rest.
-            Err(error) => {
-                let text = format!("the chunk's commit failed ({error}); retry the request");
-                outcomes
-                    .into_iter()
-                    .map(|outcome| match outcome {
-                        Ok(Replay::Fresh(_)) => Err(AppError::Unavailable(text.clone())),
-                        other => other,
-                    })
-                    .collect()
-            }
-        }
-    }
-
-    /// The single-invitation path for each row, in row order.
-    async fn invite_one_by_one(
-        &self,
-        caller: &Caller,
-        rows: &[InviteRow],
-        dry_run: bool,
-        encode: Encoder<'_, InvitationView>,
-    ) -> Vec<RowOutcome<InvitationView>> {
-        let mut outcomes = Vec::with_capacity(rows.len());
-        for row in rows {
-            outcomes.push(self.invite_row(caller, row, dry_run, encode).await);
-        }
-        outcomes
-    }
-
+    /// One row on the single-invitation path: its own transaction.
     async fn invite_row(
         &self,
         caller: &Caller,
@@ -145,95 +117,66 @@ impl App {
         self.invite(tx, caller, &ctx, &row.email, reply, mode).await
     }
 
-    /// Checks every row and writes the accepted ones, inside one transaction left open.
-    async fn plan_chunk(
+    /// Checks every row and writes the accepted ones into `tx` (bulk invitations, and the
+    /// invitations of a sync): one outcome per row, in row order, and the students locked.
+    pub(super) async fn invite_rows_in(
         &self,
+        tx: &mut dyn Transaction,
         caller: &Caller,
         rows: &[InviteRow],
-        dry_run: bool,
+        mode: InviteMode,
         encode: Encoder<'_, InvitationView>,
-    ) -> AppResult<Planned> {
+    ) -> AppResult<(Vec<RowOutcome<InvitationView>>, Vec<UserId>)> {
+        let InviteMode { dry_run, source } = mode;
+        if rows.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let students = resolve_students(tx.as_mut(), rows).await?;
         // Authorization first, as on the single path: a replay answers only a caller that may
         // still manage the student.
-        let mut outcomes: Vec<Option<RowOutcome<InvitationView>>> = Vec::with_capacity(rows.len());
-        let mut contexts: HashMap<UserId, StudentContext> = HashMap::new();
-        let mut row_students: Vec<Option<UserId>> = Vec::with_capacity(rows.len());
-        for student in students {
-            let known = student
-                .as_ref()
-                .and_then(|s| contexts.get(&s.user_id))
-                .cloned();
-            let decided = match known {
-                Some(ctx) => Ok(ctx),
-                None => {
-                    self.decide_for(tx.as_mut(), caller, student, StudentAccess::Manage)
-                        .await
-                }
-            };
-            match decided {
-                Ok(ctx) => {
-                    row_students.push(Some(ctx.student.user_id.clone()));
-                    contexts.insert(ctx.student.user_id.clone(), ctx);
-                    outcomes.push(None);
-                }
-                Err(error) => {
-                    row_students.push(None);
-                    outcomes.push(Some(Err(error)));
-                }
-            }
-        }
-        let mut locked: Vec<UserId> = contexts.keys().cloned().collect();
-        locked.sort();
+        let asked: Vec<_> = rows
+            .iter()
+            .map(|row| (&row.student, StudentAccess::Manage))
+            .collect();
+        let decided = self.decide_rows(tx, caller, &asked).await?;
+        let locked = students_to_lock(&decided);
         let mut addresses: Vec<Email> = rows
             .iter()
-            .zip(&row_students)
-            .filter(|(_, s)| s.is_some())
+            .zip(&decided)
+            .filter(|(_, d)| d.is_ok())
             .map(|(row, _)| row.email.clone())
             .collect();
         addresses.sort();
         addresses.dedup();
         tx.lock_students(&locked).await?;
         tx.lock_addresses(&addresses).await?;
-        let stored = stored_responses(tx.as_mut(), rows).await?;
-        let mut records: HashMap<UserId, Vec<Invitation>> = HashMap::new();
-        for invitation in tx.invitations_of_students(&locked).await? {
-            records
-                .entry(invitation.student_id.clone())
-                .or_default()
-                .push(invitation);
-        }
+        let stored = stored_responses(tx, rows.iter().map(|r| r.key.as_ref())).await?;
+        let mut records = invitations_by_student(tx, &locked).await?;
         let mut address_students: HashMap<Email, HashSet<UserId>> = HashMap::new();
         for (email, student) in tx.students_of_addresses(&addresses, now).await? {
             address_students.entry(email).or_default().insert(student);
         }
-        let inviter = self.display_name_of(tx.as_mut(), caller).await?;
+        let inviter = self.display_name_of(tx, caller).await?;
         // Addresses of guardians who chose a language get their invitation in it.
         let languages: HashMap<Email, crate::domain::Locale> =
             tx.guardian_locales(&addresses).await?.into_iter().collect();
         // A dry run shows no family: it would name one that is never stored.
         let mut families = match dry_run {
             true => None,
-            false => Families::load(self, tx.as_mut(), &addresses, now).await?,
+            false => Families::load(self, tx, &addresses, now).await?,
         };
         let mut writes = Writes::default();
-        for ((row, student), outcome) in rows.iter().zip(&row_students).zip(&mut outcomes) {
-            let Some(student) = student else { continue };
-            if let Some(key) = &row.key
-                && let Some(record) = stored.get(&key.request_id)
-            {
-                *outcome = Some(
-                    if record.method == key.method && record.request_hash == key.request_hash {
-                        Ok(Replay::Replayed(record.response.clone()))
-                    } else {
-                        Err(AppError::RequestIdReused)
-                    },
-                );
-                continue;
-            }
-            let ctx = &contexts[student];
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for (row, decided) in rows.iter().zip(decided) {
+            let ctx = match row_context(decided, &stored, row.key.as_ref()) {
+                Ok(ctx) => ctx,
+                Err(answered) => {
+                    outcomes.push(answered);
+                    continue;
+                }
+            };
+            let ctx = &ctx;
+            let student = &ctx.student.user_id;
             let list = records.entry(student.clone()).or_default();
             let addressed = address_students.entry(row.email.clone()).or_default();
             let stand_in = self.stand_in(&row.email);
@@ -241,7 +184,7 @@ impl App {
             let stale = match checked {
                 Ok(stale) => stale,
                 Err(error) => {
-                    *outcome = Some(Err(error));
+                    outcomes.push(Err(error));
                     continue;
                 }
             };
@@ -250,13 +193,12 @@ impl App {
                 // A PENDING row past its expiry still holds the one-pending index: settle it
                 // first (rare, so one statement each is fine).
                 let id = invitation.id;
-                let expired = expire(tx.as_mut(), invitation, request_id, now).await?;
+                let expired = expire(tx, invitation, request_id, now).await?;
                 if let Some(slot) = list.iter_mut().find(|i| i.id == id) {
                     *slot = expired;
                 }
             }
-            let (mut invitation, token) =
-                new_invitation(caller, ctx, &row.email, InvitationSource::Manual, now);
+            let (mut invitation, token) = new_invitation(caller, ctx, &row.email, source, now);
             if let Some(families) = &mut families {
                 families.join(&mut invitation, now);
             }
@@ -299,24 +241,16 @@ impl App {
                     .responses
                     .push(first_response(key, encode(&view), now));
             }
-            *outcome = Some(Ok(Replay::Fresh(view)));
+            outcomes.push(Ok(Replay::Fresh(view)));
         }
         if let Some(families) = families {
-            families.store(tx.as_mut()).await?;
+            families.store(tx).await?;
         }
         tx.insert_invitations(&writes.invitations).await?;
         tx.append_events(&writes.events).await?;
         tx.enqueue_messages(&writes.messages).await?;
         tx.put_idempotency_many(&writes.responses).await?;
-        let outcomes = outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or(Err(AppError::Internal("a bulk row was not decided".into()))))
-            .collect();
-        Ok(Planned {
-            tx,
-            outcomes,
-            students: locked,
-        })
+        Ok((outcomes, locked))
     }
 }
 
@@ -344,67 +278,4 @@ fn check_row(
         return Err(AppError::GuardianStudentLimitReached { limit, current });
     }
     Ok(facts.stale.into_iter().cloned().collect())
-}
-
-/// Each row's student (`None`: unknown, or not a student), in two queries.
-async fn resolve_students(
-    tx: &mut dyn Transaction,
-    rows: &[InviteRow],
-) -> AppResult<Vec<Option<User>>> {
-    let mut ids = Vec::new();
-    let mut emails = Vec::new();
-    for row in rows {
-        match &row.student {
-            StudentRef::Id(id) => ids.push(id.clone()),
-            StudentRef::Email(email) => emails.push(email.clone()),
-        }
-    }
-    // A chunk names each student several times (one row per guardian): ask once.
-    ids.sort();
-    ids.dedup();
-    emails.sort();
-    emails.dedup();
-    let by_id: HashMap<UserId, User> = tx
-        .users_by_id(&ids)
-        .await?
-        .into_iter()
-        .map(|u| (u.user_id.clone(), u))
-        .collect();
-    let by_email: HashMap<Email, User> = tx
-        .users_by_email(&emails)
-        .await?
-        .into_iter()
-        .map(|u| (u.email.clone(), u))
-        .collect();
-    Ok(rows
-        .iter()
-        .map(|row| match &row.student {
-            StudentRef::Id(id) => by_id.get(id).cloned(),
-            StudentRef::Email(email) => by_email.get(email).cloned(),
-        })
-        .map(|user| user.filter(|u| u.role == Role::Student))
-        .collect())
-}
-
-/// The stored first responses of the rows' request keys, by request id.
-async fn stored_responses(
-    tx: &mut dyn Transaction,
-    rows: &[InviteRow],
-) -> AppResult<HashMap<String, IdempotencyRecord>> {
-    let Some(principal) = rows
-        .iter()
-        .find_map(|r| r.key.as_ref().map(|k| k.principal.clone()))
-    else {
-        return Ok(HashMap::new());
-    };
-    let ids: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.key.as_ref().map(|k| k.request_id.clone()))
-        .collect();
-    Ok(tx
-        .get_idempotency_many(&principal, &ids)
-        .await?
-        .into_iter()
-        .map(|r| (r.request_id.clone(), r))
-        .collect())
 }

@@ -5,7 +5,7 @@ use super::check::Answered;
 use super::freshness::Consistency;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitation_reads::StudentSelector;
-use super::lifecycle::{Letter, apply, audit, language_of_guardian};
+use super::lifecycle::{apply, audit, language_of_guardian, removal_notice};
 use super::read_models::{GuardianView, Page, StudentLabel, student_labels};
 use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
@@ -15,7 +15,6 @@ use crate::domain::{
     Caller, CallerDomains, CallerRole, DomainName, Email, InvitationEvent, InvitationId, Role,
     StudentRef, UserId, paging,
 };
-use crate::mail::Template;
 use crate::store::{
     InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter, Transaction,
 };
@@ -99,11 +98,13 @@ pub enum PairRemoval {
 }
 
 impl PairRemoval {
-    fn link(self) -> bool {
+    /// Whether the ACCEPTED link is ended.
+    pub(crate) fn link(self) -> bool {
         self != Self::PendingOnly
     }
 
-    fn pending(self) -> bool {
+    /// Whether the PENDING invitations are cancelled.
+    pub(crate) fn pending(self) -> bool {
         self != Self::LinkOnly
     }
 }
@@ -471,29 +472,17 @@ impl App {
         )
         .await?;
         if let Some(profile) = &removed.guardian {
-            let guardian_name = if profile.display_name.is_empty() {
-                profile.email.to_string()
-            } else {
-                profile.display_name.clone()
-            };
-            let values = [
-                ("student_name", ctx.student.display_name.as_str()),
-                ("guardian_name", guardian_name.as_str()),
-            ];
             let locale = language_of_guardian(tx.as_mut(), &profile.guardian_id).await?;
-            self.queue_mail(
-                tx.as_mut(),
-                &Letter {
-                    settings: &ctx.settings,
-                    invitation: &removed,
-                    to: &profile.email,
-                    template: Template::Removed,
-                    values: &values,
-                    locale,
-                },
+            let notice = removal_notice(
+                &ctx.settings,
+                &ctx.student.display_name,
+                &removed,
+                locale,
                 now,
-            )
-            .await?;
+            )?;
+            if let Some(message) = notice {
+                tx.enqueue_message(&message).await?;
+            }
         }
         end_write(self, tx, (), ending).await
     }

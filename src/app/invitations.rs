@@ -4,7 +4,7 @@ use super::access::require;
 use super::families::Families;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::lifecycle::{
-    InvitationLetter, Letter, apply, audit, expire, language_of_address, new_token,
+    InvitationLetter, apply, audit, cancellation_notice, expire, language_of_address, new_token,
 };
 use super::read_models::{InvitationView, StudentLabel};
 use super::students::StudentContext;
@@ -409,20 +409,16 @@ impl App {
             )
             .await?;
         } else {
-            let values = [("student_name", ctx.student.display_name.as_str())];
-            self.queue_mail(
-                tx,
-                &Letter {
-                    settings: &ctx.settings,
-                    invitation: &stored,
-                    to: &stored.invited_email,
-                    template: Template::Cancellation,
-                    values: &values,
-                    locale,
-                },
+            let notice = cancellation_notice(
+                &ctx.settings,
+                &ctx.student.display_name,
+                &stored,
+                locale,
                 now,
-            )
-            .await?;
+            )?;
+            if let Some(message) = notice {
+                tx.enqueue_message(&message).await?;
+            }
         }
         Ok(stored)
     }

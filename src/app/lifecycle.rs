@@ -223,6 +223,63 @@ impl App {
     }
 }
 
+/// The email telling a guardian their link to a student was removed; `None` when the link
+/// names no guardian account or access is off.
+pub(crate) fn removal_notice(
+    settings: &DomainSettings,
+    student_name: &str,
+    removed: &Invitation,
+    locale: Option<Locale>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<OutboxMessage>> {
+    let Some(profile) = &removed.guardian else {
+        return Ok(None);
+    };
+    let guardian_name = if profile.display_name.is_empty() {
+        profile.email.to_string()
+    } else {
+        profile.display_name.clone()
+    };
+    let values = [
+        ("student_name", student_name),
+        ("guardian_name", guardian_name.as_str()),
+    ];
+    message_of(
+        &Letter {
+            settings,
+            invitation: removed,
+            to: &profile.email,
+            template: Template::Removed,
+            values: &values,
+            locale,
+        },
+        now,
+    )
+}
+
+/// The email telling an invited address that its invitation was cancelled; `None` when access
+/// is off.
+pub(crate) fn cancellation_notice(
+    settings: &DomainSettings,
+    student_name: &str,
+    cancelled: &Invitation,
+    locale: Option<Locale>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<OutboxMessage>> {
+    let values = [("student_name", student_name)];
+    message_of(
+        &Letter {
+            settings,
+            invitation: cancelled,
+            to: &cancelled.invited_email,
+            template: Template::Cancellation,
+            values: &values,
+            locale,
+        },
+        now,
+    )
+}
+
 /// One email rendered for the outbox, `None` when guardian access is off for the student's
 /// domain (turning access off blocks emails too).
 fn message_of(letter: &Letter<'_>, now: DateTime<Utc>) -> AppResult<Option<OutboxMessage>> {

@@ -9,8 +9,10 @@ mod access_log;
 mod audit;
 mod bulk;
 mod bulk_invite;
+mod bulk_remove;
 mod bulk_resend;
 mod check;
+mod chunk;
 mod directory;
 mod error;
 mod families;
@@ -32,15 +34,14 @@ mod settings;
 mod settings_cache;
 mod students;
 mod summaries;
+mod sync;
 mod tokens;
 mod upkeep;
 mod write;
 
 pub use access_log::{AccessLog, AccessPage, AccessQuery};
 pub use audit::{EventPage, EventQuery, SYSTEM_ACTOR};
-pub use bulk::{
-    GuardianSelector, MAX_BULK_ROWS, RowOutcome, SyncAction, SyncKind, SyncOptions, SyncOutcome,
-};
+pub use bulk::{GuardianSelector, MAX_BULK_ROWS, RowOutcome};
 pub use bulk_resend::{ResendOutcome, ResendSelection};
 pub use check::{Answered, CheckSubject, Guardianship, MAX_CHECKS};
 pub use directory::{UserPage, UserQuery};
@@ -61,6 +62,7 @@ pub use summaries::{
     DeliveryQuery, ItemOutcome, MAX_ACTIVITY_ITEMS, PreferencesView, PreviewTarget, SummaryPreview,
     SummaryRun, UnsubscribeLink,
 };
+pub use sync::{SyncAction, SyncKind, SyncOptions, SyncOutcome};
 pub use upkeep::Upkeep;
 
 use crate::domain::Clock;

@@ -144,7 +144,7 @@ pub fn partners_consent(
 }
 
 /// What a caller wants to do with one student's guardians.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StudentAccess {
     /// See guardians and invitations.
     Read,

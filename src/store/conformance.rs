@@ -40,6 +40,7 @@ conformance!(
     one_pending_invitation_per_student_and_address,
     one_accepted_link_per_student_and_guardian,
     updates_are_compare_and_set_on_the_version,
+    set_based_ends_write_only_rows_still_at_their_version,
     concurrent_updates_from_one_version_let_exactly_one_win,
     listings_observe_expiry_at_the_given_instant,
     keyset_paging_sees_each_existing_item_once_despite_concurrent_inserts,
@@ -429,6 +430,70 @@ async fn updates_are_compare_and_set_on_the_version(store: Arc<dyn Store>) {
         s.get_invitation(inv.id).await.unwrap().unwrap().state,
         InvitationState::Accepted
     );
+}
+
+async fn set_based_ends_write_only_rows_still_at_their_version(store: Arc<dyn Store>) {
+    let waiting = pending("s1", "p@example.org");
+    let linked = accepted(pending("s1", "q@example.org"), "g1");
+    let moved = pending("s2", "r@example.org");
+    for inv in [&waiting, &linked, &moved] {
+        insert(&store, inv).await.unwrap();
+    }
+    let later = t0() + TimeDelta::minutes(5);
+    let end = |inv: &Invitation, state, expected_version| crate::store::EndedInvitation {
+        id: inv.id,
+        expected_version,
+        state,
+        update_time: later,
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.end_invitations(&[]).await.unwrap(), 0);
+    let written = tx
+        .end_invitations(&[
+            end(
+                &waiting,
+                InvitationState::Removed(RemovalReason::Cancelled),
+                1,
+            ),
+            end(
+                &linked,
+                InvitationState::Removed(RemovalReason::GuardianRemoved),
+                1,
+            ),
+            // Read at a version it no longer has: left alone, and not counted.
+            end(
+                &moved,
+                InvitationState::Removed(RemovalReason::Cancelled),
+                7,
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(written, 2);
+    tx.commit().await.unwrap();
+    let mut s = store.session().await.unwrap();
+    let cancelled = s.get_invitation(waiting.id).await.unwrap().unwrap();
+    assert_eq!(
+        cancelled.state,
+        InvitationState::Removed(RemovalReason::Cancelled)
+    );
+    assert_eq!((cancelled.version, cancelled.update_time), (2, later));
+    let removed = s.get_invitation(linked.id).await.unwrap().unwrap();
+    assert_eq!(
+        removed.state,
+        InvitationState::Removed(RemovalReason::GuardianRemoved)
+    );
+    assert_eq!(removed.version, 2);
+    assert_eq!(
+        removed.guardian, linked.guardian,
+        "the guardian stays on the ended link"
+    );
+    assert_eq!(removed.accept_time, linked.accept_time);
+    let untouched = s.get_invitation(moved.id).await.unwrap().unwrap();
+    assert_eq!(untouched, moved);
+    // The one-pending rule no longer holds the cancelled pair: it may be invited again.
+    let again = pending("s1", "p@example.org");
+    s.insert_invitation(&again).await.unwrap();
 }
 
 async fn concurrent_updates_from_one_version_let_exactly_one_win(store: Arc<dyn Store>) {

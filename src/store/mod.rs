@@ -24,8 +24,8 @@ mod data_map;
 
 pub use error::{StoreError, StoreResult, UniqueKey};
 pub use model::{
-    ChangePage, ChangeScope, GuardianKey, InvitationFilter, InvitationScope, LinkFilter, LinkScope,
-    RecordedChange, StateFilter, StudentLinks,
+    ChangePage, ChangeScope, EndedInvitation, GuardianKey, InvitationFilter, InvitationScope,
+    LinkFilter, LinkScope, RecordedChange, StateFilter, StudentLinks,
 };
 
 use crate::domain::summary::{
@@ -486,6 +486,11 @@ pub trait BulkRepo {
     /// Inserts new invitations. Errors: [`StoreError::AlreadyExists`] when any row breaks a
     /// unique rule (which one is not told: the caller retries row by row).
     async fn insert_invitations(&mut self, invitations: &[Invitation]) -> StoreResult<()>;
+    /// Ends invitations (cancel, remove) as one compare-and-set write: each row's state,
+    /// removal reason and update time are set and its version raised where the stored version
+    /// is still `expected_version`. Returns how many rows were written: fewer than given means
+    /// some changed underneath, and the caller rolls back.
+    async fn end_invitations(&mut self, ended: &[EndedInvitation]) -> StoreResult<u64>;
     /// Appends audit events.
     async fn append_events(&mut self, events: &[AuditEvent]) -> StoreResult<()>;
     /// Stores first responses. Errors: [`StoreError::AlreadyExists`] when any is stored already.

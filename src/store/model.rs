@@ -183,3 +183,16 @@ impl ChangePage {
         }
     }
 }
+
+/// One invitation ended by a set-based write (see [`crate::store::BulkRepo::end_invitations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedInvitation {
+    /// Which.
+    pub id: InvitationId,
+    /// The version it was read at: the write is skipped when it changed since.
+    pub expected_version: i64,
+    /// Its new state (with its removal reason).
+    pub state: InvitationState,
+    /// When.
+    pub update_time: DateTime<Utc>,
+}

@@ -196,6 +196,37 @@ macro_rules! impl_bulk_repo {
                 Ok(())
             }
 
+            async fn end_invitations(
+                &mut self,
+                ended: &[$crate::store::EndedInvitation],
+            ) -> $crate::store::StoreResult<u64> {
+                if ended.is_empty() {
+                    return Ok(0);
+                }
+                // UPDATE ... FROM a VALUES list reads the same on both backends (SQLite 3.33 and
+                // later); the list's columns are column1 to column5 on both.
+                let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
+                    "UPDATE invitations SET state = v.column2, removal_reason = v.column3, \
+                     update_time = v.column4, version = version + 1 FROM (",
+                );
+                query.push_values(ended, |mut row, e| {
+                    row.push_bind(e.id.to_text())
+                        .push_bind(e.state.name())
+                        .push_bind(e.state.removal_reason().map(|r| r.as_str()))
+                        .push_bind(e.update_time)
+                        .push_bind(e.expected_version);
+                });
+                query.push(
+                    ") AS v WHERE invitations.invitation_id = v.column1 \
+                     AND invitations.version = v.column5",
+                );
+                Ok(query
+                    .build()
+                    .execute(&mut *self.conn)
+                    .await?
+                    .rows_affected())
+            }
+
             async fn append_events(
                 &mut self,
                 events: &[$crate::domain::AuditEvent],
