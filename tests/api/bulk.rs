@@ -67,18 +67,18 @@ fn rows() -> Vec<BulkCreateGuardianInvitationsRow> {
 }
 
 /// A row's answer: the code and the reason.
-type Outcome = (i32, String);
+pub(crate) type Outcome = (i32, String);
 
 /// What a server holds after the import, ids aside: every invitation (student, address,
 /// state), the audit actions and the queued emails per recipient.
 #[derive(Debug, PartialEq, Eq)]
-struct Held {
-    invitations: Vec<(String, String, String, Option<String>)>,
-    actions: BTreeMap<String, i64>,
-    mail: BTreeMap<String, i64>,
+pub(crate) struct Held {
+    pub invitations: Vec<(String, String, String, Option<String>)>,
+    pub actions: BTreeMap<String, i64>,
+    pub mail: BTreeMap<String, i64>,
 }
 
-async fn held(app: &TestApp) -> Held {
+pub(crate) async fn held(app: &TestApp) -> Held {
     const INVITATIONS: &str = "SELECT student_id, invited_email, state, removal_reason \
         FROM invitations ORDER BY student_id, invited_email, state, removal_reason";
     const ACTIONS: &str = "SELECT action, COUNT(*) FROM guardian_events GROUP BY action";

@@ -5,6 +5,7 @@ mod access;
 mod auth;
 mod browser;
 mod bulk;
+mod bulk_remove;
 mod check_many;
 mod cli;
 mod concurrency;

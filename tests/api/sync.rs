@@ -468,3 +468,74 @@ async fn rows_name_their_student_and_say_who_made_them() {
         ]
     );
 }
+
+/// A sync is one transaction under the student's lock: its removal, its cancellation and its
+/// two invitations are written together (one transaction id on all their audit events), a dry
+/// run before it writes nothing, and the invitations count against the limit after the
+/// removals (a student at the limit of 2 ends with the two listed addresses).
+#[tokio::test]
+async fn a_sync_applies_its_plan_in_one_transaction() {
+    let app = spawn_app().await;
+    seed_school(&app, 1).await;
+    crate::fixtures::set_settings(
+        &app,
+        DomainSettings {
+            max_guardians_per_student: 2,
+            ..Default::default()
+        },
+        &["max_guardians_per_student"],
+    )
+    .await;
+    link(
+        &app,
+        "s1",
+        "a@families.example",
+        "g-a",
+        "a@families.example",
+    )
+    .await;
+    invite(&app, "s1", "b@families.example").await;
+    let wanted = ["c@families.example", "d@families.example"];
+    let mut req = request("s1", &wanted, SyncRemoveScope::All);
+    req.force = true;
+    let before = crate::bulk::held(&app).await;
+    let dry = sync(
+        &app,
+        SyncGuardiansRequest {
+            dry_run: true,
+            ..req.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        crate::bulk::held(&app).await,
+        before,
+        "a dry run writes nothing"
+    );
+    let reply = sync(&app, req).await;
+    assert_eq!(actions(&dry), actions(&reply));
+    assert_eq!(
+        actions(&reply),
+        [
+            "CANCEL_INVITATION b@families.example",
+            "DELETE_GUARDIAN a@families.example",
+            "INVITE c@families.example",
+            "INVITE d@families.example"
+        ]
+    );
+    assert_eq!(
+        invitations_of(&app, "s1", &[InvitationState::Pending]).await,
+        ["c@families.example SYNC", "d@families.example SYNC"]
+    );
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT xmin::text) FROM guardian_events WHERE action IN \
+         ('guardian.removed', 'invitation.cancelled') OR (action = 'invitation.created' \
+         AND invitation_id IN (SELECT invitation_id FROM invitations WHERE source = 'SYNC'))",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(transactions, 1);
+}
