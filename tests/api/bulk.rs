@@ -69,6 +69,26 @@ fn rows() -> Vec<BulkCreateGuardianInvitationsRow> {
 /// A row's answer: the code and the reason.
 pub(crate) type Outcome = (i32, String);
 
+/// A single call's answer as a bulk row's: the code and the reason.
+pub(crate) fn outcome_of<T>(result: Result<T, tonic::Status>) -> Outcome {
+    match result {
+        Ok(_) => (0, String::new()),
+        Err(status) => (status.code() as i32, reason(&status)),
+    }
+}
+
+/// Each row answered alike by the chunked call and one by one.
+pub(crate) fn assert_same_answers<R: std::fmt::Debug>(
+    chunked: &[Outcome],
+    one_by_one: &[Outcome],
+    rows: &[R],
+) {
+    assert_eq!(chunked.len(), one_by_one.len());
+    for (i, (a, b)) in chunked.iter().zip(one_by_one).enumerate() {
+        assert_eq!(a, b, "row {i} ({:?}): chunked vs one by one", rows[i]);
+    }
+}
+
 /// What a server holds after the import, ids aside: every invitation (student, address,
 /// state), the audit actions and the queued emails per recipient.
 #[derive(Debug, PartialEq, Eq)]
@@ -159,14 +179,9 @@ async fn chunked_equals_single(chunked: &TestApp, single: &TestApp) {
                 student_ids: Vec::new(),
             })
             .await;
-        one_by_one.push(match outcome {
-            Ok(_) => (0, String::new()),
-            Err(status) => (status.code() as i32, reason(&status)),
-        });
+        one_by_one.push(outcome_of(outcome));
     }
-    for (i, (a, b)) in bulk.iter().zip(&one_by_one).enumerate() {
-        assert_eq!(a, b, "row {i} ({:?}): chunked vs one by one", rows[i]);
-    }
+    assert_same_answers(&bulk, &one_by_one, &rows);
     // Every rule was met by some row, so the comparison covers them all.
     let reasons: std::collections::BTreeSet<&str> = bulk.iter().map(|(_, r)| r.as_str()).collect();
     for expected in [

@@ -3,9 +3,9 @@
 //! transaction; rows by address end the link and the pending invitations in row order, a
 //! later row of the same pair finding nothing, and a failing row fails alone.
 
-use crate::bulk::{Outcome, held};
+use crate::bulk::{Outcome, assert_same_answers, held, outcome_of};
 use crate::fixtures::{SCHOOL, invite, link, seed_school};
-use crate::helpers::{TestApp, admin, reason, spawn_app, spawn_sqlite_app};
+use crate::helpers::{TestApp, admin, spawn_app, spawn_sqlite_app};
 use guardian_service::proto::bulk_delete_guardians_row::Guardian;
 use guardian_service::proto::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,13 +57,19 @@ fn rows() -> Vec<(String, String)> {
 
 /// The distinct transactions that wrote the audit events of `action` (Postgres only).
 async fn transactions_of(app: &TestApp, action: &str) -> i64 {
+    transactions_writing(app, &format!("action = '{action}'")).await
+}
+
+/// The distinct transactions that wrote the audit events `condition` selects (Postgres only):
+/// a set-based write is one.
+pub(crate) async fn transactions_writing(app: &TestApp, condition: &str) -> i64 {
     let pool = sqlx::PgPool::connect(&app.database_url)
         .await
         .expect("connect");
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(DISTINCT xmin::text) FROM guardian_events WHERE action = $1",
-    )
-    .bind(action)
+    // The condition is the test's own text.
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(DISTINCT xmin::text) FROM guardian_events WHERE {condition}"
+    )))
     .fetch_one(&pool)
     .await
     .expect("count transactions");
@@ -109,14 +115,9 @@ async fn chunked_equals_single(chunked: &TestApp, single: &TestApp) -> Vec<Outco
                 request_id: String::new(),
             })
             .await;
-        one_by_one.push(match outcome {
-            Ok(_) => (0, String::new()),
-            Err(status) => (status.code() as i32, reason(&status)),
-        });
+        one_by_one.push(outcome_of(outcome));
     }
-    for (i, (a, b)) in bulk.iter().zip(&one_by_one).enumerate() {
-        assert_eq!(a, b, "row {i} ({:?}): chunked vs one by one", rows[i]);
-    }
+    assert_same_answers(&bulk, &one_by_one, &rows);
     let reasons: BTreeSet<&str> = bulk.iter().map(|(_, r)| r.as_str()).collect();
     for expected in ["", "STUDENT_NOT_FOUND", "GUARDIAN_NOT_FOUND"] {
         assert!(

@@ -527,15 +527,12 @@ async fn a_sync_applies_its_plan_in_one_transaction() {
         invitations_of(&app, "s1", &[InvitationState::Pending]).await,
         ["c@families.example SYNC", "d@families.example SYNC"]
     );
-    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
-    let transactions: i64 = sqlx::query_scalar(
-        "SELECT COUNT(DISTINCT xmin::text) FROM guardian_events WHERE action IN \
-         ('guardian.removed', 'invitation.cancelled') OR (action = 'invitation.created' \
-         AND invitation_id IN (SELECT invitation_id FROM invitations WHERE source = 'SYNC'))",
+    let transactions = crate::bulk_remove::transactions_writing(
+        &app,
+        "action IN ('guardian.removed', 'invitation.cancelled') OR (action = \
+         'invitation.created' AND invitation_id IN \
+         (SELECT invitation_id FROM invitations WHERE source = 'SYNC'))",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    .await;
     assert_eq!(transactions, 1);
 }
