@@ -265,3 +265,114 @@ async fn malformed_exports_are_refused_before_anything_is_written() {
     }
     assert_eq!(users_of_domain(&app).await, 0, "nothing was written");
 }
+
+/// Who leaves the school leaves the directory: a whole (bulk) export that no longer lists a
+/// student removes them (their guardians' invitations end with them), a class marked
+/// `tobedeleted` goes; the dry run shows it and changes nothing; an export cut short, that
+/// would remove more students than the safety limit, is refused unless forced; a delta export
+/// removes only the users it marks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leavers_leave_the_directory_and_a_cut_export_is_refused() {
+    let app = spawn_app().await;
+    let dir = guardian_service::testing::TempDir::new();
+    let full = Export::default().folder(&dir.path, "full");
+    let applied = import(&app, &full, &["--apply"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert!(
+        text(&applied)
+            .contains("leaving the directory: 0 students, 0 teachers, 0 others; 0 classes deleted"),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(users_of_domain(&app).await, 7);
+
+    let changed = Export {
+        left: vec!["st1"],
+        marked: vec!["math"],
+        ..Export::default()
+    }
+    .folder(&dir.path, "changed");
+    let dry = import(&app, &changed, &[]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(
+        text(&dry)
+            .contains("leaving the directory: 1 students, 0 teachers, 0 others; 1 classes deleted"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(users_of_domain(&app).await, 7, "a dry run changes nothing");
+    let math_teacher = crate::helpers::teacher("te1", DOMAIN);
+    let as_math_teacher = || async {
+        app.guardians_as(&math_teacher)
+            .list_guardian_invitations(ListGuardianInvitationsRequest {
+                student_id: "st2".into(),
+                ..Default::default()
+            })
+            .await
+    };
+    assert!(as_math_teacher().await.is_ok(), "te1 teaches st2 in math");
+    let applied = import(&app, &changed, &["--apply"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("1 users and 1 classes removed from the directory"),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(users_of_domain(&app).await, 6);
+    let gone = app
+        .directory()
+        .get_user(GetUserRequest {
+            user_id: "st1".into(),
+        })
+        .await
+        .expect_err("st1 left");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    assert_eq!(
+        pending(&app).await,
+        vec!["st2 pa1@family.example SYNC", "st3 pa2@family.example SYNC"],
+        "st1's invitation ended with st1"
+    );
+    assert!(
+        as_math_teacher().await.is_err(),
+        "math is gone, and te1 with it"
+    );
+
+    // Cut short: two of the three remaining students missing is over the 10% limit.
+    let cut = Export {
+        left: vec!["st1", "st2", "st3"],
+        ..Export::default()
+    }
+    .folder(&dir.path, "cut");
+    let refused = import(&app, &cut, &["--apply"]);
+    assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("would remove 2 of the domain's 3 students"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(users_of_domain(&app).await, 6, "nothing changed");
+
+    // A delta that marks te2: only te2 leaves; the users it does not list stay.
+    let delta = Export {
+        users_mode: "delta",
+        left: vec![
+            "st1", "st2", "st3", "st4", "te1", "ad1", "pa1", "pa2", "re1", "ai1",
+        ],
+        marked: vec!["te2"],
+        ..Export::default()
+    }
+    .folder(&dir.path, "delta");
+    let applied = import(&app, &delta, &["--apply"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("leaving the directory: 0 students, 1 teachers, 0 others"),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(users_of_domain(&app).await, 5);
+    assert_eq!(
+        pending(&app).await,
+        vec!["st2 pa1@family.example SYNC", "st3 pa2@family.example SYNC"],
+        "a delta that lists no student syncs no guardians"
+    );
+}

@@ -22,6 +22,12 @@ pub(crate) struct Export {
     pub users_csv: Option<String>,
     /// Files left out.
     pub without: Vec<&'static str>,
+    /// People and classes the export no longer lists (with their enrollments).
+    pub left: Vec<&'static str>,
+    /// People and classes listed with status `tobedeleted`.
+    pub marked: Vec<&'static str>,
+    /// users.csv's processing mode: "bulk" or "delta".
+    pub users_mode: &'static str,
 }
 
 impl Default for Export {
@@ -31,6 +37,9 @@ impl Default for Export {
             st3_has_pa2: true,
             users_csv: None,
             without: Vec::new(),
+            left: Vec::new(),
+            marked: Vec::new(),
+            users_mode: "bulk",
         }
     }
 }
@@ -46,7 +55,22 @@ type Person = (
 );
 
 impl Export {
+    /// A row's status.
+    fn status(&self, id: &str) -> &'static str {
+        if self.marked.contains(&id) {
+            "tobedeleted"
+        } else {
+            "active"
+        }
+    }
+
     fn people(&self) -> Vec<Person> {
+        let mut people = self.everyone();
+        people.retain(|(id, ..)| !self.left.contains(id));
+        people
+    }
+
+    fn everyone(&self) -> Vec<Person> {
         let st3_agents = if self.st3_has_pa2 { "pa2" } else { "" };
         vec![
             (
@@ -140,9 +164,9 @@ impl Export {
                 "manifest.csv",
                 format!(
                     "propertyName,value\nmanifest.version,1.0\noneroster.version,{}\n\
-                     file.orgs,bulk\nfile.users,bulk\nfile.classes,bulk\nfile.enrollments,bulk\n\
+                     file.orgs,bulk\nfile.users,{}\nfile.classes,bulk\nfile.enrollments,bulk\n\
                      source.systemName,Generated SIS\n",
-                    self.version
+                    self.version, self.users_mode
                 ),
             ),
             (
@@ -164,8 +188,9 @@ impl Export {
                      agentSourcedIds,grades,password\n",
                 );
                 for (id, role, email, given, family, agents) in &people {
+                    let status = self.status(id);
                     text.push_str(&format!(
-                        "{id},active,2026-09-01,true,school-1,{role},{id},,{given},{family},,,\
+                        "{id},{status},2026-09-01,true,school-1,{role},{id},,{given},{family},,,\
                          {email},,,\"{agents}\",,\n"
                     ));
                 }
@@ -200,14 +225,19 @@ impl Export {
             }
             files.push(("roles.csv", roles));
         }
-        files.push((
-            "classes.csv",
+        let mut classes = String::from(
             "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,\
-             location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods\n\
-             math,active,2026-09-01,Math 3,,c-math,M3,scheduled,,school-1,term-1,,,\n\
-             art,active,2026-09-01,Art 3,,c-art,A3,scheduled,,school-1,term-1,,,\n"
-                .into(),
-        ));
+             location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods\n",
+        );
+        for (id, title, code) in [("math", "Math 3", "M3"), ("art", "Art 3", "A3")] {
+            if !self.left.contains(&id) {
+                let status = self.status(id);
+                classes.push_str(&format!(
+                    "{id},{status},2026-09-01,{title},,c-{id},{code},scheduled,,school-1,term-1,,,\n"
+                ));
+            }
+        }
+        files.push(("classes.csv", classes));
         let mut enrollments = String::from(
             "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,\
              primary,beginDate,endDate\n",
@@ -225,6 +255,15 @@ impl Export {
         .iter()
         .enumerate()
         {
+            // A delta users.csv leaves out users who did not change; their enrollments stay.
+            let user_gone = self.left.contains(user) && self.users_mode == "bulk";
+            if self.left.contains(class)
+                || self.marked.contains(class)
+                || self.marked.contains(user)
+                || user_gone
+            {
+                continue;
+            }
             enrollments.push_str(&format!(
                 "e{n},active,2026-09-01,{class},school-1,{user},{role},false,,\n"
             ));

@@ -1,11 +1,12 @@
 //! `guardianctl import oneroster PATH`: mirrors a school's student information system, read
 //! from a OneRoster 1.1 or 1.2 CSV export (a folder or a .zip), into the service. The directory
 //! first (students, teachers, administrators; classes with their teachers and students), then
-//! each student's guardians by SyncGuardians, as source SYNC. A dry run is the default: it
-//! reads and checks the whole export, asks the server what the guardians' sync would do, and
-//! prints the plan per school; `--apply` does it.
+//! each student's guardians by SyncGuardians, as source SYNC, and last who and what left (see
+//! `leavers`). A dry run is the default: it reads and checks the whole export, asks the server
+//! what the guardians' sync would do, and prints the plan per school; `--apply` does it.
 
 mod export;
+mod leavers;
 mod roster;
 
 use crate::client::Client;
@@ -120,7 +121,12 @@ pub(crate) async fn import(client: &Client, args: OneRosterArgs) -> Result<ExitC
     };
     let plan = import::sync_pass(client, &input, &groups, run, Pass::Plan).await;
     print_plan(&roster, &plan.entries);
+    let leavers = leavers::Leavers::find(client, &roster, &args.domain).await?;
+    println!("{}", leavers.describe());
     if let Some(refusal) = import::over_limit(&plan, run) {
+        return Err(refusal);
+    }
+    if let Some(refusal) = leavers.over_limit(args.max_removal_percent, args.force) {
         return Err(refusal);
     }
     if !args.apply {
@@ -132,11 +138,14 @@ pub(crate) async fn import(client: &Client, args: OneRosterArgs) -> Result<ExitC
     let invited = count(&applied.entries, "INVITE OK");
     let cancelled = count(&applied.entries, "CANCEL_INVITATION OK");
     let removed = count(&applied.entries, "DELETE_GUARDIAN OK");
+    leavers.remove(client).await?;
     println!(
         "applied: {} users and {} classes upserted; {invited} invitations sent, {cancelled} \
-         cancelled, {removed} links removed",
+         cancelled, {removed} links removed; {} users and {} classes removed from the directory",
         roster.users.len(),
-        roster.courses.len()
+        roster.courses.len(),
+        leavers.users.len(),
+        leavers.classes.len()
     );
     finish(&applied.entries, args.report.as_deref(), started)
 }

@@ -25,6 +25,13 @@ pub(crate) struct Roster {
     pub(crate) school_of: HashMap<String, String>,
     /// What was left out, and why (users without an address, aides...).
     pub(crate) notes: Vec<String>,
+    /// Whether users.csv is a delta (only changed rows): then only the users it marks
+    /// `tobedeleted` leave, where a bulk file's absence of a user means they left.
+    pub(crate) users_delta: bool,
+    /// Users the export marks `tobedeleted`.
+    pub(crate) users_deleted: Vec<String>,
+    /// Classes the export marks `tobedeleted`.
+    pub(crate) classes_deleted: Vec<String>,
 }
 
 /// A user's part in the export.
@@ -81,7 +88,7 @@ pub(crate) fn read(
     teachers_verified: bool,
 ) -> Result<Roster, Vec<String>> {
     let one = |e: String| vec![e];
-    let version = manifest_version(export).map_err(one)?;
+    let (version, users_delta) = manifest_version(export).map_err(one)?;
     let orgs = export.table("orgs.csv").map_err(one)?;
     let users = export.table("users.csv").map_err(one)?;
     let classes = export.table("classes.csv").map_err(one)?;
@@ -100,7 +107,7 @@ pub(crate) fn read(
     } else {
         HashMap::new()
     };
-    let people = read_users(&users, &roles, &mut complaints).map_err(one)?;
+    let (people, users_deleted) = read_users(&users, &roles, &mut complaints).map_err(one)?;
     let by_id: HashMap<&str, &Person> = people.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut roster = Roster {
         version,
@@ -109,6 +116,9 @@ pub(crate) fn read(
         guardians: BTreeMap::new(),
         school_of: HashMap::new(),
         notes: Vec::new(),
+        users_delta,
+        users_deleted,
+        classes_deleted: Vec::new(),
     };
     let school_name = |org: Option<&String>| {
         org.and_then(|o| schools.get(o))
@@ -173,10 +183,11 @@ pub(crate) fn read(
             .notes
             .push(format!("{others} aides, proctors and other staff left out"));
     }
-    roster.courses = read_classes(
+    (roster.courses, roster.classes_deleted) = read_classes(
         &classes,
         &enrollments,
         &by_id,
+        users_delta,
         domain,
         &mut complaints,
         &mut roster.school_of,
@@ -190,11 +201,13 @@ pub(crate) fn read(
     }
 }
 
-fn manifest_version(export: &Export) -> Result<String, String> {
+/// The OneRoster version the manifest names, and whether users.csv is a delta.
+fn manifest_version(export: &Export) -> Result<(String, bool), String> {
     let manifest = export.table("manifest.csv")?;
     let name = manifest.column("propertyName")?;
     let value = manifest.column("value")?;
     let mut version = None;
+    let mut users_delta = false;
     for (line, row) in &manifest.rows {
         let property = cell(row, name);
         let said = cell(row, value);
@@ -218,8 +231,34 @@ fn manifest_version(export: &Export) -> Result<String, String> {
                 format!("the export says {file}.csv is absent; the import needs it"),
             ));
         }
+        if matches!(property, "file.classes" | "file.enrollments")
+            && said.eq_ignore_ascii_case("delta")
+        {
+            return Err(manifest.error(
+                *line,
+                value,
+                format!(
+                    "{property} is a delta; classes and enrollments are read whole (bulk), as \
+                     each class is written with all its members"
+                ),
+            ));
+        }
+        if property == "file.users" {
+            users_delta = match said.to_ascii_lowercase().as_str() {
+                "bulk" => false,
+                "delta" => true,
+                _ => {
+                    return Err(manifest.error(
+                        *line,
+                        value,
+                        format!("{said:?} is not a processing mode (bulk or delta)"),
+                    ));
+                }
+            };
+        }
     }
-    version.ok_or_else(|| "manifest.csv names no oneroster.version".into())
+    let version = version.ok_or("manifest.csv names no oneroster.version")?;
+    Ok((version, users_delta))
 }
 
 fn read_orgs(orgs: &Table) -> Result<HashMap<String, String>, String> {
@@ -260,11 +299,12 @@ fn read_roles(
     Ok(found)
 }
 
+/// The users to keep, and the ids of those marked `tobedeleted`.
 fn read_users(
     users: &Table,
     roles: &HashMap<String, (Part, String)>,
     complaints: &mut Complaints,
-) -> Result<Vec<Person>, String> {
+) -> Result<(Vec<Person>, Vec<String>), String> {
     let id = users.column("sourcedId")?;
     let email = users.column("email")?;
     let given = users.column("givenName")?;
@@ -277,10 +317,8 @@ fn read_users(
     let agents = users.optional_column("agentSourcedIds");
     let username = users.optional_column("username");
     let mut people = Vec::new();
+    let mut deleted = Vec::new();
     for (line, row) in &users.rows {
-        if status.is_some_and(|s| cell(row, s).eq_ignore_ascii_case("tobedeleted")) {
-            continue;
-        }
         let raw_id = cell(row, id);
         if UserId::parse(raw_id).is_err() {
             complaints.add(users.error(
@@ -288,6 +326,10 @@ fn read_users(
                 id,
                 format!("{raw_id:?} is not a usable id (1-128 letters, digits and -_.:)"),
             ));
+            continue;
+        }
+        if status.is_some_and(|s| cell(row, s).eq_ignore_ascii_case("tobedeleted")) {
+            deleted.push(raw_id.to_owned());
             continue;
         }
         let (part, org) = match role {
@@ -339,29 +381,32 @@ fn read_users(
             agents: list(row, agents),
         });
     }
-    Ok(people)
+    Ok((people, deleted))
 }
 
 fn read_classes(
     classes: &Table,
     enrollments: &Table,
     people: &HashMap<&str, &Person>,
+    users_delta: bool,
     domain: &str,
     complaints: &mut Complaints,
     school_of: &mut HashMap<String, String>,
     schools: &HashMap<String, String>,
-) -> Result<Vec<Course>, String> {
+) -> Result<(Vec<Course>, Vec<String>), String> {
     let id = classes.column("sourcedId")?;
     let school = classes.column("schoolSourcedId")?;
     let status = classes.optional_column("status");
     let mut courses: BTreeMap<String, Course> = BTreeMap::new();
+    let mut deleted = Vec::new();
     for (line, row) in &classes.rows {
-        if status.is_some_and(|s| cell(row, s).eq_ignore_ascii_case("tobedeleted")) {
-            continue;
-        }
         let raw = cell(row, id);
         if CourseId::parse(raw).is_err() {
             complaints.add(classes.error(*line, id, format!("{raw:?} is not a usable class id")));
+            continue;
+        }
+        if status.is_some_and(|s| cell(row, s).eq_ignore_ascii_case("tobedeleted")) {
+            deleted.push(raw.to_owned());
             continue;
         }
         let name = schools
@@ -391,15 +436,26 @@ fn read_classes(
             complaints.add(enrollments.error(*line, class, "no such class in classes.csv"));
             continue;
         };
+        let role_said = cell(row, role).to_ascii_lowercase();
         let Some(person) = people.get(cell(row, user)) else {
-            complaints.add(enrollments.error(*line, user, "no such user in users.csv"));
+            if users_delta && UserId::parse(cell(row, user)).is_ok() {
+                // A delta lists only changed users: the others are in the directory already,
+                // in the part their enrollment says.
+                match role_said.as_str() {
+                    "student" => course.student_ids.push(cell(row, user).to_owned()),
+                    "teacher" => course.teacher_ids.push(cell(row, user).to_owned()),
+                    _ => {}
+                }
+            } else {
+                complaints.add(enrollments.error(*line, user, "no such user in users.csv"));
+            }
             continue;
         };
         if person.email.is_none() {
             continue;
         }
         let member = person.id.clone();
-        match cell(row, role).to_ascii_lowercase().as_str() {
+        match role_said.as_str() {
             "student" if person.part == Part::Directory(UserRole::Student) => {
                 course.student_ids.push(member)
             }
@@ -415,7 +471,7 @@ fn read_classes(
             _ => {}
         }
     }
-    Ok(courses
+    let courses = courses
         .into_values()
         .map(|mut c| {
             c.teacher_ids.sort();
@@ -424,5 +480,6 @@ fn read_classes(
             c.student_ids.dedup();
             c
         })
-        .collect())
+        .collect();
+    Ok((courses, deleted))
 }
