@@ -183,11 +183,14 @@ pub(crate) fn read(
             .notes
             .push(format!("{others} aides, proctors and other staff left out"));
     }
+    let known = Known {
+        people: &by_id,
+        users_delta,
+    };
     (roster.courses, roster.classes_deleted) = read_classes(
         &classes,
         &enrollments,
-        &by_id,
-        users_delta,
+        &known,
         domain,
         &mut complaints,
         &mut roster.school_of,
@@ -384,11 +387,17 @@ fn read_users(
     Ok((people, deleted))
 }
 
+/// The users an enrollment may name: those of users.csv, and (when it is a delta) any other
+/// the directory holds already.
+struct Known<'a> {
+    people: &'a HashMap<&'a str, &'a Person>,
+    users_delta: bool,
+}
+
 fn read_classes(
     classes: &Table,
     enrollments: &Table,
-    people: &HashMap<&str, &Person>,
-    users_delta: bool,
+    known: &Known<'_>,
     domain: &str,
     complaints: &mut Complaints,
     school_of: &mut HashMap<String, String>,
@@ -437,8 +446,8 @@ fn read_classes(
             continue;
         };
         let role_said = cell(row, role).to_ascii_lowercase();
-        let Some(person) = people.get(cell(row, user)) else {
-            if users_delta && UserId::parse(cell(row, user)).is_ok() {
+        let Some(person) = known.people.get(cell(row, user)) else {
+            if known.users_delta && UserId::parse(cell(row, user)).is_ok() {
                 // A delta lists only changed users: the others are in the directory already,
                 // in the part their enrollment says.
                 match role_said.as_str() {
