@@ -266,9 +266,9 @@ async fn malformed_exports_are_refused_before_anything_is_written() {
     assert_eq!(users_of_domain(&app).await, 0, "nothing was written");
 }
 
-/// Who leaves the school leaves the directory: a whole (bulk) export that no longer lists a
-/// student removes them (their guardians' invitations end with them), a class marked
-/// `tobedeleted` goes; the dry run shows it and changes nothing; an export cut short, that
+/// Who leaves the school leaves the directory: asked to, a whole (bulk) export that no longer
+/// lists a student removes them (their guardians' invitations end with them), and a class
+/// marked `tobedeleted` goes in any case; the dry run shows it and changes nothing; an export cut short, that
 /// would remove more students than the safety limit, is refused unless forced; a delta export
 /// removes only the users it marks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +292,15 @@ async fn leavers_leave_the_directory_and_a_cut_export_is_refused() {
         ..Export::default()
     }
     .folder(&dir.path, "changed");
+    // Unlisted students stay unless asked: a domain may hold schools another export covers.
     let dry = import(&app, &changed, &[]);
+    assert!(
+        text(&dry)
+            .contains("leaving the directory: 0 students, 0 teachers, 0 others; 1 classes deleted"),
+        "{}",
+        text(&dry)
+    );
+    let dry = import(&app, &changed, &["--remove-unlisted"]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     assert!(
         text(&dry)
@@ -311,7 +319,7 @@ async fn leavers_leave_the_directory_and_a_cut_export_is_refused() {
             .await
     };
     assert!(as_math_teacher().await.is_ok(), "te1 teaches st2 in math");
-    let applied = import(&app, &changed, &["--apply"]);
+    let applied = import(&app, &changed, &["--apply", "--remove-unlisted"]);
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     assert!(
         text(&applied).contains("1 users and 1 classes removed from the directory"),
@@ -343,7 +351,7 @@ async fn leavers_leave_the_directory_and_a_cut_export_is_refused() {
         ..Export::default()
     }
     .folder(&dir.path, "cut");
-    let refused = import(&app, &cut, &["--apply"]);
+    let refused = import(&app, &cut, &["--apply", "--remove-unlisted"]);
     assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
     assert!(
         text(&refused).contains("would remove 2 of the domain's 3 students"),

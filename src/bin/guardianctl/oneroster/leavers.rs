@@ -1,7 +1,8 @@
 //! Who and what leaves the directory with an export: the users it marks `tobedeleted`, the
-//! classes it marks so, and, when users.csv is a bulk (whole) file, the students and teachers
-//! the directory holds for the domain that the export no longer lists. Administrators are
-//! left unless marked: they are often made outside the information system. Leaving students
+//! classes it marks so, and, when asked (`--remove-unlisted`) and users.csv is a bulk (whole)
+//! file, the students and teachers the directory holds for the domain that the export does not
+//! list (not by default: a domain may hold schools that another export covers).
+//! Administrators are left unless marked: they are often made outside the information system. Leaving students
 //! are held to the safety limit, as the links a sync removes are: an export cut short must
 //! not empty a school.
 
@@ -36,6 +37,7 @@ impl Leavers {
         client: &Client,
         roster: &Roster,
         domain: &str,
+        remove_unlisted: bool,
     ) -> Result<Self, String> {
         let held = directory_users(client, domain).await?;
         let listed: BTreeSet<&str> = roster.users.iter().map(|u| u.user_id.as_str()).collect();
@@ -49,7 +51,8 @@ impl Leavers {
             if role == UserRole::Student {
                 leavers.domain_students += 1;
             }
-            let unlisted = !roster.users_delta
+            let unlisted = remove_unlisted
+                && !roster.users_delta
                 && matches!(role, UserRole::Student | UserRole::Teacher)
                 && !listed.contains(user.user_id.as_str());
             if marked.contains(user.user_id.as_str()) || unlisted {

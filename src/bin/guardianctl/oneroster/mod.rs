@@ -54,6 +54,11 @@ pub(crate) struct OneRosterArgs {
     /// Go ahead beyond the safety limit.
     #[arg(long)]
     pub force: bool,
+    /// Also remove from the directory the domain's students and teachers that this export
+    /// (a whole, bulk users.csv) does not list: for an export that covers the whole domain.
+    /// Users marked `tobedeleted` leave in any case.
+    #[arg(long)]
+    pub remove_unlisted: bool,
 }
 
 /// Counts of one school's plan.
@@ -121,7 +126,8 @@ pub(crate) async fn import(client: &Client, args: OneRosterArgs) -> Result<ExitC
     };
     let plan = import::sync_pass(client, &input, &groups, run, Pass::Plan).await;
     print_plan(&roster, &plan.entries);
-    let leavers = leavers::Leavers::find(client, &roster, &args.domain).await?;
+    let leavers =
+        leavers::Leavers::find(client, &roster, &args.domain, args.remove_unlisted).await?;
     println!("{}", leavers.describe());
     if let Some(refusal) = import::over_limit(&plan, run) {
         return Err(refusal);
