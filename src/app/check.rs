@@ -2,6 +2,7 @@
 
 use super::access::require;
 use super::freshness::Consistency;
+use super::link_batch::{MAX_BATCH_STUDENTS, position_after};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
@@ -246,7 +247,20 @@ impl App {
             .increment(missing.len() as u64);
         // A position included by every source the answer came from.
         let mut at = usable.map(|(_, watermark)| Position::below(watermark));
-        if !missing.is_empty() {
+        if !missing.is_empty()
+            && consistency == Consistency::FullyConsistent
+            && missing.len() <= MAX_BATCH_STUDENTS
+        {
+            // On the primary, with whatever other fully consistent questions are waiting.
+            let read = self.link_batcher.read(missing).await?;
+            for found in read.links {
+                if let Some(cache) = self.freshness.cache() {
+                    cache.fill(read.applied, found.as_ref().clone());
+                }
+                links.insert(found.student.clone(), found);
+            }
+            at = position_after(read.applied);
+        } else if !missing.is_empty() {
             // Taken before the read: what the read may be missing is what comes after.
             let applied = self.freshness.applied();
             let route = self.read_route(consistency).await?;

@@ -24,6 +24,7 @@ mod invitation_reads;
 mod invitations;
 mod invitee;
 mod lifecycle;
+mod link_batch;
 pub mod page_token;
 mod privacy;
 mod pseudonyms;
@@ -123,19 +124,27 @@ pub struct App {
     page_tokens: PageTokens,
     config: Arc<AppConfig>,
     access_log: Arc<AccessLog>,
+    link_batcher: Arc<link_batch::LinkBatcher>,
 }
 
 impl App {
     /// Use cases over `store`, telling time by `clock`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
+        let freshness = Arc::new(Freshness::new(config.freshness.clone()));
+        let follower = freshness.clone();
+        let link_batcher = Arc::new(link_batch::LinkBatcher::new(
+            store.clone(),
+            Arc::new(move || follower.applied()),
+        ));
         Self {
             store,
             clock,
             settings_cache: Arc::new(SettingsCache::new(SETTINGS_CACHE_TTL)),
-            freshness: Arc::new(Freshness::new(config.freshness.clone())),
+            freshness,
             page_tokens: config.page_tokens.clone(),
             config: Arc::new(config),
             access_log: Arc::new(AccessLog::new()),
+            link_batcher,
         }
     }
 

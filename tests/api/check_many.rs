@@ -119,3 +119,61 @@ async fn each_question_is_answered_in_order_as_the_single_check_answers_it() {
         "INVALID_ARGUMENT",
     );
 }
+
+/// Fully consistent checks asked at once share their reads of the primary: 256 questions over
+/// 16 students from 64 concurrent callers (two channels), with a removal made just before them,
+/// each get exactly the answer its own read would give, an unknown student failing alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_fully_consistent_checks_each_get_their_own_answer() {
+    let app = spawn_app().await;
+    seed_school(&app, 16).await;
+    for n in (1..=16).filter(|n| n % 2 == 1) {
+        let address = format!("g{n}@example.org");
+        link(&app, &format!("s{n}"), &address, &format!("g{n}"), &address).await;
+    }
+    // Removed just before the checks: no check may still see it.
+    app.guardians_as(&admin(SCHOOL))
+        .delete_guardian(DeleteGuardianRequest {
+            student_id: "s1".into(),
+            guardian_id: "g1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("remove");
+    let token = admin(SCHOOL);
+    let channels = [app.guardians_as(&token), app.guardians_as(&token)];
+    let callers = (0..64usize).map(|caller| {
+        let mut client = channels[caller % 2].clone();
+        async move {
+            let mut answers = Vec::new();
+            for k in 0..4usize {
+                let n = (caller * 4 + k) % 17 + 1;
+                // Student 17 does not exist; guardian g{n} is linked to s{n} for odd n but 1.
+                let mut ask = ask(&format!("s{n}"), Guardian::GuardianId(format!("g{n}")));
+                ask.consistency = Some(Consistency {
+                    requirement: Some(consistency::Requirement::FullyConsistent(true)),
+                });
+                let answer = client.check_guardianship(ask).await;
+                answers.push((
+                    n,
+                    answer.map(|a| a.into_inner().linked).map_err(|s| s.code()),
+                ));
+            }
+            answers
+        }
+    });
+    let answers: Vec<(usize, Result<bool, Code>)> = futures_util::future::join_all(callers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(answers.len(), 256);
+    for (n, answer) in answers {
+        let expected = match n {
+            17 => Err(Code::NotFound),
+            1 => Ok(false),
+            n => Ok(n % 2 == 1),
+        };
+        assert_eq!(answer, expected, "student s{n}");
+    }
+}
