@@ -8,7 +8,7 @@
 #   scripts/bench.sh [--scale 1] [--requests 100000] [--concurrency 64] [--seconds 10] [--only P]
 #
 # --only runs one part after the seeding: reads (P1-P3, the writes and the feed), p4 (the CSV
-# import), p8 (summaries) or p9 (propagation).
+# import, and the removal of its first round), p8 (summaries) or p9 (propagation).
 #
 # Results go to stdout and, as JSON lines, to target/bench/results.jsonl.
 set -euo pipefail
@@ -225,6 +225,23 @@ for round in $(seq 1 "$rounds"); do
     echo "{\"label\":\"P4 feed 3 watchers\",\"expected\":$expected,\"seen\":\"$seen\",\"drained_ms\":$drained_ms}" >> "$OUT/results.jsonl"
   fi
 done
+# The first round's 100,000 rows removed again through `guardianctl remove` (BulkDeleteGuardians
+# by address, the link and the pending invitations of each pair: here each a PENDING invitation,
+# cancelled with its event and email), alternated with pgbench -S as the imports are.
+awk 'BEGIN { print "student,guardian_email";
+  for (i = 0; i < 10000; i++) for (k = 0; k < 10; k++)
+    printf "s%d,p4-1-%d-%d@families.example\n", i, i, k }' >"$OUT/p4-remove.csv"
+tps=$(pgbench_tps "$CONCURRENCY")
+started=$(date +%s%N)
+GUARDIANS_TOKEN=$IMPORT_TOKEN ./target/release/guardianctl --server "http://127.0.0.1:$PORT" \
+  remove --csv "$OUT/p4-remove.csv" --report "$OUT/p4-remove-report.csv" >"$OUT/p4-remove.log" 2>&1 || true
+ended=$(date +%s%N)
+ms=$(( (ended - started) / 1000000 ))
+ok=$(psql "$URL" -Atc "SELECT count(*) FROM invitations WHERE invited_email LIKE 'p4-1-%' AND removal_reason = 'CANCELLED'")
+printf '%-28s %8.0f rows/s  %d of 100000 cancelled in %d ms  pgbench -S %6d TPS  ratio %.2f\n' \
+  "P4 removal" "$(awk -v r="$ok" -v ms="$ms" 'BEGIN { print r * 1000 / ms }')" "$ok" "$ms" "$tps" \
+  "$(awk -v r="$ok" -v ms="$ms" -v b="$tps" 'BEGIN { print (b > 0 ? r * 1000 / ms / b : 0) }')"
+echo "{\"label\":\"P4 removal\",\"rows\":$ok,\"ms\":$ms,\"pgbench_tps\":$tps}" >> "$OUT/results.jsonl"
 fi
 peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"

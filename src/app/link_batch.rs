@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 /// Most students one batch reads (an IN list of this many ids).
 pub(crate) const MAX_BATCH_STUDENTS: usize = 256;
 /// Readers, each holding one pool connection while it reads.
-const READERS: usize = 4;
+const READERS: usize = 2;
 /// Questions waiting for a reader; beyond it, askers wait to queue (back-pressure).
 const QUEUE: usize = 4096;
 
