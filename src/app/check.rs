@@ -247,35 +247,36 @@ impl App {
             .increment(missing.len() as u64);
         // A position included by every source the answer came from.
         let mut at = usable.map(|(_, watermark)| Position::below(watermark));
-        if !missing.is_empty()
-            && consistency == Consistency::FullyConsistent
-            && missing.len() <= MAX_BATCH_STUDENTS
-        {
-            // On the primary, with whatever other fully consistent questions are waiting.
-            let read = self.link_batcher.read(missing).await?;
-            for found in read.links {
+        if !missing.is_empty() {
+            let (read, fill_watermark, read_at) = if consistency == Consistency::FullyConsistent
+                && missing.len() <= MAX_BATCH_STUDENTS
+            {
+                // On the primary, with whatever other fully consistent questions are waiting.
+                let read = self.link_batcher.read(missing).await?;
+                (read.links, read.applied, position_after(read.applied))
+            } else {
+                // Taken before the read: what the read may be missing is what comes after.
+                let applied = self.freshness.applied();
+                let route = self.read_route(consistency).await?;
+                let (read, route) = read_on!(self, route, |s| s.student_links(&missing));
+                let (fill_watermark, read_at) = (route.fill_watermark(applied), route.at);
+                *session = Some(route.session);
+                (
+                    read.into_iter().map(Arc::new).collect(),
+                    fill_watermark,
+                    read_at,
+                )
+            };
+            for found in read {
                 if let Some(cache) = self.freshness.cache() {
-                    cache.fill(read.applied, found.as_ref().clone());
+                    cache.fill(fill_watermark, found.clone());
                 }
                 links.insert(found.student.clone(), found);
             }
-            at = position_after(read.applied);
-        } else if !missing.is_empty() {
-            // Taken before the read: what the read may be missing is what comes after.
-            let applied = self.freshness.applied();
-            let route = self.read_route(consistency).await?;
-            let (read, route) = read_on!(self, route, |s| s.student_links(&missing));
-            for found in read {
-                if let Some(cache) = self.freshness.cache() {
-                    cache.fill(route.fill_watermark(applied), found.clone());
-                }
-                links.insert(found.student.clone(), Arc::new(found));
-            }
-            at = match (at, route.at) {
+            at = match (at, read_at) {
                 (Some(cached), Some(read)) => Some(cached.min(read)),
                 (cached, read) => cached.or(read),
             };
-            *session = Some(route.session);
         } else if usable.is_none() {
             at = self.primary_position();
         }
@@ -301,10 +302,7 @@ impl App {
 
     /// The position a read from the store that starts now includes.
     pub(crate) fn primary_position(&self) -> Option<Position> {
-        match self.freshness.applied() {
-            i64::MIN => None,
-            watermark => Some(Position::below(watermark)),
-        }
+        position_after(self.freshness.applied())
     }
 }
 

@@ -278,16 +278,7 @@ impl App {
             student: student.as_ref().map(StudentLabel::of),
         };
         let student = view.link.student_id.clone();
-        commit_with(
-            self,
-            tx,
-            std::slice::from_ref(&student),
-            key,
-            now,
-            view,
-            encode,
-        )
-        .await
+        commit_with(self, tx, &[student], key, now, view, encode).await
     }
 
     /// DeclineGuardianInvitation ("I am not the guardian"): PENDING -> REMOVED(DECLINED).
@@ -334,16 +325,7 @@ impl App {
             student: student.as_ref().map(StudentLabel::of),
         };
         let student = view.invitation.student_id.clone();
-        commit_with(
-            self,
-            tx,
-            std::slice::from_ref(&student),
-            key,
-            now,
-            view,
-            encode,
-        )
-        .await
+        commit_with(self, tx, &[student], key, now, view, encode).await
     }
 }
 

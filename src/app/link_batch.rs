@@ -6,6 +6,7 @@
 //! its own per-statement work on each. A batch's read starts after every question in it
 //! arrived, so it sees at least what a read of the question's own would have seen.
 
+use super::freshness::Freshness;
 use super::{AppError, AppResult};
 use crate::domain::{Position, UserId};
 use crate::store::{Store, StudentLinks};
@@ -38,7 +39,7 @@ struct Question {
 /// no runtime).
 pub(crate) struct LinkBatcher {
     store: Arc<dyn Store>,
-    applied: Arc<dyn Fn() -> i64 + Send + Sync>,
+    freshness: Arc<Freshness>,
     queue: OnceLock<mpsc::Sender<Question>>,
 }
 
@@ -51,11 +52,11 @@ impl std::fmt::Debug for LinkBatcher {
 }
 
 impl LinkBatcher {
-    /// Batches reads of `store`; `applied` tells the follower's position.
-    pub(crate) fn new(store: Arc<dyn Store>, applied: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
+    /// Batches reads of `store`; `freshness` tells the follower's position.
+    pub(crate) fn new(store: Arc<dyn Store>, freshness: Arc<Freshness>) -> Self {
         Self {
             store,
-            applied,
+            freshness,
             queue: OnceLock::new(),
         }
     }
@@ -81,7 +82,7 @@ impl LinkBatcher {
             for _ in 0..READERS {
                 let reader = Reader {
                     store: self.store.clone(),
-                    applied: self.applied.clone(),
+                    freshness: self.freshness.clone(),
                     receiver: receiver.clone(),
                 };
                 tokio::spawn(reader.run());
@@ -94,7 +95,7 @@ impl LinkBatcher {
 /// One reader: takes what is queued, reads it, answers each question.
 struct Reader {
     store: Arc<dyn Store>,
-    applied: Arc<dyn Fn() -> i64 + Send + Sync>,
+    freshness: Arc<Freshness>,
     receiver: Arc<Mutex<mpsc::Receiver<Question>>>,
 }
 
@@ -132,7 +133,7 @@ impl Reader {
         students.sort();
         students.dedup();
         // Taken before the read: what the read may be missing is what comes after.
-        let applied = (self.applied)();
+        let applied = self.freshness.applied();
         let read = match self.store.session().await {
             Ok(mut session) => session.student_links(&students).await,
             Err(error) => Err(error),

@@ -131,10 +131,9 @@ impl App {
     /// Use cases over `store`, telling time by `clock`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
         let freshness = Arc::new(Freshness::new(config.freshness.clone()));
-        let follower = freshness.clone();
         let link_batcher = Arc::new(link_batch::LinkBatcher::new(
             store.clone(),
-            Arc::new(move || follower.applied()),
+            freshness.clone(),
         ));
         Self {
             store,

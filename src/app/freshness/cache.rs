@@ -56,9 +56,10 @@ impl LinkCache {
 
     /// Stores links read from the database by a reader that saw `watermark` applied before
     /// it began the read; dropped again if a change the read may have missed came in since.
-    pub fn fill(&self, watermark: i64, links: StudentLinks) {
+    pub fn fill(&self, watermark: i64, links: impl Into<Arc<StudentLinks>>) {
+        let links = links.into();
         let student = links.student.clone();
-        self.entries.insert(student.clone(), Arc::new(links));
+        self.entries.insert(student.clone(), links);
         if self.bucket(&student).load(Ordering::SeqCst) >= watermark
             || self.everything_touched.load(Ordering::SeqCst) >= watermark
         {
