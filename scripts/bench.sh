@@ -101,7 +101,7 @@ echo "== alternating pgbench -S and guardian-bench (concurrency $CONCURRENCY, $R
 WARM_ALL=$(awk -v s="$SCALE" 'BEGIN { print int(300000 * s) }')
 tps=$(pgbench_tps "$CONCURRENCY")
 report "check cached @$CONCURRENCY" "$(scenario check "$CONCURRENCY" "$REQUESTS" "$WARM_ALL")" "$tps"
-for name in check-consistent check-batch list-by-student list-by-guardian; do
+for name in check-consistent check-batch list-by-student list-by-student-consistent list-by-guardian; do
   tps=$(pgbench_tps "$CONCURRENCY")
   report "$name @$CONCURRENCY" "$(scenario "$name" "$CONCURRENCY")" "$tps"
 done

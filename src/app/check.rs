@@ -52,9 +52,9 @@ pub struct Answered<T> {
 }
 
 /// Students' links for a set of questions, and what they include.
-struct LinkRead {
-    links: HashMap<UserId, Arc<StudentLinks>>,
-    at: Option<Position>,
+pub(super) struct LinkRead {
+    pub(super) links: HashMap<UserId, Arc<StudentLinks>>,
+    pub(super) at: Option<Position>,
     /// Read from memory: settings may come from memory too.
     from_memory: bool,
 }
@@ -188,7 +188,7 @@ impl App {
             let Some(links) = read
                 .links
                 .get(&student)
-                .filter(|l| caller.acts_in(&l.domain))
+                .filter(|l| caller.acts_in(l.domain()))
             else {
                 answers.push(Err(AppError::NotFound(Missing::Student)));
                 continue;
@@ -197,14 +197,14 @@ impl App {
             // switch came with the links.
             let guardian_access_enabled =
                 if read.from_memory || consistency == Consistency::MinimizeLatency {
-                    if !settings.contains_key(&links.domain) {
-                        let found = self.cached_settings(&links.domain, &mut session).await?;
-                        settings.insert(links.domain.clone(), found);
+                    if !settings.contains_key(links.domain()) {
+                        let found = self.cached_settings(links.domain(), &mut session).await?;
+                        settings.insert(links.domain().clone(), found);
                     }
-                    settings[&links.domain].guardian_access_enabled
+                    settings[links.domain()].guardian_access_enabled
                 } else {
                     links.stored_access.unwrap_or_else(|| {
-                        DomainSettings::defaults(links.domain.clone()).guardian_access_enabled
+                        DomainSettings::defaults(links.domain().clone()).guardian_access_enabled
                     })
                 };
             answers.push(Ok(Guardianship {
@@ -220,7 +220,7 @@ impl App {
 
     /// The links of `students` under `consistency`: from the cache where it may answer, the
     /// rest (or all) from the store in one statement, which then fills the cache.
-    async fn student_links_of(
+    pub(super) async fn student_links_of(
         &self,
         students: &[UserId],
         consistency: Consistency,
@@ -271,7 +271,7 @@ impl App {
                 if let Some(cache) = self.freshness.cache() {
                     cache.fill(fill_watermark, found.clone());
                 }
-                links.insert(found.student.clone(), found);
+                links.insert(found.id().clone(), found);
             }
             at = match (at, read_at) {
                 (Some(cached), Some(read)) => Some(cached.min(read)),
@@ -288,7 +288,7 @@ impl App {
     }
 
     /// A domain's settings from the settings cache, opening a session only on a miss.
-    async fn cached_settings(
+    pub(super) async fn cached_settings(
         &self,
         domain: &DomainName,
         session: &mut Option<Box<dyn Session>>,

@@ -6,14 +6,14 @@ use super::freshness::Consistency;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitation_reads::StudentSelector;
 use super::lifecycle::{apply, audit, language_of_guardian, removal_notice};
-use super::read_models::{GuardianView, Page, StudentLabel, student_labels};
+use super::read_models::{GuardianView, Page, StudentLabel, link_of, student_labels};
 use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
-    Caller, CallerDomains, CallerRole, DomainName, Email, InvitationEvent, InvitationId, Role,
-    StudentRef, UserId, paging,
+    Caller, CallerDomains, CallerRole, DomainName, Email, InvitationEvent, InvitationId, Link,
+    Role, StudentRef, UserId, paging,
 };
 use crate::store::{
     InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter, Transaction,
@@ -132,11 +132,11 @@ impl App {
             .find_link(&ctx.student.user_id, &guardian_id)
             .await?
             .ok_or(AppError::NotFound(Missing::Guardian))?;
-        let view = GuardianView {
-            link,
-            show_invited_email: ctx.grant.may_manage,
-            student: Some(StudentLabel::of(&ctx.student)),
-        };
+        let view = GuardianView::of_link(
+            &link,
+            ctx.grant.may_manage,
+            Some(StudentLabel::of(&ctx.student)),
+        )?;
         self.note_guardian_reads(caller, "GetGuardian", std::slice::from_ref(&view))
             .await?;
         Ok(view)
@@ -248,6 +248,7 @@ impl App {
             StudentSelector::All => self.read_route(query.consistency).await?,
         };
         let (links, mut route) = read_on!(self, route, |s| s.list_links(&filter));
+        let links = links.iter().map(link_of).collect::<AppResult<Vec<_>>>()?;
         let labels =
             student_labels(route.session.as_mut(), links.iter().map(|l| &l.student_id)).await?;
         let page = self.page_of_links(links, size, &filters, guardian.as_ref(), show_email);
@@ -260,8 +261,11 @@ impl App {
         })
     }
 
-    /// ListGuardians of one student for admins and services, in one round trip: the student
-    /// and the page of links in one statement; the decision needs only cached settings.
+    /// ListGuardians of one student for admins and services: the student and all their links
+    /// (at most the domain's guardian limit) as the hot path's checks read them: from this
+    /// replica's cache when the consistency allows, else in one statement (fully consistent
+    /// reads shared with the others waiting), which fills the cache. The page is cut from them
+    /// in memory, and the decision needs only cached settings.
     async fn student_guardians_at_once(
         &self,
         caller: &Caller,
@@ -272,15 +276,23 @@ impl App {
     ) -> AppResult<Answered<Page<GuardianView>>> {
         let scope = LinkScope::Student(student.clone());
         let (filter, filters) = self.link_page(scope, None, query, guardian, size)?;
-        let route = self.read_route(query.consistency).await?;
-        let (found, mut route) = read_on!(self, route, |s| s.student_and_links(student, &filter));
-        let (record, links) = match found {
-            Some((user, links)) if user.role == Role::Student => (Some(user), links),
-            _ => (None, Vec::new()),
-        };
-        let ctx = self
-            .decide_for(route.session.as_mut(), caller, record, StudentAccess::Read)
+        let mut session = None;
+        let read = self
+            .student_links_of(
+                std::slice::from_ref(student),
+                query.consistency,
+                &mut session,
+            )
             .await?;
+        let found = read
+            .links
+            .get(student)
+            .filter(|l| l.student.role == Role::Student);
+        let record = found.map(|l| l.student.clone());
+        let ctx = self
+            .decide_as_manager(caller, record, &mut session, StudentAccess::Read)
+            .await?;
+        let links = found.map(|l| filter.page_of(&l.links)).unwrap_or_default();
         let page = self.page_of_links(links, size, &filters, guardian, ctx.grant.may_manage);
         let label = StudentLabel::of(&ctx.student);
         let page = labelled(page, |_| Some(label.clone()));
@@ -288,7 +300,7 @@ impl App {
             .await?;
         Ok(Answered {
             answer: page,
-            at: route.at,
+            at: read.at,
         })
     }
 
@@ -327,7 +339,7 @@ impl App {
     /// A page of links as the caller sees them, with the next page's token.
     fn page_of_links(
         &self,
-        mut links: Vec<crate::domain::Invitation>,
+        mut links: Vec<Link>,
         size: u32,
         filters: &[String; 2],
         guardian: Option<&UserId>,
@@ -336,14 +348,12 @@ impl App {
         let next_page_token = self.page_tokens.cut(
             &mut links,
             size,
-            |last| last.id.to_text(),
+            |last| last.invitation_id.to_text(),
             &[&filters[0], &filters[1]],
         );
         let items = links
             .into_iter()
-            .filter(|l| {
-                guardian.is_none_or(|g| l.guardian.as_ref().is_some_and(|p| &p.guardian_id == g))
-            })
+            .filter(|l| guardian.is_none_or(|g| &l.guardian.guardian_id == g))
             .map(|link| GuardianView {
                 link,
                 show_invited_email: show_email,

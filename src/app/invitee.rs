@@ -160,11 +160,11 @@ impl App {
     ) -> AppResult<GuardianView> {
         let mut session = self.store.session().await?;
         let student = session.get_user(&link.student_id).await?;
-        Ok(GuardianView {
-            link,
-            show_invited_email: who.caller().role == CallerRole::Service,
-            student: student.as_ref().map(StudentLabel::of),
-        })
+        GuardianView::of_link(
+            &link,
+            who.caller().role == CallerRole::Service,
+            student.as_ref().map(StudentLabel::of),
+        )
     }
 
     /// Accepts one invitation found by its token (or its family's).
@@ -272,11 +272,11 @@ impl App {
             )
             .await?;
         }
-        let view = GuardianView {
-            link,
-            show_invited_email: caller.role == CallerRole::Service,
-            student: student.as_ref().map(StudentLabel::of),
-        };
+        let view = GuardianView::of_link(
+            &link,
+            caller.role == CallerRole::Service,
+            student.as_ref().map(StudentLabel::of),
+        )?;
         let student = view.link.student_id.clone();
         commit_with(self, tx, &[student], key, now, view, encode).await
     }

@@ -141,7 +141,7 @@ impl Reader {
         let found: HashMap<UserId, Arc<StudentLinks>> = match read {
             Ok(rows) => rows
                 .into_iter()
-                .map(|links| (links.student.clone(), Arc::new(links)))
+                .map(|links| (links.id().clone(), Arc::new(links)))
                 .collect(),
             Err(error) => {
                 let text = format!("reading links failed: {error}");

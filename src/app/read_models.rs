@@ -1,6 +1,6 @@
 //! What use cases return to the transport: records with what the caller may see of them.
 
-use crate::domain::{DeliveryStatus, Email, Invitation, InvitationState, User, UserId};
+use crate::domain::{DeliveryStatus, Email, Invitation, InvitationState, Link, User, UserId};
 use std::collections::HashMap;
 
 /// An invitation as one caller sees it.
@@ -21,12 +21,34 @@ pub struct InvitationView {
 /// A guardian link as one caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardianView {
-    /// The ACCEPTED invitation that is the link.
-    pub link: Invitation,
+    /// The link.
+    pub link: Link,
     /// Whether the caller may see `invited_email_address`.
     pub show_invited_email: bool,
     /// The student it is about, where the directory has them.
     pub student: Option<StudentLabel>,
+}
+
+impl GuardianView {
+    /// The view of `invitation`, which must be an ACCEPTED link.
+    pub(crate) fn of_link(
+        invitation: &Invitation,
+        show_invited_email: bool,
+        student: Option<StudentLabel>,
+    ) -> super::AppResult<Self> {
+        Ok(Self {
+            link: link_of(invitation)?,
+            show_invited_email,
+            student,
+        })
+    }
+}
+
+/// The link `invitation` is, read as one (an ACCEPTED row with its guardian).
+pub(crate) fn link_of(invitation: &Invitation) -> super::AppResult<Link> {
+    Link::of(invitation).ok_or_else(|| {
+        super::AppError::Internal("a link that is not an accepted invitation".into())
+    })
 }
 
 /// The student a row is about, shown beside it so that an operator reads names, not ids. Every

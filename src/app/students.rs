@@ -93,14 +93,53 @@ impl App {
             caller_is_guardian,
         };
         let grant = policy::decide(caller, &access, &facts)?;
-        match (student, student_settings) {
-            (Some(student), Some(settings)) => Ok(StudentContext {
-                student,
-                settings,
-                grant,
-            }),
-            // decide() refuses unknown students, so this is unreachable in practice.
-            _ => Err(super::AppError::NotFound(super::Missing::Student)),
-        }
+        context(student, student_settings, grant)
+    }
+
+    /// [`App::decide_for`] for an administrator or a service, whose decision needs only the
+    /// student and their domain's settings: from the settings cache, `session` opened only on
+    /// a miss.
+    pub(crate) async fn decide_as_manager(
+        &self,
+        caller: &Caller,
+        student: Option<User>,
+        session: &mut Option<Box<dyn Session>>,
+        access: StudentAccess,
+    ) -> AppResult<StudentContext> {
+        debug_assert!(matches!(
+            caller.role,
+            CallerRole::Admin | CallerRole::Service
+        ));
+        let student_settings = match &student {
+            Some(s) => Some(self.cached_settings(&s.domain, session).await?),
+            None => None,
+        };
+        let facts = StudentFacts {
+            student: student.as_ref(),
+            student_settings: student_settings.as_ref(),
+            caller_settings: None,
+            caller_record: None,
+            teaching_course_domains: &[],
+            caller_is_guardian: false,
+        };
+        let grant = policy::decide(caller, &access, &facts)?;
+        context(student, student_settings, grant)
+    }
+}
+
+/// The context of a student the policy allowed.
+fn context(
+    student: Option<User>,
+    settings: Option<DomainSettings>,
+    grant: Grant,
+) -> AppResult<StudentContext> {
+    match (student, settings) {
+        (Some(student), Some(settings)) => Ok(StudentContext {
+            student,
+            settings,
+            grant,
+        }),
+        // decide() refuses unknown students, so this is unreachable in practice.
+        _ => Err(super::AppError::NotFound(super::Missing::Student)),
     }
 }

@@ -220,12 +220,7 @@ async fn the_cache_answers_only_the_reads_it_is_fresh_enough_for() {
     let who = platform(&format!("{SERVICE}CheckGuardianship"));
     let s1 = UserId::parse("s1").unwrap();
     let g1 = CheckSubject::Id(UserId::parse("g1").unwrap());
-    let stale = crate::store::StudentLinks {
-        student: s1.clone(),
-        domain: DomainName::parse(DOMAIN).unwrap(),
-        links: vec![("g1".into(), String::new(), String::new())],
-        stored_access: None,
-    };
+    let stale = crate::store::StudentLinks::sample("s1", DOMAIN, &["g1"]);
     let freshness = w.app.freshness();
     freshness.advance(10, Some(Instant::now()));
     freshness.cache().expect("a cache").fill(10, stale.clone());
@@ -283,4 +278,92 @@ async fn the_cache_answers_only_the_reads_it_is_fresh_enough_for() {
         .await
         .unwrap();
     assert!(!answer.answer.linked, "past the bound: the store answered");
+}
+
+/// ListGuardians of one student reads what the checks read: the replica's cache in
+/// `minimize_latency` (a stale entry shows which answered), the store in `fully_consistent`;
+/// and a page is cut from the cached links as the store would cut it.
+#[tokio::test]
+async fn a_students_guardians_are_listed_from_the_cache_when_it_may_answer() {
+    use crate::app::freshness::Consistency;
+    use crate::app::{GuardianQuery, StudentSelector};
+    use std::time::Instant;
+    let w = world().await;
+    let who = platform(&format!("{SERVICE}ListGuardians"));
+    let list = |consistency, page_size, page_token: String| {
+        w.app.list_guardians(
+            &who,
+            GuardianQuery {
+                student: StudentSelector::One(StudentRef::Id(UserId::parse("s1").unwrap())),
+                invited_email: None,
+                guardian: None,
+                page_size,
+                page_token,
+                consistency,
+            },
+        )
+    };
+    let ids = |page: &Page<GuardianView>| {
+        page.items
+            .iter()
+            .map(|v| v.link.guardian.guardian_id.to_string())
+            .collect::<Vec<_>>()
+    };
+    // The store has no links; the cache says g1 and g2 (as if a removal had not reached it).
+    let stale = crate::store::StudentLinks::sample("s1", DOMAIN, &["g1", "g2"]);
+    let freshness = w.app.freshness();
+    freshness.advance(10, Some(Instant::now()));
+    freshness.cache().expect("a cache").fill(10, stale);
+    let cached = list(Consistency::MinimizeLatency, 0, String::new())
+        .await
+        .unwrap();
+    assert_eq!(ids(&cached.answer), ["g1", "g2"], "from memory");
+    assert!(cached.answer.next_page_token.is_empty());
+    let label = cached.answer.items[0].student.as_ref().expect("labelled");
+    assert_eq!(label.email.as_str(), "s1@school.example");
+    assert!(
+        cached.answer.items[0].show_invited_email,
+        "a service manages"
+    );
+    // Paged from memory: one at a time, the token leading to the second.
+    let first = list(Consistency::MinimizeLatency, 1, String::new())
+        .await
+        .unwrap()
+        .answer;
+    assert_eq!(ids(&first), ["g1"]);
+    let second = list(Consistency::MinimizeLatency, 1, first.next_page_token)
+        .await
+        .unwrap()
+        .answer;
+    assert_eq!(ids(&second), ["g2"]);
+    assert!(second.next_page_token.is_empty());
+    let primary = list(Consistency::FullyConsistent, 0, String::new())
+        .await
+        .unwrap();
+    assert!(primary.answer.items.is_empty(), "from the store");
+    // An id that is not a student's is unknown, from memory too.
+    let teacher = crate::store::StudentLinks {
+        student: User {
+            role: Role::Teacher,
+            ..crate::store::StudentLinks::sample("t1", DOMAIN, &[]).student
+        },
+        links: Vec::new(),
+        stored_access: None,
+    };
+    freshness.cache().unwrap().fill(10, teacher);
+    let listed = w
+        .app
+        .list_guardians(
+            &who,
+            GuardianQuery {
+                student: StudentSelector::One(StudentRef::Id(UserId::parse("t1").unwrap())),
+                invited_email: None,
+                guardian: None,
+                page_size: 0,
+                page_token: String::new(),
+                consistency: Consistency::MinimizeLatency,
+            },
+        )
+        .await;
+    assert!(matches!(listed, Err(AppError::NotFound(Missing::Student))));
 }

@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod invitation;
 pub mod invite_rules;
+pub mod link;
 pub mod outbox;
 pub mod paging;
 pub mod policy;
@@ -38,6 +39,7 @@ pub use invitation::{
     GuardianProfile, Invitation, InvitationEvent, InvitationSource, InvitationState, RemovalReason,
     TransitionError, transition,
 };
+pub use link::Link;
 pub use outbox::{DeliveryStatus, OutboxMessage};
 pub use settings::{DomainSettings, InstitutionType, Locale, SettingsPatch, WhoCanManage};
 pub use user::{Course, Role, User};

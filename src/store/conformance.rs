@@ -788,11 +788,11 @@ async fn the_hot_path_check_reads_the_student_domain_and_the_link_at_once(store:
         .await
         .unwrap();
     assert_eq!(
-        batch.iter().map(|b| b.student.as_str()).collect::<Vec<_>>(),
+        batch.iter().map(|b| b.id().as_str()).collect::<Vec<_>>(),
         ["s1", "s2"]
     );
     for b in &batch {
-        assert_eq!(b.domain, domain("school.example"));
+        assert_eq!(b.domain(), &domain("school.example"));
         for key in [
             by_id("g1"),
             by_id("g2"),
@@ -800,7 +800,7 @@ async fn the_hot_path_check_reads_the_student_domain_and_the_link_at_once(store:
             by_email("invited@example.org"),
             by_email("waiting@example.org"),
         ] {
-            let single = s.check_guardianship(&b.student, &key).await.unwrap();
+            let single = s.check_guardianship(b.id(), &key).await.unwrap();
             assert_eq!(Some(b.has(&key)), single.map(|(_, l)| l), "{key:?}");
         }
         assert_eq!(

@@ -276,14 +276,6 @@ pub trait InvitationRepo {
     /// ACCEPTED links matching `filter`, ordered by (student, invitation) for reverse lookups
     /// and by invitation id otherwise.
     async fn list_links(&mut self, filter: &LinkFilter) -> StoreResult<Vec<Invitation>>;
-    /// ListGuardians of one student in one round trip: the directory's record of `student`
-    /// (`None` if it has none) and a page of their ACCEPTED links after `filter.after`
-    /// (`filter.scope` and `filter.domain` are not read).
-    async fn student_and_links(
-        &mut self,
-        student: &UserId,
-        filter: &LinkFilter,
-    ) -> StoreResult<Option<(User, Vec<Invitation>)>>;
     /// Whether an ACCEPTED link joins `student` and the guardian with this account id.
     async fn is_linked_by_id(&mut self, student: &UserId, guardian: &UserId) -> StoreResult<bool>;
     /// Whether an ACCEPTED link joins `student` and a guardian whose profile or invited
@@ -319,8 +311,8 @@ pub trait InvitationRepo {
         student: &UserId,
         guardian: &GuardianKey,
     ) -> StoreResult<Option<(DomainName, bool)>>;
-    /// CheckGuardianships in one round trip: each of `students` the directory knows, with its
-    /// domain and the keys of its ACCEPTED links.
+    /// The link reads (checks, a student's guardians) in one round trip: each of `students`
+    /// the directory knows, by id, with their record and ACCEPTED links in invitation id order.
     async fn student_links(&mut self, students: &[UserId]) -> StoreResult<Vec<StudentLinks>>;
     /// Stored PENDING and ACCEPTED rows, counted on their partial indexes.
     async fn count_live_invitations(&mut self) -> StoreResult<(i64, i64)>;

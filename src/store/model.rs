@@ -1,6 +1,6 @@
 //! Query shapes the repositories accept.
 
-use crate::domain::{DomainName, Email, InvitationId, InvitationState, UserId};
+use crate::domain::{DomainName, Email, InvitationId, InvitationState, Link, User, UserId};
 use chrono::{DateTime, Utc};
 
 /// Whose invitations a listing covers.
@@ -106,6 +106,33 @@ pub struct LinkFilter {
     pub limit: u32,
 }
 
+impl LinkFilter {
+    /// The page this filter selects from `links` in invitation id order (one student's, as
+    /// [`StudentLinks`] holds them): the rows `list_links` gives of them.
+    pub fn page_of(&self, links: &[Link]) -> Vec<Link> {
+        let matches = |link: &&Link| {
+            self.after.is_none_or(|after| link.invitation_id > after)
+                && self
+                    .invited_email
+                    .as_ref()
+                    .is_none_or(|email| &link.invited_email == email)
+                && self.domain.as_ref().is_none_or(|d| &link.domain == d)
+                && match &self.scope {
+                    LinkScope::Student(id) => &link.student_id == id,
+                    LinkScope::Domain(d) => &link.domain == d,
+                    LinkScope::Guardian(id) => &link.guardian.guardian_id == id,
+                    LinkScope::All => true,
+                }
+        };
+        links
+            .iter()
+            .filter(matches)
+            .take(self.limit as usize)
+            .cloned()
+            .collect()
+    }
+}
+
 /// Who a guardianship check is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuardianKey {
@@ -115,28 +142,83 @@ pub enum GuardianKey {
     Email(Email),
 }
 
-/// What CheckGuardianships needs of one student: their domain and the keys of their ACCEPTED
-/// links.
+/// A student with their ACCEPTED links: what the link reads (checks, a student's guardians)
+/// need of one student, and what the per-replica link cache holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StudentLinks {
-    /// The student.
-    pub student: UserId,
-    /// Their domain.
-    pub domain: DomainName,
-    /// Per ACCEPTED link: the guardian's account id, own address and invited address.
-    pub links: Vec<(String, String, String)>,
+    /// The directory record under the id asked for (any role: the reader decides what an id
+    /// that is not a student's means).
+    pub student: User,
+    /// The ACCEPTED links, in invitation id order.
+    pub links: Vec<Link>,
     /// The domain's stored `guardian_access_enabled`, read with the links; `None` when the
     /// domain stored no settings (the defaults apply).
     pub stored_access: Option<bool>,
 }
 
 impl StudentLinks {
+    /// The student's id.
+    pub fn id(&self) -> &UserId {
+        &self.student.user_id
+    }
+
+    /// The student's domain.
+    pub fn domain(&self) -> &DomainName {
+        &self.student.domain
+    }
+
     /// Whether `key` names one of the links (an address matches the own or the invited one).
     pub fn has(&self, key: &GuardianKey) -> bool {
-        self.links.iter().any(|(id, own, invited)| match key {
-            GuardianKey::Id(g) => g.as_str() == id,
-            GuardianKey::Email(e) => e.as_str() == own || e.as_str() == invited,
+        self.links.iter().any(|link| match key {
+            GuardianKey::Id(g) => &link.guardian.guardian_id == g,
+            GuardianKey::Email(e) => &link.guardian.email == e || &link.invited_email == e,
         })
+    }
+
+    /// A student of `domain` linked to `guardians` (`g1` is `g1@families.example`): what the
+    /// cache's unit tests fill it with.
+    #[cfg(test)]
+    pub(crate) fn sample(student: &str, domain: &str, guardians: &[&str]) -> Self {
+        use crate::domain::{GuardianProfile, InvitationSource, Role};
+        let domain = DomainName::parse(domain).expect("a valid domain");
+        let student_id = UserId::parse(student).expect("a valid id");
+        let links = guardians
+            .iter()
+            .enumerate()
+            .map(|(n, g)| {
+                let address = Email::parse(&format!("{g}@families.example")).expect("valid");
+                Link {
+                    invitation_id: InvitationId::parse(&format!(
+                        "00000000-0000-4000-8000-{:012}",
+                        n + 1
+                    ))
+                    .expect("a valid id"),
+                    domain: domain.clone(),
+                    student_id: student_id.clone(),
+                    guardian: GuardianProfile {
+                        guardian_id: UserId::parse(g).expect("a valid id"),
+                        email: address.clone(),
+                        display_name: String::new(),
+                    },
+                    invited_email: address,
+                    source: InvitationSource::Manual,
+                    linked_time: DateTime::<Utc>::UNIX_EPOCH,
+                }
+            })
+            .collect();
+        Self {
+            student: User {
+                user_id: student_id,
+                email: Email::parse(&format!("{student}@{domain}")).expect("valid"),
+                domain,
+                role: Role::Student,
+                verified_teacher: false,
+                display_name: String::new(),
+                locale: None,
+            },
+            links,
+            stored_access: None,
+        }
     }
 }
 

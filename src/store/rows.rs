@@ -10,7 +10,7 @@ use crate::domain::summary::{
 use crate::domain::{
     AuditDetails, AuditEvent, DeliveryStatus, DomainName, DomainSettings, Email, GuardianProfile,
     IdempotencyRecord, InstitutionType, Invitation, InvitationId, InvitationSource,
-    InvitationState, Locale, OutboxMessage, Role, SettingChange, User, UserId, WhoCanManage,
+    InvitationState, Link, Locale, OutboxMessage, Role, SettingChange, User, UserId, WhoCanManage,
 };
 use chrono::{DateTime, Utc};
 
@@ -212,6 +212,61 @@ impl TryFrom<InvitationRow> for Invitation {
             reminder_token_hash: row.reminder_token_hash,
             family_id: row.family_id,
         })
+    }
+}
+
+/// An ACCEPTED link beside its student's row, under `l_` names; all `None` on the row of a
+/// student without links (an outer join).
+#[derive(sqlx::FromRow)]
+pub(crate) struct LinkRow {
+    l_invitation_id: Option<String>,
+    l_domain: Option<String>,
+    l_invited_email: Option<String>,
+    l_guardian_id: Option<String>,
+    l_guardian_email: Option<String>,
+    l_guardian_display_name: Option<String>,
+    l_source: Option<String>,
+    l_create_time: Option<DateTime<Utc>>,
+    l_accept_time: Option<DateTime<Utc>>,
+}
+
+impl LinkRow {
+    /// The link of the row of `student`, `None` on a row without one.
+    pub(crate) fn into_link(self, student: &UserId) -> StoreResult<Option<Link>> {
+        let Some(id) = self.l_invitation_id else {
+            return Ok(None);
+        };
+        let (
+            Some(domain),
+            Some(invited),
+            Some(guardian_id),
+            Some(own),
+            Some(source),
+            Some(created),
+        ) = (
+            self.l_domain,
+            self.l_invited_email,
+            self.l_guardian_id,
+            self.l_guardian_email,
+            self.l_source,
+            self.l_create_time,
+        )
+        else {
+            return Err(corrupt("link"));
+        };
+        Ok(Some(Link {
+            invitation_id: invitation_id(&id)?,
+            domain: DomainName::from_trusted(domain),
+            student_id: student.clone(),
+            guardian: GuardianProfile {
+                guardian_id: UserId::from_trusted(guardian_id),
+                email: email(&own)?,
+                display_name: self.l_guardian_display_name.unwrap_or_default(),
+            },
+            invited_email: email(&invited)?,
+            source: InvitationSource::parse(&source).ok_or_else(|| corrupt("source"))?,
+            linked_time: self.l_accept_time.unwrap_or(created),
+        }))
     }
 }
 

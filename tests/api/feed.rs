@@ -410,6 +410,15 @@ fn check_of(
     }
 }
 
+/// The guardians ListGuardians gives of s1 on `app` (the platform service: from the replica's
+/// cache in the default mode, as the check).
+async fn listed_on(app: &TestApp, consistency: Option<Requirement>) -> Vec<String> {
+    let consistency = consistency.map(|r| Consistency {
+        requirement: Some(r),
+    });
+    guardians_of_s1(app, consistency).await
+}
+
 async fn linked_on(app: &TestApp, consistency: Option<Requirement>) -> CheckGuardianshipResponse {
     app.guardians()
         .check_guardianship(check_of("s1", "g1", consistency))
@@ -425,9 +434,10 @@ async fn a_removed_link_is_never_reported_by_another_replica_once_the_bound_has_
     let bound = Duration::from_millis(300);
     let b = replica(&a, bound).await;
     link(&a, "s1", "g1@example.org", "g1", "g1@example.org").await;
-    // B answers from its cache once it holds s1.
+    // B answers checks and lists from its cache once it holds s1.
     for _ in 0..3 {
         assert!(linked_on(&b, None).await.linked);
+        assert_eq!(listed_on(&b, None).await, ["g1"]);
     }
     a.guardians()
         .delete_guardian(DeleteGuardianRequest {
@@ -443,8 +453,10 @@ async fn a_removed_link_is_never_reported_by_another_replica_once_the_bound_has_
     loop {
         let asked = std::time::Instant::now();
         let answer = linked_on(&b, None).await;
+        let listed = listed_on(&b, None).await;
         if asked.duration_since(removed) >= bound {
             assert!(!answer.linked, "B reported a removed link after the bound");
+            assert!(listed.is_empty(), "B listed a removed link after the bound");
         }
         if asked.duration_since(removed) >= bound * 3 {
             break;
@@ -459,6 +471,7 @@ async fn a_writes_token_is_honoured_on_a_replica_that_did_not_make_it() {
     let b = replica(&a, Duration::from_secs(60)).await;
     // B has s1 in its cache, unlinked, and may keep it for up to a minute.
     assert!(!linked_on(&b, None).await.linked);
+    assert!(listed_on(&b, None).await.is_empty());
     let invitation = invite(&a, "s1", "g1@example.org").await;
     let token = token_of(&a, &invitation.invitation_id).await;
     let accepted = a
@@ -473,10 +486,23 @@ async fn a_writes_token_is_honoured_on_a_replica_that_did_not_make_it() {
     assert!(!accepted.consistency_token.is_empty());
     let fresh = linked_on(
         &b,
-        Some(Requirement::AtLeastAsFresh(accepted.consistency_token)),
+        Some(Requirement::AtLeastAsFresh(
+            accepted.consistency_token.clone(),
+        )),
     )
     .await;
     assert!(fresh.linked, "the token's write is included");
+    assert_eq!(
+        listed_on(
+            &b,
+            Some(Requirement::AtLeastAsFresh(
+                accepted.consistency_token.clone()
+            ))
+        )
+        .await,
+        ["g1"],
+        "in a listing too"
+    );
     assert!(!fresh.consistency_token.is_empty());
     // The answer's own token is at least as fresh: using it again answers the same.
     let again = linked_on(

@@ -272,3 +272,23 @@ pub(crate) async fn replica(
     };
     guardian_service::app::App::new(store, clock, config)
 }
+
+/// The guardians ListGuardians shows for s1 under `consistency`.
+pub(crate) async fn guardians_of_s1(
+    app: &TestApp,
+    consistency: Option<guardian_service::proto::Consistency>,
+) -> Vec<String> {
+    app.guardians()
+        .list_guardians(guardian_service::proto::ListGuardiansRequest {
+            student_id: "s1".into(),
+            consistency,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .guardians
+        .into_iter()
+        .map(|g| g.guardian_id)
+        .collect()
+}

@@ -2,7 +2,7 @@
 //! reads it has replayed far enough for, the primary the rest; a replica that is down is
 //! skipped and the service stays SERVING.
 
-use crate::fixtures::{link, seed_school};
+use crate::fixtures::{guardians_of_s1, link, seed_school};
 use crate::helpers::{TestApp, spawn_with, test_config};
 use guardian_service::domain::Position;
 use guardian_service::proto::check_guardianship_request::Guardian;
@@ -41,23 +41,6 @@ async fn g1_of_s1(app: &TestApp, consistency: Option<Consistency>) -> (bool, Str
         .expect("check")
         .into_inner();
     (answer.linked, answer.consistency_token)
-}
-
-/// The guardians ListGuardians shows for s1 under `consistency`.
-async fn guardians_of_s1(app: &TestApp, consistency: Option<Consistency>) -> Vec<String> {
-    app.guardians()
-        .list_guardians(ListGuardiansRequest {
-            student_id: "s1".into(),
-            consistency,
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .guardians
-        .into_iter()
-        .map(|g| g.guardian_id)
-        .collect()
 }
 
 async fn serving(app: &TestApp) -> bool {

@@ -58,7 +58,7 @@ impl LinkCache {
     /// it began the read; dropped again if a change the read may have missed came in since.
     pub fn fill(&self, watermark: i64, links: impl Into<Arc<StudentLinks>>) {
         let links = links.into();
-        let student = links.student.clone();
+        let student = links.id().clone();
         self.entries.insert(student.clone(), links);
         if self.bucket(&student).load(Ordering::SeqCst) >= watermark
             || self.everything_touched.load(Ordering::SeqCst) >= watermark
@@ -84,18 +84,9 @@ impl LinkCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::DomainName;
 
     fn links(student: &str, guardians: &[&str]) -> StudentLinks {
-        StudentLinks {
-            student: UserId::parse(student).unwrap(),
-            domain: DomainName::parse("school.example").unwrap(),
-            links: guardians
-                .iter()
-                .map(|g| (g.to_string(), String::new(), String::new()))
-                .collect(),
-            stored_access: None,
-        }
+        StudentLinks::sample(student, "school.example", guardians)
     }
 
     #[test]

@@ -25,8 +25,11 @@ pub(crate) enum Scenario {
     CheckConsistent,
     /// CheckGuardianships of 100 such pairs per call (pairs per second = 100 x RPS).
     CheckBatch,
-    /// ListGuardians of one student.
+    /// ListGuardians of one student, `minimize_latency` (the replica's cache once it holds the
+    /// student, as the checks).
     ListByStudent,
+    /// The same, `fully_consistent` (the primary database every time).
+    ListByStudentConsistent,
     /// ListGuardians by guardian id (the reverse lookup).
     ListByGuardian,
     /// CreateGuardianInvitation to fresh addresses.
@@ -296,16 +299,24 @@ async fn drive(
                             }
                         })
                     }
-                    Scenario::ListByStudent | Scenario::ListByGuardian => {
-                        let body = if scenario == Scenario::ListByStudent {
+                    Scenario::ListByStudent
+                    | Scenario::ListByStudentConsistent
+                    | Scenario::ListByGuardian => {
+                        let body = if scenario == Scenario::ListByGuardian {
                             ListGuardiansRequest {
-                                student_id: format!("s{n}"),
+                                student_id: "-".into(),
+                                guardian_id: guardian_of(n, 0),
                                 ..Default::default()
                             }
                         } else {
                             ListGuardiansRequest {
-                                student_id: "-".into(),
-                                guardian_id: guardian_of(n, 0),
+                                student_id: format!("s{n}"),
+                                consistency: (scenario == Scenario::ListByStudentConsistent)
+                                    .then_some(Consistency {
+                                        requirement: Some(
+                                            consistency::Requirement::FullyConsistent(true),
+                                        ),
+                                    }),
                                 ..Default::default()
                             }
                         };

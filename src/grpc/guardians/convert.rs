@@ -195,23 +195,20 @@ fn source_to_proto(source: InvitationSource) -> proto::InvitationSource {
 /// The proto form of a guardian link as the caller may see it.
 pub(super) fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
     let link = &view.link;
-    let profile = link.guardian.as_ref();
     proto::Guardian {
         student_id: link.student_id.to_string(),
-        guardian_id: profile
-            .map(|g| g.guardian_id.to_string())
-            .unwrap_or_default(),
-        guardian_profile: profile.map(|g| proto::GuardianProfile {
-            email_address: g.email.to_string(),
-            display_name: g.display_name.clone(),
+        guardian_id: link.guardian.guardian_id.to_string(),
+        guardian_profile: Some(proto::GuardianProfile {
+            email_address: link.guardian.email.to_string(),
+            display_name: link.guardian.display_name.clone(),
         }),
         invited_email_address: if view.show_invited_email {
             link.invited_email.to_string()
         } else {
             String::new()
         },
-        invitation_id: link.id.to_text(),
-        create_time: Some(timestamp(link.accept_time.unwrap_or(link.create_time))),
+        invitation_id: link.invitation_id.to_text(),
+        create_time: Some(timestamp(link.linked_time)),
         source: source_to_proto(link.source) as i32,
         student_email_address: student_email(view.student.as_ref()),
         student_display_name: student_name(view.student.as_ref()),

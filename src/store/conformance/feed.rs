@@ -262,6 +262,22 @@ pub(super) async fn a_students_record_and_links_come_in_one_statement(store: Arc
     for inv in [&a, &b, &waiting] {
         s.insert_invitation(inv).await.unwrap();
     }
+    let read = s
+        .student_links(&[uid("s2"), uid("nobody"), uid("s1")])
+        .await
+        .unwrap();
+    assert_eq!(
+        read.iter().map(|r| r.id().as_str()).collect::<Vec<_>>(),
+        ["s1", "s2"],
+        "the known students, by id"
+    );
+    assert_eq!(read[0].student, super::student("s1"));
+    let mut expected: Vec<Link> = [&a, &b].iter().filter_map(|i| Link::of(i)).collect();
+    expected.sort_by_key(|l| l.invitation_id);
+    assert_eq!(expected.len(), 2);
+    assert_eq!(read[0].links, expected, "accepted links only, by id");
+    assert!(read[1].links.is_empty(), "a student without links");
+    // A page cut from them is what list_links gives, page by page and by address.
     let filter = |after, invited_email, limit| LinkFilter {
         scope: LinkScope::Student(uid("s1")),
         invited_email,
@@ -269,46 +285,24 @@ pub(super) async fn a_students_record_and_links_come_in_one_statement(store: Arc
         after,
         limit,
     };
-    let (user, links) = s
-        .student_and_links(&uid("s1"), &filter(None, None, 10))
-        .await
-        .unwrap()
-        .expect("s1 is known");
-    assert_eq!(user, super::student("s1"));
-    let mut expected = vec![a.clone(), b.clone()];
-    expected.sort_by_key(|i| i.id);
-    assert_eq!(links, expected, "accepted links only, by id");
-    let (_, first) = s
-        .student_and_links(&uid("s1"), &filter(None, None, 1))
-        .await
-        .unwrap()
-        .unwrap();
-    let (_, rest) = s
-        .student_and_links(&uid("s1"), &filter(Some(first[0].id), None, 10))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!([first, rest].concat(), expected, "paged");
-    let (_, by_address) = s
-        .student_and_links(
-            &uid("s1"),
-            &filter(None, Some(super::email("b@example.org")), 10),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(by_address, [b]);
-    let (user, none) = s
-        .student_and_links(&uid("s2"), &filter(None, None, 10))
-        .await
-        .unwrap()
-        .expect("s2 is known");
-    assert_eq!(user.user_id, uid("s2"));
-    assert!(none.is_empty(), "a student without links");
-    assert!(
-        s.student_and_links(&uid("nobody"), &filter(None, None, 10))
+    for f in [
+        filter(None, None, 10),
+        filter(None, None, 1),
+        filter(Some(expected[0].invitation_id), None, 10),
+        filter(None, Some(super::email("b@example.org")), 10),
+    ] {
+        let listed: Vec<Link> = s
+            .list_links(&f)
             .await
             .unwrap()
-            .is_none()
+            .iter()
+            .filter_map(Link::of)
+            .collect();
+        assert_eq!(f.page_of(&read[0].links), listed, "{f:?}");
+    }
+    assert_eq!(filter(None, None, 1).page_of(&read[0].links), expected[..1]);
+    assert_eq!(
+        filter(None, Some(super::email("b@example.org")), 10).page_of(&read[0].links),
+        [Link::of(&b).unwrap()]
     );
 }

@@ -188,50 +188,6 @@ macro_rules! impl_invitation_repo {
                 $crate::store::rows::convert_all(rows)
             }
 
-            async fn student_and_links(
-                &mut self,
-                student: &$crate::domain::UserId,
-                filter: &$crate::store::LinkFilter,
-            ) -> $crate::store::StoreResult<
-                Option<($crate::domain::User, Vec<$crate::domain::Invitation>)>,
-            > {
-                use sqlx::Row as _;
-                // The user's row with the page of links beside it (none: one row of NULLs);
-                // the user's columns renamed, so that the link's are read by their own names.
-                let rows = sqlx::query(concat!(
-                    "SELECT u.user_id AS u_user_id, u.domain AS u_domain, u.email AS u_email, \
-                     u.role AS u_role, u.verified_teacher AS u_verified_teacher, \
-                     u.display_name AS u_display_name, u.locale AS u_locale, l.* \
-                     FROM users u LEFT JOIN (SELECT ",
-                    invitation_columns!(),
-                    " FROM invitations WHERE student_id = $1 AND state = 'ACCEPTED' \
-                     AND invitation_id > $2 AND ($3 IS NULL OR invited_email = $3) \
-                     ORDER BY invitation_id LIMIT $4) l ON 1 = 1 \
-                     WHERE u.user_id = $1 ORDER BY l.invitation_id"
-                ))
-                .bind(student.as_str())
-                .bind(filter.after.map(|a| a.to_text()).unwrap_or_default())
-                .bind(filter.invited_email.as_ref().map(|e| e.as_str()))
-                .bind(i64::from(filter.limit))
-                .fetch_all(&mut *self.conn)
-                .await?;
-                let Some(first) = rows.first() else {
-                    return Ok(None);
-                };
-                let user: $crate::domain::User =
-                    <$crate::store::rows::PrefixedUserRow as sqlx::FromRow<'_, _>>::from_row(first)?
-                        .try_into()?;
-                let mut links = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    if row.try_get::<Option<String>, _>("invitation_id")?.is_some() {
-                        let link: $crate::store::rows::InvitationRow =
-                            sqlx::FromRow::from_row(row)?;
-                        links.push(link.try_into()?);
-                    }
-                }
-                Ok(Some((user, links)))
-            }
-
             async fn is_linked_by_id(
                 &mut self,
                 student: &$crate::domain::UserId,
@@ -387,44 +343,45 @@ macro_rules! impl_invitation_repo {
                 if students.is_empty() {
                     return Ok(Vec::new());
                 }
-                // One statement: each student's row with its links beside it (none: NULLs).
-                // The domain's stored access switch rides along, for reads that may not use
-                // the settings cache.
+                use sqlx::Row as _;
+                // One statement: each student's row with their links beside it (none: one row
+                // of NULLs), the user's and the link's columns under their own prefixes. The
+                // domain's stored access switch rides along, for reads that may not use the
+                // settings cache.
                 let mut query = sqlx::QueryBuilder::<<$conn as sqlx::Connection>::Database>::new(
-                    "SELECT u.user_id, u.domain, i.guardian_id, i.guardian_email, \
-                     i.invited_email, s.guardian_access_enabled FROM users u \
-                     LEFT JOIN invitations i ON i.student_id = u.user_id AND i.state = 'ACCEPTED' \
-                     LEFT JOIN domain_settings s ON s.domain = u.domain \
-                     WHERE u.user_id IN (",
+                    concat!(
+                        "SELECT u.user_id AS u_user_id, u.domain AS u_domain, u.email AS u_email, \
+                         u.role AS u_role, u.verified_teacher AS u_verified_teacher, \
+                         u.display_name AS u_display_name, u.locale AS u_locale, \
+                         s.guardian_access_enabled AS stored_access, ",
+                        link_columns!(),
+                        " FROM users u \
+                         LEFT JOIN invitations i ON i.student_id = u.user_id \
+                         AND i.state = 'ACCEPTED' \
+                         LEFT JOIN domain_settings s ON s.domain = u.domain \
+                         WHERE u.user_id IN ("
+                    ),
                 );
                 in_list!(query, students);
-                query.push(" ORDER BY u.user_id");
-                type Row = (
-                    String,
-                    String,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<bool>,
-                );
-                let rows: Vec<Row> = query.build_query_as().fetch_all(&mut *self.conn).await?;
+                query.push(" ORDER BY u.user_id, i.invitation_id");
+                let rows = query.build().fetch_all(&mut *self.conn).await?;
                 let mut out: Vec<$crate::store::StudentLinks> = Vec::new();
-                for (student, domain, guardian, own, invited, access) in rows {
-                    if out.last().is_none_or(|l| l.student.as_str() != student) {
+                for row in &rows {
+                    let id: &str = row.try_get("u_user_id")?;
+                    if out.last().is_none_or(|l| l.student.user_id.as_str() != id) {
+                        let user: $crate::domain::User =
+                            <$crate::store::rows::PrefixedUserRow as sqlx::FromRow<'_, _>>::from_row(row)?
+                                .try_into()?;
                         out.push($crate::store::StudentLinks {
-                            student: $crate::domain::UserId::from_trusted(student),
-                            domain: $crate::domain::DomainName::from_trusted(domain),
+                            student: user,
                             links: Vec::new(),
-                            stored_access: access,
+                            stored_access: row.try_get("stored_access")?,
                         });
                     }
-                    if let (Some(last), Some(invited)) = (out.last_mut(), invited) {
-                        last.links.push((
-                            guardian.unwrap_or_default(),
-                            own.unwrap_or_default(),
-                            invited,
-                        ));
-                    }
+                    let last = out.last_mut().expect("pushed above");
+                    let link = <$crate::store::rows::LinkRow as sqlx::FromRow<'_, _>>::from_row(row)?
+                        .into_link(&last.student.user_id)?;
+                    last.links.extend(link);
                 }
                 Ok(out)
             }
