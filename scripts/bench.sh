@@ -77,10 +77,31 @@ pgbench_tps() { # clients
   pgbench -n -S -c "$1" -j 2 -T "$SECONDS_PGBENCH" "$URL" 2>/dev/null | awk '/^tps/ {print int($3)}'
 }
 
+# CPU time (clock ticks) used so far by the server, and by every Postgres process.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER/stat"; }
+postgres_ticks() {
+  local pid total=0
+  for pid in $(pgrep -x postgres); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# Runs one guardian-bench scenario; prints its JSON with the CPU each side spent per request
+# (warm-up included): where a call's cost goes when the machine is the limit.
 scenario() { # name concurrency [requests] [warm-up requests]
-  GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT" \
-    --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "${3:-$REQUESTS}" \
-    --warmup "${4:-2000}" --json
+  local requests=${3:-$REQUESTS} warmup=${4:-2000} json server0 pg0 client
+  server0=$(server_ticks) pg0=$(postgres_ticks)
+  json=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT" \
+    --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "$requests" \
+    --warmup "$warmup" --json)
+  # This subshell's children: the bench client alone.
+  client=$(times | awk 'NR == 2 { gsub(/[ms]/, " "); print ($1 * 60 + $2) + ($3 * 60 + $4) }')
+  awk -v j="$json" -v s="$(( $(server_ticks) - server0 ))" -v p="$(( $(postgres_ticks) - pg0 ))" \
+    -v c="$client" -v n="$((requests + warmup))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+      sub(/}$/, "", j)
+      printf "%s,\"server_cpu_us\":%d,\"postgres_cpu_us\":%d,\"client_cpu_us\":%d}\n", j,
+        s / hz * 1e6 / n, p / hz * 1e6 / n, c * 1e6 / n }'
 }
 
 report() { # label json pgbench_tps
@@ -91,6 +112,12 @@ report() { # label json pgbench_tps
   errors=$(sed -E 's/.*"errors":([0-9]+).*/\1/' <<<"$2")
   printf '%-28s %8.0f RPS  p50 %6.2f ms  p99 %6.2f ms  pgbench -S %6d TPS  ratio %.2f  errors %d\n' \
     "$1" "$rps" "$p50" "$p99" "$3" "$(awk -v a="$rps" -v b="$3" 'BEGIN { print (b > 0 ? a / b : 0) }')" "$errors"
+  if [[ $2 == *server_cpu_us* ]]; then
+    printf '%-28s CPU per call: server %s us, Postgres %s us, bench client %s us\n' "" \
+      "$(sed -E 's/.*"server_cpu_us":([0-9]+).*/\1/' <<<"$2")" \
+      "$(sed -E 's/.*"postgres_cpu_us":([0-9]+).*/\1/' <<<"$2")" \
+      "$(sed -E 's/.*"client_cpu_us":([0-9]+).*/\1/' <<<"$2")"
+  fi
   echo "{\"label\":\"$1\",\"pgbench_tps\":$3,\"result\":$2}" >> "$OUT/results.jsonl"
 }
 
