@@ -95,8 +95,10 @@ scenario() { # name concurrency [requests] [warm-up requests]
   json=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-bench run --server "http://127.0.0.1:$PORT" \
     --scale "$SCALE" --scenario "$1" --concurrency "$2" --channels 4 --requests "$requests" \
     --warmup "$warmup" --json)
-  # This subshell's children: the bench client alone.
-  client=$(times | awk 'NR == 2 { gsub(/[ms]/, " "); print ($1 * 60 + $2) + ($3 * 60 + $4) }')
+  # This subshell's children: the bench client alone (`times` redirected, not piped: a pipe
+  # would run it in a subshell of its own, with no children).
+  times >"$OUT/times"
+  client=$(awk 'NR == 2 { gsub(/[ms]/, " "); print ($1 * 60 + $2) + ($3 * 60 + $4) }' "$OUT/times")
   awk -v j="$json" -v s="$(( $(server_ticks) - server0 ))" -v p="$(( $(postgres_ticks) - pg0 ))" \
     -v c="$client" -v n="$((requests + warmup))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
       sub(/}$/, "", j)
