@@ -6,14 +6,14 @@ use super::freshness::Consistency;
 use super::idempotency::{Encoder, Replay, RequestKey};
 use super::invitation_reads::StudentSelector;
 use super::lifecycle::{apply, audit, language_of_guardian, removal_notice};
-use super::read_models::{GuardianView, Page, StudentLabel, link_of, student_labels};
+use super::read_models::{GuardianView, Page, StudentLabel, student_labels};
 use super::write::{Ending, Reply, end_write, lock_for_write};
 use super::{App, AppError, AppResult, Missing};
 use crate::auth::Authorized;
 use crate::domain::policy::{Permission, StudentAccess};
 use crate::domain::{
-    Caller, CallerDomains, CallerRole, DomainName, Email, InvitationEvent, InvitationId, Link,
-    Role, StudentRef, UserId, paging,
+    Caller, CallerDomains, CallerRole, DomainName, Email, InvitationEvent, InvitationId, Role,
+    StudentRef, UserId, paging,
 };
 use crate::store::{
     InvitationFilter, InvitationScope, LinkFilter, LinkScope, StateFilter, Transaction,
@@ -152,7 +152,7 @@ impl App {
         let rows = views
             .iter()
             .filter(|v| v.show_invited_email)
-            .map(|v| (&v.link.domain, &v.link.student_id));
+            .map(|v| (&v.domain, &v.student_id));
         self.note_address_reads(caller, method, rows).await
     }
 
@@ -248,10 +248,13 @@ impl App {
             StudentSelector::All => self.read_route(query.consistency).await?,
         };
         let (links, mut route) = read_on!(self, route, |s| s.list_links(&filter));
-        let links = links.iter().map(link_of).collect::<AppResult<Vec<_>>>()?;
+        let views = links
+            .iter()
+            .map(|link| GuardianView::of_link(link, show_email, None))
+            .collect::<AppResult<Vec<_>>>()?;
         let labels =
-            student_labels(route.session.as_mut(), links.iter().map(|l| &l.student_id)).await?;
-        let page = self.page_of_links(links, size, &filters, guardian.as_ref(), show_email);
+            student_labels(route.session.as_mut(), views.iter().map(|v| &v.student_id)).await?;
+        let page = self.page_of_views(views, size, &filters, guardian.as_ref());
         let page = labelled(page, |student| labels.get(student).cloned());
         self.note_guardian_reads(caller, "ListGuardians", &page.items)
             .await?;
@@ -292,10 +295,20 @@ impl App {
         let ctx = self
             .decide_as_manager(caller, record, &mut session, StudentAccess::Read)
             .await?;
-        let links = found.map(|l| filter.page_of(&l.links)).unwrap_or_default();
-        let page = self.page_of_links(links, size, &filters, guardian, ctx.grant.may_manage);
         let label = StudentLabel::of(&ctx.student);
-        let page = labelled(page, |_| Some(label.clone()));
+        let views = found
+            .map(|l| filter.page_of(&l.links))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|link| GuardianView {
+                student_id: ctx.student.user_id.clone(),
+                domain: ctx.student.domain.clone(),
+                link,
+                show_invited_email: ctx.grant.may_manage,
+                student: Some(label.clone()),
+            })
+            .collect();
+        let page = self.page_of_views(views, size, &filters, guardian);
         self.note_guardian_reads(caller, "ListGuardians", &page.items)
             .await?;
         Ok(Answered {
@@ -336,32 +349,24 @@ impl App {
         Ok((filter, filters))
     }
 
-    /// A page of links as the caller sees them, with the next page's token.
-    fn page_of_links(
+    /// A page of links as the caller sees them (`views`: one more than the page, if there
+    /// is more), with the next page's token; `guardian` keeps only that guardian's.
+    fn page_of_views(
         &self,
-        mut links: Vec<Link>,
+        mut views: Vec<GuardianView>,
         size: u32,
         filters: &[String; 2],
         guardian: Option<&UserId>,
-        show_email: bool,
     ) -> Page<GuardianView> {
         let next_page_token = self.page_tokens.cut(
-            &mut links,
+            &mut views,
             size,
-            |last| last.invitation_id.to_text(),
+            |last| last.link.invitation_id.to_text(),
             &[&filters[0], &filters[1]],
         );
-        let items = links
-            .into_iter()
-            .filter(|l| guardian.is_none_or(|g| &l.guardian.guardian_id == g))
-            .map(|link| GuardianView {
-                link,
-                show_invited_email: show_email,
-                student: None,
-            })
-            .collect();
+        views.retain(|v| guardian.is_none_or(|g| &v.link.guardian.guardian_id == g));
         Page {
-            items,
+            items: views,
             next_page_token,
         }
     }
@@ -546,7 +551,7 @@ fn labelled(
     label: impl Fn(&UserId) -> Option<StudentLabel>,
 ) -> Page<GuardianView> {
     for view in &mut page.items {
-        view.student = label(&view.link.student_id);
+        view.student = label(&view.student_id);
     }
     page
 }

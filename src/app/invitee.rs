@@ -277,7 +277,7 @@ impl App {
             caller.role == CallerRole::Service,
             student.as_ref().map(StudentLabel::of),
         )?;
-        let student = view.link.student_id.clone();
+        let student = view.student_id.clone();
         commit_with(self, tx, &[student], key, now, view, encode).await
     }
 

@@ -1,6 +1,8 @@
 //! What use cases return to the transport: records with what the caller may see of them.
 
-use crate::domain::{DeliveryStatus, Email, Invitation, InvitationState, Link, User, UserId};
+use crate::domain::{
+    DeliveryStatus, DomainName, Email, Invitation, InvitationState, Link, User, UserId,
+};
 use std::collections::HashMap;
 
 /// An invitation as one caller sees it.
@@ -21,6 +23,10 @@ pub struct InvitationView {
 /// A guardian link as one caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardianView {
+    /// Whose link.
+    pub student_id: UserId,
+    /// The domain the link belongs to (the student's).
+    pub domain: DomainName,
     /// The link.
     pub link: Link,
     /// Whether the caller may see `invited_email_address`.
@@ -36,19 +42,17 @@ impl GuardianView {
         show_invited_email: bool,
         student: Option<StudentLabel>,
     ) -> super::AppResult<Self> {
+        let link = Link::of(invitation).ok_or_else(|| {
+            super::AppError::Internal("a link that is not an accepted invitation".into())
+        })?;
         Ok(Self {
-            link: link_of(invitation)?,
+            student_id: invitation.student_id.clone(),
+            domain: invitation.domain.clone(),
+            link,
             show_invited_email,
             student,
         })
     }
-}
-
-/// The link `invitation` is, read as one (an ACCEPTED row with its guardian).
-pub(crate) fn link_of(invitation: &Invitation) -> super::AppResult<Link> {
-    Link::of(invitation).ok_or_else(|| {
-        super::AppError::Internal("a link that is not an accepted invitation".into())
-    })
 }
 
 /// The student a row is about, shown beside it so that an operator reads names, not ids. Every

@@ -321,6 +321,8 @@ async fn a_students_guardians_are_listed_from_the_cache_when_it_may_answer() {
     assert!(cached.answer.next_page_token.is_empty());
     let label = cached.answer.items[0].student.as_ref().expect("labelled");
     assert_eq!(label.email.as_str(), "s1@school.example");
+    assert_eq!(cached.answer.items[0].student_id.as_str(), "s1");
+    assert_eq!(cached.answer.items[0].domain.as_str(), DOMAIN);
     assert!(
         cached.answer.items[0].show_invited_email,
         "a service manages"

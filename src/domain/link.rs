@@ -1,19 +1,17 @@
 //! A guardian link as readers see it: the parts of an ACCEPTED invitation a link read shows,
-//! and all the per-replica link cache keeps of it (no tokens, no reminder or expiry state).
+//! and all the per-replica link cache keeps of each of a student's links (no tokens, no
+//! reminder or expiry state, and not the student's id and domain, which the student's entry
+//! holds once).
 
-use super::ids::{DomainName, InvitationId, UserId};
+use super::ids::InvitationId;
 use super::invitation::{GuardianProfile, Invitation, InvitationSource, InvitationState};
 use chrono::{DateTime, Utc};
 
-/// An ACCEPTED link between a student and a guardian.
+/// An ACCEPTED link of a student to a guardian.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     /// The invitation that became the link (and orders a student's links for paging).
     pub invitation_id: InvitationId,
-    /// The student's domain when invited.
-    pub domain: DomainName,
-    /// The student.
-    pub student_id: UserId,
     /// The guardian, as they accepted.
     pub guardian: GuardianProfile,
     /// The address the invitation went to.
@@ -33,8 +31,6 @@ impl Link {
         let guardian = invitation.guardian.clone()?;
         Some(Self {
             invitation_id: invitation.id,
-            domain: invitation.domain.clone(),
-            student_id: invitation.student_id.clone(),
             guardian,
             invited_email: invitation.invited_email.clone(),
             source: invitation.source,

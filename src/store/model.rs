@@ -107,26 +107,19 @@ pub struct LinkFilter {
 }
 
 impl LinkFilter {
-    /// The page this filter selects from `links` in invitation id order (one student's, as
-    /// [`StudentLinks`] holds them): the rows `list_links` gives of them.
+    /// The page this filter selects from one student's links in invitation id order (as
+    /// [`StudentLinks`] holds them): the rows `list_links` gives of that student (the scope and
+    /// the domain are the caller's to have matched).
     pub fn page_of(&self, links: &[Link]) -> Vec<Link> {
-        let matches = |link: &&Link| {
-            self.after.is_none_or(|after| link.invitation_id > after)
-                && self
-                    .invited_email
-                    .as_ref()
-                    .is_none_or(|email| &link.invited_email == email)
-                && self.domain.as_ref().is_none_or(|d| &link.domain == d)
-                && match &self.scope {
-                    LinkScope::Student(id) => &link.student_id == id,
-                    LinkScope::Domain(d) => &link.domain == d,
-                    LinkScope::Guardian(id) => &link.guardian.guardian_id == id,
-                    LinkScope::All => true,
-                }
-        };
         links
             .iter()
-            .filter(matches)
+            .filter(|link| {
+                self.after.is_none_or(|after| link.invitation_id > after)
+                    && self
+                        .invited_email
+                        .as_ref()
+                        .is_none_or(|email| &link.invited_email == email)
+            })
             .take(self.limit as usize)
             .cloned()
             .collect()
@@ -193,8 +186,6 @@ impl StudentLinks {
                         n + 1
                     ))
                     .expect("a valid id"),
-                    domain: domain.clone(),
-                    student_id: student_id.clone(),
                     guardian: GuardianProfile {
                         guardian_id: UserId::parse(g).expect("a valid id"),
                         email: address.clone(),

@@ -220,7 +220,6 @@ impl TryFrom<InvitationRow> for Invitation {
 #[derive(sqlx::FromRow)]
 pub(crate) struct LinkRow {
     l_invitation_id: Option<String>,
-    l_domain: Option<String>,
     l_invited_email: Option<String>,
     l_guardian_id: Option<String>,
     l_guardian_email: Option<String>,
@@ -231,33 +230,22 @@ pub(crate) struct LinkRow {
 }
 
 impl LinkRow {
-    /// The link of the row of `student`, `None` on a row without one.
-    pub(crate) fn into_link(self, student: &UserId) -> StoreResult<Option<Link>> {
+    /// The row's link, `None` on a row without one.
+    pub(crate) fn into_link(self) -> StoreResult<Option<Link>> {
         let Some(id) = self.l_invitation_id else {
             return Ok(None);
         };
-        let (
-            Some(domain),
-            Some(invited),
-            Some(guardian_id),
-            Some(own),
-            Some(source),
-            Some(created),
-        ) = (
-            self.l_domain,
+        let (Some(invited), Some(guardian_id), Some(own), Some(source), Some(created)) = (
             self.l_invited_email,
             self.l_guardian_id,
             self.l_guardian_email,
             self.l_source,
             self.l_create_time,
-        )
-        else {
+        ) else {
             return Err(corrupt("link"));
         };
         Ok(Some(Link {
             invitation_id: invitation_id(&id)?,
-            domain: DomainName::from_trusted(domain),
-            student_id: student.clone(),
             guardian: GuardianProfile {
                 guardian_id: UserId::from_trusted(guardian_id),
                 email: email(&own)?,

@@ -196,7 +196,7 @@ fn source_to_proto(source: InvitationSource) -> proto::InvitationSource {
 pub(super) fn guardian_to_proto(view: &GuardianView) -> proto::Guardian {
     let link = &view.link;
     proto::Guardian {
-        student_id: link.student_id.to_string(),
+        student_id: view.student_id.to_string(),
         guardian_id: link.guardian.guardian_id.to_string(),
         guardian_profile: Some(proto::GuardianProfile {
             email_address: link.guardian.email.to_string(),

@@ -380,7 +380,7 @@ macro_rules! impl_invitation_repo {
                     }
                     let last = out.last_mut().expect("pushed above");
                     let link = <$crate::store::rows::LinkRow as sqlx::FromRow<'_, _>>::from_row(row)?
-                        .into_link(&last.student.user_id)?;
+                        .into_link()?;
                     last.links.extend(link);
                 }
                 Ok(out)

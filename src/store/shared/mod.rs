@@ -50,8 +50,7 @@ macro_rules! invitation_columns {
 /// The columns of a [`crate::store::rows::LinkRow`], read from `invitations` as `i`.
 macro_rules! link_columns {
     () => {
-        "i.invitation_id AS l_invitation_id, i.domain AS l_domain, \
-         i.invited_email AS l_invited_email, i.guardian_id AS l_guardian_id, \
+        "i.invitation_id AS l_invitation_id, i.invited_email AS l_invited_email, i.guardian_id AS l_guardian_id, \
          i.guardian_email AS l_guardian_email, \
          i.guardian_display_name AS l_guardian_display_name, i.source AS l_source, \
          i.create_time AS l_create_time, i.accept_time AS l_accept_time"
