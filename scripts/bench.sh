@@ -180,6 +180,13 @@ fi
 # watchers of the whole feed attached, which must each see every change.
 if want p4; then
 echo "== P4 guardianctl invite, 100,000 rows a round"
+report_rows() { # label verb rows started_ns ended_ns pgbench_tps: a round's rate and its ratio
+  local ms=$((($5 - $4) / 1000000))
+  printf '%-28s %8.0f rows/s  %d of 100000 %s in %d ms  pgbench -S %6d TPS  ratio %.2f\n' \
+    "$1" "$(awk -v r="$3" -v ms="$ms" 'BEGIN { print r * 1000 / ms }')" "$3" "$2" "$ms" "$6" \
+    "$(awk -v r="$3" -v ms="$ms" -v b="$6" 'BEGIN { print (b > 0 ? r * 1000 / ms / b : 0) }')"
+  echo "{\"label\":\"$1\",\"rows\":$3,\"ms\":$ms,\"pgbench_tps\":$6}" >> "$OUT/results.jsonl"
+}
 IMPORT_TOKEN=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-service token --sub bench-import \
   --role service --domain '*' --scope guardians.write)
 WATCH_TOKEN_P4=$(GUARDIANS_JWT_HS256_SECRET=$SECRET ./target/release/guardian-service token --sub bench-watcher \
@@ -233,12 +240,8 @@ for round in $(seq 1 "$rounds"); do
       echo "{\"label\":\"P4 checks $which\",\"result\":$json}" >> "$OUT/results.jsonl"
     done
   fi
-  ms=$(( (ended - started) / 1000000 ))
   ok=$(psql "$URL" -Atc "SELECT count(*) FROM invitations WHERE invited_email LIKE 'p4-$round-%'")
-  printf '%-28s %8.0f rows/s  %d of 100000 invited in %d ms  pgbench -S %6d TPS  ratio %.2f\n' \
-    "P4 round $round$watching$checking" "$(awk -v r="$ok" -v ms="$ms" 'BEGIN { print r * 1000 / ms }')" "$ok" "$ms" "$tps" \
-    "$(awk -v r="$ok" -v ms="$ms" -v b="$tps" 'BEGIN { print (b > 0 ? r * 1000 / ms / b : 0) }')"
-  echo "{\"label\":\"P4 round $round$watching$checking\",\"rows\":$ok,\"ms\":$ms,\"pgbench_tps\":$tps}" >> "$OUT/results.jsonl"
+  report_rows "P4 round $round$watching$checking" invited "$ok" "$started" "$ended" "$tps"
   if [ -n "$watching" ]; then
     expected=$(( $(psql "$URL" -Atc "SELECT count(*) FROM guardian_events") - events_before ))
     for w in 1 2 3; do
@@ -265,12 +268,8 @@ started=$(date +%s%N)
 GUARDIANS_TOKEN=$IMPORT_TOKEN ./target/release/guardianctl --server "http://127.0.0.1:$PORT" \
   remove --csv "$OUT/p4-remove.csv" --report "$OUT/p4-remove-report.csv" >"$OUT/p4-remove.log" 2>&1 || true
 ended=$(date +%s%N)
-ms=$(( (ended - started) / 1000000 ))
 ok=$(psql "$URL" -Atc "SELECT count(*) FROM invitations WHERE invited_email LIKE 'p4-1-%' AND removal_reason = 'CANCELLED'")
-printf '%-28s %8.0f rows/s  %d of 100000 cancelled in %d ms  pgbench -S %6d TPS  ratio %.2f\n' \
-  "P4 removal" "$(awk -v r="$ok" -v ms="$ms" 'BEGIN { print r * 1000 / ms }')" "$ok" "$ms" "$tps" \
-  "$(awk -v r="$ok" -v ms="$ms" -v b="$tps" 'BEGIN { print (b > 0 ? r * 1000 / ms / b : 0) }')"
-echo "{\"label\":\"P4 removal\",\"rows\":$ok,\"ms\":$ms,\"pgbench_tps\":$tps}" >> "$OUT/results.jsonl"
+report_rows "P4 removal" cancelled "$ok" "$started" "$ended" "$tps"
 fi
 peak_kib=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 echo "server RSS: idle $((idle_kib / 1024)) MiB, peak $((peak_kib / 1024)) MiB"

@@ -76,6 +76,23 @@ async fn world() -> World {
     }
 }
 
+/// An app on `w`'s store with its own cache and staleness bound `max_staleness`. Tests that
+/// fill the cache by hand use an hour, so that a slow machine cannot let the bound pass under
+/// them.
+fn with_staleness(w: &World, max_staleness: std::time::Duration) -> App {
+    App::new(
+        w.app.store().clone(),
+        w.clock.clone(),
+        AppConfig {
+            freshness: crate::app::freshness::FreshnessConfig {
+                max_staleness,
+                ..Default::default()
+            },
+            ..AppConfig::default()
+        },
+    )
+}
+
 impl World {
     async fn invite(&self, email: &str) -> AppResult<InvitationView> {
         let who = platform(&format!("{SERVICE}CreateGuardianInvitation"));
@@ -221,10 +238,11 @@ async fn the_cache_answers_only_the_reads_it_is_fresh_enough_for() {
     let s1 = UserId::parse("s1").unwrap();
     let g1 = CheckSubject::Id(UserId::parse("g1").unwrap());
     let stale = crate::store::StudentLinks::sample("s1", DOMAIN, &["g1"]);
-    let freshness = w.app.freshness();
+    let app = with_staleness(&w, Duration::from_secs(3600));
+    let freshness = app.freshness();
     freshness.advance(10, Some(Instant::now()));
     freshness.cache().expect("a cache").fill(10, stale.clone());
-    let ask = |consistency| w.app.check_guardianship(&who, &s1, &g1, consistency);
+    let ask = |consistency| app.check_guardianship(&who, &s1, &g1, consistency);
     let cached = ask(Consistency::MinimizeLatency).await.unwrap();
     assert!(cached.answer.linked, "from memory");
     assert_eq!(cached.at, Some(Position::below(10)));
@@ -258,17 +276,7 @@ async fn the_cache_answers_only_the_reads_it_is_fresh_enough_for() {
             .linked
     );
     // The follower last caught up longer ago than the bound: the cache is bypassed.
-    let stalled = App::new(
-        w.app.store().clone(),
-        w.clock.clone(),
-        AppConfig {
-            freshness: crate::app::freshness::FreshnessConfig {
-                max_staleness: Duration::from_millis(100),
-                ..Default::default()
-            },
-            ..AppConfig::default()
-        },
-    );
+    let stalled = with_staleness(&w, Duration::from_millis(100));
     stalled
         .freshness()
         .advance(10, Some(Instant::now() - Duration::from_millis(100)));
@@ -287,11 +295,12 @@ async fn the_cache_answers_only_the_reads_it_is_fresh_enough_for() {
 async fn a_students_guardians_are_listed_from_the_cache_when_it_may_answer() {
     use crate::app::freshness::Consistency;
     use crate::app::{GuardianQuery, StudentSelector};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
     let w = world().await;
+    let app = with_staleness(&w, Duration::from_secs(3600));
     let who = platform(&format!("{SERVICE}ListGuardians"));
     let list = |consistency, page_size, page_token: String| {
-        w.app.list_guardians(
+        app.list_guardians(
             &who,
             GuardianQuery {
                 student: StudentSelector::One(StudentRef::Id(UserId::parse("s1").unwrap())),
@@ -311,7 +320,7 @@ async fn a_students_guardians_are_listed_from_the_cache_when_it_may_answer() {
     };
     // The store has no links; the cache says g1 and g2 (as if a removal had not reached it).
     let stale = crate::store::StudentLinks::sample("s1", DOMAIN, &["g1", "g2"]);
-    let freshness = w.app.freshness();
+    let freshness = app.freshness();
     freshness.advance(10, Some(Instant::now()));
     freshness.cache().expect("a cache").fill(10, stale);
     let cached = list(Consistency::MinimizeLatency, 0, String::new())
@@ -353,8 +362,7 @@ async fn a_students_guardians_are_listed_from_the_cache_when_it_may_answer() {
         stored_access: None,
     };
     freshness.cache().unwrap().fill(10, teacher);
-    let listed = w
-        .app
+    let listed = app
         .list_guardians(
             &who,
             GuardianQuery {
